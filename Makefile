@@ -1,0 +1,30 @@
+# Newsroom — the commands the README promises.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint bench soak clean
+
+setup: ## everything a fresh Debian machine needs
+	bash deploy/setup.sh
+
+run: ## the whole stack on the embedded broker, demo loaded (Ctrl-C stops it)
+	$(BIN)/newsroom dev
+
+test: ## the whole suite; starts and stops the broker and Redis it needs
+	$(BIN)/python -m pytest
+
+lint: ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs services tests benchmarks
+
+bench: ## benchmarks, printed as ratios against baselines measured in the same run
+	$(BIN)/python -m benchmarks
+
+soak: ## the stack at `make run` rates for a while: freshness and batch counts per partition
+	$(BIN)/python -m benchmarks.soak
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -1,0 +1,41 @@
+"""The ``newsroom`` command: one entry point, a subcommand per job.
+
+Core subcommands live in this package; a service contributes its own by exposing
+``register(subparsers)`` in ``newsroom.<service>.commands``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsroom", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from newsroom.cli import core
+
+    core.register(sub)
+    for service in SERVICES:
+        try:
+            module = importlib.import_module(f"newsroom.{service}.commands")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"newsroom.{service}.commands":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result = args.func(args)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

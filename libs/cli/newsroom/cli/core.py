@@ -1,0 +1,152 @@
+"""Core subcommands: ``run``, ``dev``, ``topics`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import structlog
+
+from newsroom.common.settings import Settings, get_settings
+
+SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
+log = structlog.get_logger("newsroom")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run one service in the foreground (SIGTERM stops it cleanly)")
+    p.add_argument("service", choices=SERVICES)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("dev", help="the whole stack on the embedded broker and a private Redis, demo loaded")
+    p.add_argument("--no-demo", action="store_true", help="start empty")
+    p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser("topics", help="create the declared topics (idempotent) and list them")
+    p.add_argument("--dry-run", action="store_true", help="list what would be created")
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("demo", help="load the demo content into a running stack")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import importlib
+
+    import uvicorn
+
+    from newsroom.common.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(args.service)
+    module = importlib.import_module(f"newsroom.{args.service}.service")
+    uvicorn.run(
+        module.app,
+        host=settings.host,
+        port=settings.port_of(args.service),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from newsroom.common.topics import ALL_TOPICS, ensure_topics
+
+    settings = get_settings()
+    for topic in ALL_TOPICS:
+        print(f"{topic.name:<30} partitions={topic.partitions} {topic.cleanup_policy:<8} key={topic.key}")
+    if not args.dry_run:
+        created = asyncio.run(ensure_topics(settings.bootstrap_servers))
+        print(f"created: {', '.join(created) or 'none (all existed)'}")
+    return 0
+
+
+def load_demo(settings: Settings, api_key: str) -> None:
+    """Post the demo articles through the API and publish the seed quotes as ticks."""
+    from newsroom.cli import demo
+
+    api = f"http://{settings.host}:{settings.api_port}"
+    for article in demo.articles():
+        r = httpx.post(f"{api}/v1/articles", json=article, headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
+        r.raise_for_status()
+        log.info("demo article loaded", headline=article["headline"][:60], **r.json())
+    asyncio.run(publish_ticks(settings, demo.seed_ticks(settings.quote_delay_minutes)))
+
+
+async def publish_ticks(settings: Settings, ticks: list[Any]) -> None:
+    from newsroom.common.events import instrument_id, new_envelope
+    from newsroom.common.messaging import Publisher, make_broker
+    from newsroom.common.topics import TICKS
+
+    broker = make_broker("demo", settings)
+    await broker.start()
+    try:
+        await Publisher(broker, "demo").publish(
+            (TICKS, instrument_id(t.exchange, t.symbol), new_envelope(t, producer="demo")) for t in ticks
+        )
+    finally:
+        await broker.stop()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    keys = [k.get_secret_value() for k in settings.api_keys]
+    load_demo(settings, keys[0] if keys else "dev-key")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from newsroom.cli.stack import SERVICE_ORDER, Stack, wait_ready
+    from newsroom.common.logging import configure_logging
+    from newsroom.common.topics import ensure_topics
+
+    configure_logging("dev")
+    settings = get_settings()
+    env: dict[str, str] = {}
+    if not settings.api_keys:
+        env["NEWSROOM_API_KEYS"] = "dev-key"
+        log.warning("NEWSROOM_API_KEYS not set: using the development key 'dev-key'")
+    api_key = env.get("NEWSROOM_API_KEYS") or settings.api_keys[0].get_secret_value()
+    broker_port = int(settings.bootstrap_servers[0].rsplit(":", 1)[1])
+    own_redis = "NEWSROOM_REDIS_URL" not in os.environ
+    redis_port = urlparse(settings.redis_url).port or 6379
+    run_dir = Path(settings.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    stack = Stack(broker_port=broker_port, redis_port=redis_port if own_redis else None, run_dir=run_dir)
+    try:
+        stack.start_broker()
+        stack.start_redis()
+        asyncio.run(ensure_topics(settings.bootstrap_servers))
+        for name in SERVICE_ORDER:
+            proc = stack.start_service(name, env)
+            wait_ready(f"http://{settings.host}:{settings.port_of(name)}/readyz", 120, proc)
+            log.info("service ready", service=name)
+        if not args.no_demo:
+            load_demo(settings, api_key)
+        if settings.demo_simulate and not args.no_demo:
+            stack.start_command("simulator", ["quotes", "simulate"], env)
+        log.info(
+            "newsroom is up",
+            site=f"http://{settings.host}:{settings.web_port}",
+            api=f"http://{settings.host}:{settings.api_port}/docs",
+        )
+        stop.wait()
+    finally:
+        log.info("stopping the stack")
+        stack.stop()
+    return 0

@@ -1,0 +1,233 @@
+"""Kafka plumbing shared by every service: the broker factory, batch decoding,
+batched publishing and the dead-letter path.
+
+Delivery is at least once: a batch is committed only after its handler returned and
+everything it produced was acknowledged by the broker, so consumers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
+
+from newsroom.common.events import Envelope, EventDecodeError, decode, encode
+from newsroom.common.settings import Settings
+from newsroom.common.topics import DEAD_LETTERS, Topic
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed record: its coordinates, key and either its event or why it could not be decoded."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: str | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    envelope: Envelope | None
+    error: str | None
+
+    @classmethod
+    def from_consumer_record(cls, rec: ConsumerRecord[Any, Any]) -> Record:
+        value: bytes = rec.value or b""
+        envelope: Envelope | None = None
+        error: str | None = None
+        try:
+            envelope = decode(value)
+        except EventDecodeError as exc:
+            error = str(exc)
+        return cls(
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            timestamp_ms=rec.timestamp,
+            key=rec.key.decode("utf-8", "replace") if rec.key is not None else None,
+            value=value,
+            headers=tuple(rec.headers or ()),
+            envelope=envelope,
+            error=error,
+        )
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k == name:
+                return v.decode("utf-8", "replace")
+        return None
+
+
+def make_broker(service: str, settings: Settings) -> KafkaBroker:
+    """A FastStream Kafka broker configured the same way in every service."""
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=f"newsroom-{service}",
+        linger_ms=settings.linger_ms,
+        enable_idempotence=False,  # the embedded broker rejects idempotent producers; consumers dedupe instead
+        acks="all",
+        graceful_timeout=15.0,
+        logger=None,
+    )
+
+
+async def decode_batch(message: StreamMessage[Any]) -> list[Record]:
+    """FastStream decoder for batch subscribers: every record, decoded or with its error."""
+    raw: Sequence[ConsumerRecord[Any, Any]] = message.raw_message
+    return [Record.from_consumer_record(rec) for rec in raw]
+
+
+def batch_subscription(settings: Settings, group_id: str, *, max_records: int = 500) -> dict[str, Any]:
+    """Keyword arguments for ``broker.subscriber``: batches, manual-after-success commits, earliest start."""
+    return {
+        "group_id": group_id,
+        "batch": True,
+        "max_records": max_records,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.ACK,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "batch_timeout_ms": settings.fetch_max_wait_ms,
+        "decoder": decode_batch,
+    }
+
+
+@contextlib.contextmanager
+def bound_to(envelope: Envelope) -> Iterator[None]:
+    """Bind an event's ids to every log line written while it is processed."""
+    with structlog.contextvars.bound_contextvars(
+        event_id=str(envelope.id), correlation_id=envelope.correlation_id, event_type=envelope.type
+    ):
+        yield
+
+
+Outgoing = tuple[Topic, str, Envelope]  # (topic, key, event)
+
+
+class Publisher:
+    """Publishes events in bursts (one produce request per partition) and dead-letters bad records."""
+
+    def __init__(self, broker: KafkaBroker, service: str) -> None:
+        self.broker = broker
+        self.service = service
+
+    async def publish(self, items: Iterable[Outgoing]) -> int:
+        """Publish every event and wait until the broker acknowledged them all."""
+        pending = []
+        for topic, key, envelope in items:
+            pending.append(
+                await self.broker.publish(
+                    encode(envelope),
+                    topic.name,
+                    key=key.encode(),
+                    headers={"event-type": envelope.type, "correlation-id": envelope.correlation_id},
+                    no_confirm=True,
+                )
+            )
+        if pending:
+            await asyncio.gather(*pending)
+        return len(pending)
+
+    async def dead_letter(self, record: Record, reason: str) -> None:
+        """Park a record on the dead-letter topic with the reason and where it came from."""
+        attempts = int(record.header("dlq-attempts") or 0)
+        headers = {
+            "dlq-reason": reason[:2000],
+            "dlq-service": self.service,
+            "dlq-topic": record.topic,
+            "dlq-partition": str(record.partition),
+            "dlq-offset": str(record.offset),
+            "dlq-failed-at": datetime.now(UTC).isoformat(),
+            "dlq-attempts": str(attempts),
+        }
+        await self.broker.publish(
+            record.value, DEAD_LETTERS.name, key=(record.key or "").encode(), headers=headers
+        )
+        log.warning(
+            "record dead-lettered",
+            reason=reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+
+Handler = Callable[[Record, Envelope], Awaitable[Iterable[Outgoing]]]
+
+
+async def process_batch(records: list[Record], handle: Handler, publisher: Publisher) -> int:
+    """Run ``handle`` on every decodable record, dead-letter the rest, publish what came out.
+
+    Returns how many records were handled. Output is published as one burst at the end so
+    that a batch costs one produce request per partition.
+    """
+    out: list[Outgoing] = []
+    handled = 0
+    for record in records:
+        if record.envelope is None:
+            await publisher.dead_letter(record, record.error or "undecodable")
+            continue
+        with bound_to(record.envelope):
+            try:
+                out.extend(await handle(record, record.envelope))
+                handled += 1
+            except Exception as exc:  # a bad event must not stop the consumer: park it with the reason
+                log.exception("event failed")
+                await publisher.dead_letter(record, f"{type(exc).__name__}: {exc}")
+    await publisher.publish(out)
+    return handled
+
+
+async def read_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    from_beginning: bool = True,
+    stop_at_end: bool = True,
+    max_records: int = 2000,
+) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
+    """Read a topic without a consumer group (nothing is committed), batch by batch.
+
+    With ``stop_at_end`` the iteration ends at the end offsets seen when it started.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_poll_records=max_records,
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps) if stop_at_end else {}
+        remaining = {tp for tp in tps if end.get(tp, 1) > 0} if stop_at_end else set(tps)
+        if stop_at_end:
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        while remaining or not stop_at_end:
+            fetched = await consumer.getmany(*tps, timeout_ms=500, max_records=max_records)
+            for tp, recs in fetched.items():
+                if stop_at_end:
+                    recs = [r for r in recs if r.offset < end[tp]]
+                    if await consumer.position(tp) >= end[tp]:
+                        remaining.discard(tp)
+                if recs:
+                    yield recs
+    finally:
+        await consumer.stop()

@@ -1,0 +1,57 @@
+"""What every service exposes to operators: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from prometheus_client import Counter, Histogram, make_asgi_app
+
+EVENTS_PROCESSED = Counter(
+    "newsroom_events_processed_total", "Events handled successfully", ["service", "type"]
+)
+EVENTS_FAILED = Counter("newsroom_events_failed_total", "Events that failed processing", ["service", "type"])
+DEAD_LETTERS = Counter("newsroom_dead_letters_total", "Records sent to the dead-letter topic", ["service"])
+BATCH_SECONDS = Histogram(
+    "newsroom_batch_seconds",
+    "Time to process one consumed batch",
+    ["service"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def plain_response(check: Callable[[], Awaitable[bool]], ok: bytes = b"ok\n") -> ASGIApp:
+    """A tiny ASGI endpoint answering 200 when ``check`` passes, 503 otherwise."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            good = await check()
+        except Exception:  # a failing probe is the answer "not ready", never a traceback
+            good = False
+        status, body = (200, ok) if good else (503, b"not ready\n")
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+async def _alive() -> bool:
+    return True
+
+
+def ops_routes(ready: Callable[[], Awaitable[bool]]) -> Sequence[tuple[str, ASGIApp]]:
+    """``/healthz``, ``/readyz`` and ``/metrics`` as (path, ASGI app) pairs."""
+    return [
+        ("/healthz", plain_response(_alive)),
+        ("/readyz", plain_response(ready)),
+        ("/metrics", make_asgi_app()),
+    ]

@@ -1,0 +1,113 @@
+"""Settings, read once from the environment (prefix ``NEWSROOM_``) and frozen."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"dev-key", "changeme", "change-me", "secret", "password", ""})
+DEFAULT_WATCHLIST = tuple(
+    f"{exchange}:{symbol}"
+    for exchange, symbol in (
+        ("NASDAQ", "AMZN"), ("NASDAQ", "AAPL"), ("NASDAQ", "AMD"), ("NYSE", "BAC"), ("NASDAQ", "GOOG"),
+        ("NASDAQ", "META"), ("NASDAQ", "MSFT"), ("NASDAQ", "NVDA"), ("NYSE", "ORCL"), ("NASDAQ", "TSLA"),
+    )
+)  # the seed page's "Recent Quotes"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the newsroom; each field is read from ``NEWSROOM_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSROOM_", frozen=True, extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    """``NEWSROOM_ENVIRONMENT``: outside development, placeholder API keys are refused."""
+
+    broker_url: str = "127.0.0.1:9092"
+    """``NEWSROOM_BROKER_URL``: Kafka bootstrap servers (comma separated host:port)."""
+
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    """``NEWSROOM_REDIS_URL``: the fragment store."""
+
+    host: str = "127.0.0.1"
+    """``NEWSROOM_HOST``: the interface every HTTP listener binds."""
+
+    web_port: int = 8000
+    """``NEWSROOM_WEB_PORT``: the public site."""
+
+    api_port: int = 8001
+    """``NEWSROOM_API_PORT``: the ingestion API."""
+
+    enrichment_port: int = 8011
+    """``NEWSROOM_ENRICHMENT_PORT``: health and metrics of the enrichment service."""
+
+    quotes_port: int = 8012
+    """``NEWSROOM_QUOTES_PORT``: health and metrics of the quotes service."""
+
+    rendering_port: int = 8013
+    """``NEWSROOM_RENDERING_PORT``: health and metrics of the rendering service."""
+
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    """``NEWSROOM_API_KEYS``: comma-separated bearer keys allowed to write articles."""
+
+    max_body_bytes: int = 1_000_000
+    """``NEWSROOM_MAX_BODY_BYTES``: larger ingestion requests get 413."""
+
+    quote_delay_minutes: int = 20
+    """``NEWSROOM_QUOTE_DELAY_MINUTES``: public quotes show what was true this long ago."""
+
+    watchlist: Annotated[tuple[str, ...], NoDecode] = DEFAULT_WATCHLIST
+    """``NEWSROOM_WATCHLIST``: instruments (``EXCHANGE:SYMBOL``) of the "Recent Quotes" box, comma separated."""
+
+    demo_simulate: bool = True
+    """``NEWSROOM_DEMO_SIMULATE``: ``newsroom dev`` runs the quote simulator (0 holds prices still)."""
+
+    demo_tick_interval: float = 2.0
+    """``NEWSROOM_DEMO_TICK_INTERVAL``: seconds between simulated bursts of ticks."""
+
+    linger_ms: int = 5
+    """``NEWSROOM_LINGER_MS``: producer linger, so bursts become one batch per partition."""
+
+    fetch_max_wait_ms: int = 50
+    """``NEWSROOM_FETCH_MAX_WAIT_MS``: how long a consumer fetch waits for data."""
+
+    run_dir: str = ".run"
+    """``NEWSROOM_RUN_DIR``: where ``newsroom dev`` keeps Redis data and logs."""
+
+    template_version: str = "t1"
+    """``NEWSROOM_TEMPLATE_VERSION``: part of every fragment key; bump to roll out new templates."""
+
+    _split = field_validator("api_keys", "watchlist", mode="before")(_split_csv)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment != "development":
+            bad = [k for k in self.api_keys if k.get_secret_value() in PLACEHOLDER_SECRETS]
+            if bad or not self.api_keys:
+                raise ValueError(
+                    "NEWSROOM_API_KEYS must hold real keys outside development "
+                    "(placeholders such as 'dev-key' are refused)"
+                )
+        return self
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [part.strip() for part in self.broker_url.split(",") if part.strip()]
+
+    def port_of(self, service: str) -> int:
+        return int(getattr(self, f"{'api' if service == 'ingestion' else service}_port"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+

@@ -1,0 +1,110 @@
+"""Every topic of the newsroom, declared once: name, partitions, retention, key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = structlog.get_logger(__name__)
+
+FOREVER = -1
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A Kafka topic and the settings it is created with."""
+
+    name: str
+    partitions: int
+    key: str
+    events: tuple[str, ...]
+    cleanup_policy: Literal["delete", "compact"] = "delete"
+    retention_ms: int = FOREVER
+    description: str = ""
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            **self.extra_config,
+        }
+
+
+ARTICLES = Topic(
+    "newsroom.articles",
+    partitions=3,
+    key="article id",
+    events=("ArticleSubmitted", "ArticleRevised", "ArticleRetracted"),
+    description="System of record for articles: every submission, revision and retraction.",
+)
+ENRICHED = Topic(
+    "newsroom.articles.enriched",
+    partitions=3,
+    key="article id",
+    events=("ArticleEnriched", "ArticleRetracted"),
+    description="Articles with their tagged instruments; retractions forwarded in order.",
+)
+SECURITIES = Topic(
+    "newsroom.securities",
+    partitions=1,
+    key="instrument id",
+    events=("SecurityListed",),
+    cleanup_policy="compact",
+    description="The security master: one record per instrument, latest wins.",
+)
+TICKS = Topic(
+    "newsroom.quotes.ticks",
+    partitions=6,
+    key="instrument id",
+    events=("TickReceived",),
+    retention_ms=7 * DAY_MS,
+    description="Raw price ticks from feeds and replays.",
+)
+SNAPSHOTS = Topic(
+    "newsroom.quotes.snapshots",
+    partitions=3,
+    key="instrument id",
+    events=("QuoteUpdated",),
+    cleanup_policy="compact",
+    description="Public (delayed) per-instrument quote snapshots; latest per key is what counts.",
+)
+DEAD_LETTERS = Topic(
+    "newsroom.deadletter",
+    partitions=1,
+    key="original key",
+    events=(),
+    retention_ms=30 * DAY_MS,
+    description="Records a consumer could not process, with the reason in headers.",
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (ARTICLES, ENRICHED, SECURITIES, TICKS, SNAPSHOTS, DEAD_LETTERS)
+BY_NAME = {t.name: t for t in ALL_TOPICS}
+
+
+async def ensure_topics(bootstrap_servers: list[str], topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
+    """Create whichever declared topics are missing; safe to call at every start-up."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="newsroom-admin")
+    await admin.start()
+    created: list[str] = []
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        for topic in missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(topic.name, topic.partitions, 1, topic_configs=topic.config())]
+                )
+                created.append(topic.name)
+            except TopicAlreadyExistsError:  # another process won the race: same outcome
+                pass
+    finally:
+        await admin.close()
+    if created:
+        log.info("topics created", topics=created)
+    return created

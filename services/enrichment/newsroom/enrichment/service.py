@@ -1,0 +1,140 @@
+"""The enrichment service: tags every article revision with the instruments it mentions.
+
+Consumes the articles topic, publishes ``ArticleEnriched`` (and forwards retractions, in
+order, under the same key) to the enriched topic. Its security master is built from the
+securities topic, so new reference data is an event, not a deploy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from faststream.asgi import AsgiFastStream
+
+from newsroom.common.events import (
+    ArticleContent,
+    ArticleEnriched,
+    ArticleRetracted,
+    Envelope,
+    SecurityListed,
+    new_envelope,
+)
+from newsroom.common.logging import configure_logging
+from newsroom.common.messaging import (
+    Outgoing,
+    Publisher,
+    Record,
+    batch_subscription,
+    make_broker,
+    process_batch,
+    read_topic,
+)
+from newsroom.common.ops import ops_routes
+from newsroom.common.settings import get_settings
+from newsroom.common.text import html_text
+from newsroom.common.topics import ARTICLES, ENRICHED, SECURITIES, ensure_topics
+from newsroom.enrichment.master import SecurityMaster, build_master
+from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger
+
+SERVICE = "enrichment"
+settings = get_settings()
+broker = make_broker(SERVICE, settings)
+publisher = Publisher(broker, SERVICE)
+log = structlog.get_logger(SERVICE)
+
+
+class Enricher:
+    """Holds the current tagger; rebuilt whenever the security master changes."""
+
+    def __init__(self) -> None:
+        self.securities: dict[str, SecurityListed] = {}
+        self.tagger: Tagger | None = None
+
+    def load(self, securities: Iterable[SecurityListed]) -> None:
+        for security in securities:
+            self.securities[security.instrument_id] = security
+        self.tagger = Tagger.from_master(SecurityMaster.from_securities(self.securities.values()))
+
+    def enrich(self, envelope: Envelope) -> ArticleEnriched:
+        article = envelope.data
+        assert isinstance(article, ArticleContent)
+        if self.tagger is None:
+            raise RuntimeError("security master not loaded")
+        body = html_text(article.body_html).text
+        mentions = self.tagger.tag(body)
+        tickers = self.tagger.summarize(mentions, body, headline=article.headline)
+        return ArticleEnriched(
+            article=ArticleContent.model_validate(article.model_dump()),
+            tagger_version=TAGGER_VERSION,
+            mentions=tuple(mentions),
+            tickers=tickers,
+        )
+
+
+enricher = Enricher()
+
+
+async def handle_article(record: Record, envelope: Envelope) -> list[Outgoing]:
+    """An article revision becomes an enriched article; a retraction is forwarded as is."""
+    key = record.key or ""
+    if isinstance(envelope.data, ArticleRetracted):
+        forwarded = new_envelope(envelope.data, producer=SERVICE, causation=envelope)
+        return [(ENRICHED, envelope.data.article_id, forwarded)]
+    if isinstance(envelope.data, ArticleContent):
+        enriched = enricher.enrich(envelope)
+        log.info("article enriched", article_id=key, tickers=[t.symbol for t in enriched.tickers])
+        return [(ENRICHED, envelope.data.article_id, new_envelope(enriched, producer=SERVICE, causation=envelope))]
+    raise ValueError(f"{envelope.type} does not belong on {ARTICLES.name}")
+
+
+@broker.subscriber(ARTICLES.name, **batch_subscription(settings, "enrichment"))
+async def on_articles(records: Any) -> None:
+    await process_batch(records, handle_article, publisher)
+
+
+@broker.subscriber(
+    SECURITIES.name,
+    batch=True,
+    auto_offset_reset="earliest",
+    fetch_max_wait_ms=settings.fetch_max_wait_ms,
+    decoder=batch_subscription(settings, "-")["decoder"],
+)
+async def on_securities(records: Any) -> None:
+    """Reference data changed: rebuild the tagger (every instance reads the whole topic)."""
+    updates = [r.envelope.data for r in records if r.envelope and isinstance(r.envelope.data, SecurityListed)]
+    if updates:
+        enricher.load(updates)
+        log.info("security master updated", changed=len(updates), instruments=len(enricher.securities))
+
+
+async def _load_master() -> None:
+    securities: list[SecurityListed] = []
+    async for batch in read_topic(settings, SECURITIES.name):
+        for rec in batch:
+            record = Record.from_consumer_record(rec)
+            if record.envelope and isinstance(record.envelope.data, SecurityListed):
+                securities.append(record.envelope.data)
+    source = "securities topic"
+    if not securities:
+        securities, source = build_master(), "bundled reference data (securities topic empty)"
+    enricher.load(securities)
+    log.info("security master loaded", instruments=len(enricher.securities), source=source)
+
+
+async def _ready() -> bool:
+    return enricher.tagger is not None and await broker.ping(timeout=2.0)
+
+
+@asynccontextmanager
+async def lifespan(*_: Any) -> AsyncIterator[None]:
+    configure_logging(SERVICE)
+    await ensure_topics(settings.bootstrap_servers)
+    await _load_master()
+    yield
+    log.info("enrichment stopped")
+
+
+app = AsgiFastStream(broker, asgi_routes=ops_routes(_ready), lifespan=lifespan, logger=None)

@@ -1,0 +1,217 @@
+"""Ingestion rules, free of I/O: normalise a submission, and decide whether it is a new
+article, a revision of a known one, or a duplicate.
+
+The :class:`ArticleRegistry` is a projection of the articles topic: the ingestion service
+rebuilds it from the log at start-up and keeps it current as it publishes, so the same
+article never becomes two, and revisions stay monotonic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from typing import Literal
+
+import nh3
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+from newsroom.common.events import (
+    ArticleContent,
+    ArticleRetracted,
+    ArticleRevised,
+    ArticleSubmitted,
+    Payload,
+)
+
+ALLOWED_TAGS = {
+    "p", "br", "h2", "h3", "h4", "blockquote", "ul", "ol", "li", "strong", "em", "b", "i",
+    "a", "figure", "figcaption", "table", "thead", "tbody", "tr", "th", "td", "sup", "sub", "span",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"scope"}, "td": {"colspan"}}
+ALLOWED_SCHEMES = {"http", "https", "mailto"}
+_WS = re.compile(r"\s+")
+_TAGS = re.compile(r"<[^>]+>")
+
+
+class ArticleIn(BaseModel):
+    """An article as a client submits it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    headline: str = Field(min_length=1, max_length=500)
+    body: str = Field(min_length=1, max_length=500_000)
+    body_format: Literal["text", "html"] = "text"
+    source: str = Field(min_length=1, max_length=100)
+    published_at: datetime
+    id: str | None = Field(default=None, max_length=200, description="the source's own id for the article")
+    url: AnyHttpUrl | None = None
+    byline: str | None = Field(default=None, max_length=300)
+    dateline: str | None = Field(default=None, max_length=200)
+    tickers: list[str] = Field(default_factory=list, max_length=100, description="ticker hints from the source")
+
+    @field_validator("published_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("published_at needs a time zone (e.g. 2026-01-13T06:00:00Z)")
+        return value
+
+
+def plain(text: str) -> str:
+    """Collapse whitespace and drop any markup: headlines and bylines are plain text."""
+    return _WS.sub(" ", _TAGS.sub("", text)).strip()
+
+
+def text_to_html(text: str) -> str:
+    """Plain text to escaped paragraphs; short unpunctuated lines become subheadings."""
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if b.strip()]
+    out = []
+    for block in blocks:
+        line = _WS.sub(" ", block)
+        if len(line) < 90 and not line.endswith((".", "!", "?", ":", '"', "”", ")")) and "\n" not in block:
+            out.append(f"<h2>{escape(line, quote=False)}</h2>")
+        else:
+            out.append(f"<p>{escape(line, quote=False)}</p>")
+    return "\n".join(out)
+
+
+def sanitize_html(html: str) -> str:
+    """Allow-list sanitising: no scripts, no event handlers, no javascript: URLs."""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_SCHEMES,
+        link_rel="nofollow noopener",
+    ).strip()
+
+
+def slugify(headline: str, article_id: str) -> str:
+    ascii_ = unicodedata.normalize("NFKD", headline).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")
+    return f"{words[:80].rstrip('-')}-{article_id[:8]}"
+
+
+def canonical_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    url = url.strip()
+    url = re.sub(r"[?#].*$", "", url)
+    return url.rstrip("/").lower()
+
+
+def content_hash(headline: str, body_html: str) -> str:
+    text = plain(headline) + "\n" + plain(body_html)
+    return hashlib.sha256(text.lower().encode()).hexdigest()
+
+
+@dataclass
+class Known:
+    """What the registry remembers of one article."""
+
+    article_id: str
+    revision: int
+    content_hash: str
+    slug: str
+    retracted: bool = False
+
+
+@dataclass
+class Decision:
+    """The outcome of a submission: an event to publish, or the reason nothing is."""
+
+    outcome: Literal["accepted", "revised", "duplicate", "retracted", "gone"]
+    article_id: str
+    revision: int
+    event: Payload | None = None
+
+
+@dataclass
+class ArticleRegistry:
+    """Which articles exist, under which source ids, URLs and content hashes."""
+
+    by_id: dict[str, Known] = field(default_factory=dict)
+    by_source_id: dict[str, str] = field(default_factory=dict)
+    by_url: dict[str, str] = field(default_factory=dict)
+    by_hash: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, payload: Payload) -> None:
+        """Fold one article event (from the log or just published) into the registry."""
+        if isinstance(payload, ArticleContent):
+            known = self.by_id.get(payload.article_id)
+            if known and known.revision >= payload.revision:
+                return
+            self.by_id[payload.article_id] = Known(
+                payload.article_id, payload.revision, payload.content_hash, payload.slug
+            )
+            if payload.source_id:
+                self.by_source_id[f"{payload.source}\x00{payload.source_id}"] = payload.article_id
+            url = canonical_url(payload.url)
+            if url:
+                self.by_url[url] = payload.article_id
+            self.by_hash[payload.content_hash] = payload.article_id
+        elif isinstance(payload, ArticleRetracted):
+            known = self.by_id.get(payload.article_id)
+            if known:
+                known.retracted = True
+                known.revision = max(known.revision, payload.revision)
+
+    def find(self, source: str, source_id: str | None, url: str | None, hash_: str) -> str | None:
+        if source_id and (hit := self.by_source_id.get(f"{source}\x00{source_id}")):
+            return hit
+        if (curl := canonical_url(url)) and (hit := self.by_url.get(curl)):
+            return hit
+        return self.by_hash.get(hash_)
+
+    def submit(self, article: ArticleIn, *, article_id: str | None = None) -> Decision:
+        """Decide what a submission means; ``article_id`` forces a revision of that article."""
+        body_html = (
+            sanitize_html(article.body) if article.body_format == "html" else text_to_html(article.body)
+        )
+        if not plain(body_html):
+            raise ValueError("body has no text left after sanitising")
+        headline = plain(article.headline)
+        hash_ = content_hash(headline, body_html)
+        url = str(article.url) if article.url else None
+        existing_id = article_id or self.find(article.source, article.id, url, hash_)
+        known = self.by_id.get(existing_id) if existing_id else None
+        if known and known.retracted:
+            return Decision("gone", known.article_id, known.revision)
+        if known and known.content_hash == hash_:
+            return Decision("duplicate", known.article_id, known.revision)
+        new_id = known.article_id if known else (article_id or uuid.uuid4().hex)
+        revision = known.revision + 1 if known else 1
+        fields = {
+            "article_id": new_id,
+            "revision": revision,
+            "headline": headline,
+            "body_html": body_html,
+            "byline": plain(article.byline) if article.byline else None,
+            "dateline": plain(article.dateline) if article.dateline else None,
+            "source": article.source,
+            "source_id": article.id,
+            "url": url,
+            "published_at": article.published_at,
+            "content_hash": hash_,
+            "ticker_hints": tuple(t.strip().upper() for t in article.tickers if t.strip()),
+            "slug": known.slug if known else slugify(headline, new_id),
+        }
+        if known:
+            return Decision("revised", new_id, revision, ArticleRevised(**fields))
+        return Decision("accepted", new_id, revision, ArticleSubmitted(**fields))
+
+    def retract(self, article_id: str, reason: str) -> Decision | None:
+        known = self.by_id.get(article_id)
+        if known is None:
+            return None
+        if known.retracted:
+            return Decision("gone", article_id, known.revision)
+        event = ArticleRetracted(
+            article_id=article_id, revision=known.revision + 1, reason=reason, slug=known.slug
+        )
+        return Decision("retracted", article_id, event.revision, event)

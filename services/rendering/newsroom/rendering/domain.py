@@ -1,0 +1,173 @@
+"""Page and fragment rendering, free of I/O.
+
+A page template marks the places where shared fragments go with ``slot(name)``. Rendering
+splits the output at those slots: the text between them becomes the page's own
+fragments, the slots become manifest entries. So a quote chip is one fragment shared by
+every page that shows it, and a price change rewrites that fragment alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from newsroom.common.events import ArticleContent, ArticleEnriched, Mention, QuoteUpdated, TaggedTicker
+from newsroom.common.text import html_text
+
+SLOT = "\x00"
+LAYOUT_HEAD = "layout:head"
+LAYOUT_FOOT = "layout:foot"
+ASSETS = ("site.css", "live.js")
+
+
+def slot(name: str) -> Markup:
+    return Markup(f"{SLOT}{name}{SLOT}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page's manifest (fragment names and ``@z`` list entries in order) and its own fragments."""
+
+    path: str
+    manifest: tuple[str, ...]
+    fragments: dict[str, str] = field(default_factory=dict)
+
+
+def split_instrument(iid: str) -> tuple[str, str]:
+    exchange, _, symbol = iid.partition(":")
+    return exchange, symbol
+
+
+class Renderer:
+    """Renders every fragment the site shows; the same input always gives the same bytes."""
+
+    def __init__(self, *, watchlist: Sequence[str], delay_minutes: int) -> None:
+        self.env = Environment(
+            loader=PackageLoader("newsroom.rendering", "templates"),
+            autoescape=select_autoescape(["html"]),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.globals.update(slot=slot, delay=delay_minutes)
+        self.watchlist = tuple(watchlist)
+        self.macros: Any = self.env.get_template("macros.html").module
+
+    # ------------------------------------------------------------------ shared pieces
+
+    def static_fragments(self) -> dict[str, str]:
+        """Layout and assets: written once at start-up, identical every time."""
+        frags = {
+            LAYOUT_HEAD: self.env.get_template("layout_head.html").render(),
+            LAYOUT_FOOT: self.env.get_template("layout_foot.html").render(),
+        }
+        assets = files("newsroom.rendering") / "templates"
+        for name in ASSETS:
+            frags[f"asset:{name}"] = (assets / name).read_text()
+        return frags
+
+    def _page(self, path: str, prefix: str, template: str, **context: Any) -> Page:
+        html = self.env.get_template(template).render(**context)
+        parts = html.split(SLOT)
+        manifest: list[str] = [LAYOUT_HEAD]
+        fragments: dict[str, str] = {}
+        for i, part in enumerate(parts):
+            if i % 2:
+                manifest.append(part)
+            elif part.strip():
+                name = f"{prefix}:{len(fragments)}"
+                fragments[name] = part
+                manifest.append(name)
+        manifest.append(LAYOUT_FOOT)
+        return Page(path, tuple(manifest), fragments)
+
+    def home(self) -> Page:
+        return self._page("home", "home", "home.html", watchlist=self.watchlist)
+
+    def quote_page(self, iid: str, name: str | None) -> Page:
+        exchange, symbol = split_instrument(iid)
+        return self._page(
+            f"quote/{exchange}/{symbol}",
+            f"qp:{iid}",
+            "quote.html",
+            iid=iid,
+            exchange=exchange,
+            symbol=symbol,
+            name=name,
+        )
+
+    def chip(self, iid: str, quote: QuoteUpdated | None) -> str:
+        return str(self.macros.chip(iid, quote))
+
+    def quote_row(self, iid: str, quote: QuoteUpdated | None) -> str:
+        exchange, symbol = split_instrument(iid)
+        return str(self.macros.quote_row(iid, symbol, exchange, quote))
+
+    def quote_detail(self, iid: str, quote: QuoteUpdated | None) -> str:
+        return self.env.get_template("quote_detail.html").render(iid=iid, q=quote)
+
+    def quote_fragments(self, iid: str, quote: QuoteUpdated | None) -> dict[str, str]:
+        """Every fragment that shows one instrument's quote."""
+        return {
+            f"chip:{iid}": self.chip(iid, quote),
+            f"qrow:{iid}": self.quote_row(iid, quote),
+            f"qdetail:{iid}": self.quote_detail(iid, quote),
+        }
+
+    # ------------------------------------------------------------------ articles
+
+    def item(self, article: ArticleContent, tickers: Iterable[TaggedTicker]) -> str:
+        return str(self.macros.item(_ItemView(article, tuple(tickers))))
+
+    def article(self, enriched: ArticleEnriched) -> Page:
+        a = enriched.article
+        body = link_mentions(a.body_html, enriched.mentions)
+        return self._page(
+            f"news/{a.slug}",
+            f"art:{a.article_id}:{a.revision}.{enriched.enrichment_revision}",
+            "article.html",
+            a=a,
+            body=Markup(body),
+            tickers=[t for t in enriched.tickers if t.kind == "equity"],
+            watchlist=self.watchlist,
+        )
+
+
+@dataclass(frozen=True)
+class _ItemView:
+    article: ArticleContent
+    tickers: tuple[TaggedTicker, ...]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.article, name)
+
+
+def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
+    """Link every mention to its quote page; the first mention of an instrument gets a live chip."""
+    mapped = html_text(body_html)
+    spans: list[tuple[int, int, Mention]] = []
+    for mention in sorted(mentions, key=lambda m: m.start):
+        span = mapped.html_span(mention.start, mention.end, body_html)
+        if span and (not spans or span[0] >= spans[-1][1]):
+            spans.append((span[0], span[1], mention))
+    seen: set[str] = set()
+    out: list[str] = []
+    pos = 0
+    for start, end, mention in spans:
+        iid = f"{mention.exchange}:{mention.symbol}"
+        out.append(body_html[pos:start])
+        href = escape(f"/quote/{mention.exchange}/{mention.symbol}")
+        title = escape(mention.name or iid)
+        out.append(f'<a class="ticker" href="{href}" title="{title}">{body_html[start:end]}</a>')
+        if mention.kind == "equity" and iid not in seen:
+            seen.add(iid)
+            out.append(slot(f"chip:{iid}"))
+        pos = end
+    out.append(body_html[pos:])
+    return "".join(out)

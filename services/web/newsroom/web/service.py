@@ -1,0 +1,252 @@
+"""The web tier: pages assembled from Redis fragments, and nothing else.
+
+A bare ASGI application (no framework: the speed goal is close to a constant response).
+Every page is read with one Lua call, so it is one round trip and one consistent state.
+It never talks to Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from newsroom.common.logging import configure_logging
+from newsroom.common.settings import get_settings
+from newsroom.common.store import GONE, FragmentReader, Keys, connect, namespace_for
+
+SERVICE = "web"
+settings = get_settings()
+log = structlog.get_logger(SERVICE)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+PAGE_CACHE = b"public, max-age=5, stale-while-revalidate=30, stale-if-error=300"
+ASSET_TYPES = {"css": b"text/css; charset=utf-8", "js": b"text/javascript; charset=utf-8"}
+ROUTES = [
+    (re.compile(r"^/$"), lambda m: "home"),
+    (re.compile(r"^/news/([a-z0-9-]{1,200})$"), lambda m: f"news/{m.group(1)}"),
+    (re.compile(r"^/quote/([A-Za-z]{1,10})/([A-Za-z0-9.\-]{1,20})$"),
+     lambda m: f"quote/{m.group(1).upper()}/{m.group(2).upper()}"),
+]  # fmt: skip
+
+NOT_FOUND = (
+    b"<!doctype html><html lang=en><title>Not found</title><h1>Page not found</h1>"
+    b'<p>No such page. <a href="/">Back to the front page</a>.</p></html>'
+)
+GONE_PAGE = (
+    b"<!doctype html><html lang=en><title>Article retracted</title><div class=gone><h1>This article has been"
+    b' retracted</h1><p>It is no longer available. <a href="/">Back to the front page</a>.</p></div></html>'
+)
+UNAVAILABLE = (
+    b"<!doctype html><html lang=en><title>Temporarily unavailable</title><h1>We'll be right back</h1>"
+    b"<p>The site cannot reach its page store just now. Please try again in a moment.</p></html>"
+)
+
+
+class Site:
+    """The ASGI application."""
+
+    def __init__(self, redis_url: str, namespace: str) -> None:
+        self.redis_url = redis_url
+        self.namespace = namespace
+        self.keys = Keys(namespace)
+        self.redis: aioredis.Redis | None = None
+        self.reader: FragmentReader | None = None
+
+    async def startup(self) -> None:
+        configure_logging(SERVICE)
+        self.redis = connect(self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.reader = FragmentReader(self.redis, self.namespace)
+        log.info("web ready", namespace=self.namespace)
+
+    async def shutdown(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if scope["method"] not in ("GET", "HEAD"):
+            await respond(send, 405, b"method not allowed\n", b"text/plain", extra=[(b"allow", b"GET, HEAD")])
+            return
+        if path == "/healthz":
+            await respond(send, 200, b"ok\n", b"text/plain")
+            return
+        if path == "/readyz":
+            ok = await self._can_read()
+            await respond(send, 200 if ok else 503, b"ok\n" if ok else b"not ready\n", b"text/plain")
+            return
+        if path == "/live/quotes":
+            await self._live(scope, send)
+            return
+        if path.startswith("/assets/"):
+            await self._asset(scope, send, path[len("/assets/") :])
+            return
+        for pattern, to_page in ROUTES:
+            match = pattern.match(path)
+            if match:
+                await self._page(scope, send, to_page(match))
+                return
+        await respond(send, 404, NOT_FOUND)
+
+    async def _can_read(self) -> bool:
+        try:
+            assert self.redis is not None
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def _page(self, scope: Scope, send: Send, page: str) -> None:
+        assert self.reader is not None
+        try:
+            parts = await self.reader.page(page)
+        except (RedisError, OSError) as exc:
+            log.warning("page store unavailable", error=str(exc), page=page)
+            await respond(send, 503, UNAVAILABLE, extra=[(b"retry-after", b"5")])
+            return
+        if parts is None:
+            await respond(send, 404, NOT_FOUND)
+            return
+        if parts == [GONE.encode()]:
+            await respond(send, 410, GONE_PAGE)
+            return
+        body = b"".join(parts)
+        etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+        headers = [
+            (b"etag", etag),
+            (b"cache-control", PAGE_CACHE),
+            (b"surrogate-key", f"page:{page}".encode()),
+        ]
+        if _header(scope, b"if-none-match") == etag:
+            await respond(send, 304, b"", extra=headers)
+            return
+        await respond(send, 200, b"" if scope["method"] == "HEAD" else body, extra=headers)
+
+    async def _asset(self, scope: Scope, send: Send, name: str) -> None:
+        ext = name.rsplit(".", 1)[-1]
+        if ext not in ASSET_TYPES:
+            await respond(send, 404, NOT_FOUND)
+            return
+        assert self.redis is not None
+        try:
+            body = await self.redis.get(self.keys.frag(f"asset:{name}"))
+        except (RedisError, OSError):
+            await respond(send, 503, b"", b"text/plain")
+            return
+        if body is None:
+            await respond(send, 404, NOT_FOUND)
+            return
+        etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+        extra = [(b"etag", etag), (b"cache-control", b"public, max-age=300")]
+        if _header(scope, b"if-none-match") == etag:
+            await respond(send, 304, b"", extra=extra)
+            return
+        await respond(send, 200, body, ASSET_TYPES[ext], extra=extra)
+
+    async def _live(self, scope: Scope, send: Send) -> None:
+        """Server-Sent Events: quote changes for the instruments the page shows."""
+        query = scope.get("query_string", b"").decode()
+        wanted = {
+            part
+            for kv in query.split("&")
+            if kv.startswith("ids=")
+            for part in _unquote(kv[4:]).split(",")
+            if part
+        }
+        assert self.redis is not None
+        pubsub = self.redis.pubsub()
+        try:
+            await pubsub.subscribe(f"{self.namespace}:live")
+        except (RedisError, OSError):
+            await respond(send, 503, b"", b"text/plain")
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                    *SECURITY_HEADERS,
+                ],
+            }
+        )
+        try:
+            await send({"type": "http.response.body", "body": b": connected\n\n", "more_body": True})
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+                if message is None:
+                    await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+                    continue
+                data = message["data"]
+                if wanted and orjson.loads(data).get("id") not in wanted:
+                    continue
+                await send({"type": "http.response.body", "body": b"event: quote\ndata: " + data + b"\n\n",
+                            "more_body": True})  # fmt: skip
+        except (OSError, RedisError, asyncio.CancelledError):
+            pass
+        finally:
+            await pubsub.aclose()
+
+
+def _unquote(text: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = b"text/html; charset=utf-8",
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+app = Site(settings.redis_url, namespace_for(settings.template_version))

@@ -1,0 +1,123 @@
+"""Shared fixtures: the real embedded broker, a private Redis and the service processes.
+
+The stack is started once per test session on free ports and stopped at the end; tests
+that need it ask for ``stack``. Tests isolate themselves by using their own article ids.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from newsroom.cli.stack import SERVICE_ORDER, Stack, free_port, wait_ready
+from newsroom.common.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SEED_TEXT = REPO.parent / "shared" / "seed" / "nikkei-record-article.txt"
+API_KEY = "test-key-0123456789"
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the shared corpus is absent ({SHARED_DATA}); it sits beside the checkout in this workspace")
+    return SHARED_DATA
+
+
+def poll(fetch: Callable[[], T], until: Callable[[T], bool], timeout: float = 60.0, interval: float = 0.2) -> T:
+    """Call ``fetch`` until ``until`` accepts its result, or fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = fetch()
+            if until(last):
+                return last
+        except (httpx.HTTPError, OSError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout:.0f}s; last value: {str(last)[:500]}")
+
+
+@dataclass
+class RunningStack:
+    """Addresses of the stack started for this test session."""
+
+    settings: Settings
+    env: dict[str, str]
+    stack: Stack
+
+    @property
+    def web(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {API_KEY}"}
+
+
+def _stack_env(tmp: Path) -> dict[str, str]:
+    broker, redis = free_port(), free_port()
+    return {
+        "NEWSROOM_ENVIRONMENT": "test",
+        "NEWSROOM_BROKER_URL": f"127.0.0.1:{broker}",
+        "NEWSROOM_REDIS_URL": f"redis://127.0.0.1:{redis}/0",
+        "NEWSROOM_WEB_PORT": str(free_port()),
+        "NEWSROOM_API_PORT": str(free_port()),
+        "NEWSROOM_ENRICHMENT_PORT": str(free_port()),
+        "NEWSROOM_QUOTES_PORT": str(free_port()),
+        "NEWSROOM_RENDERING_PORT": str(free_port()),
+        "NEWSROOM_API_KEYS": f"{API_KEY},other-key-9876543210",
+        "NEWSROOM_RUN_DIR": str(tmp),
+        "NEWSROOM_DEMO_SIMULATE": "0",
+    }
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The real broker and a private Redis, without the services."""
+    tmp = tmp_path_factory.mktemp("stack")
+    env = _stack_env(tmp)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    settings = Settings()
+    broker_port = int(settings.bootstrap_servers[0].rsplit(":", 1)[1])
+    redis_port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+    stack = Stack(broker_port=broker_port, redis_port=redis_port, run_dir=tmp, quiet=True)
+    try:
+        stack.start_broker()
+        stack.start_redis()
+        import asyncio
+
+        from newsroom.common.topics import ensure_topics
+
+        asyncio.run(ensure_topics(settings.bootstrap_servers))
+        yield RunningStack(settings, env, stack)
+    finally:
+        stack.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def stack(infra: RunningStack) -> RunningStack:
+    """Every service running as its own process against the session's broker and Redis."""
+    for name in SERVICE_ORDER:
+        proc = infra.stack.start_service(name, infra.env)
+        wait_ready(f"http://127.0.0.1:{infra.settings.port_of(name)}/readyz", 120, proc)
+    return infra

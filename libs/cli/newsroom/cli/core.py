@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     configure_logging("dev")
     settings = get_settings()
     env: dict[str, str] = {}
+    if sys.stdout.isatty() and settings.log_format == "auto":
+        env["NEWSROOM_LOG_FORMAT"] = "console"  # children write to a pipe, but a person reads it
     if not settings.api_keys:
         env["NEWSROOM_API_KEYS"] = "dev-key"
         log.warning("NEWSROOM_API_KEYS not set: using the development key 'dev-key'")

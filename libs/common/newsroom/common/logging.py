@@ -15,7 +15,10 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool | None = 
     """Route structlog and the standard library (uvicorn, aiokafka) through one chain."""
     global _configured
     if json is None:
-        json = not sys.stderr.isatty()
+        from newsroom.common.settings import Settings
+
+        fmt = Settings().log_format
+        json = not sys.stderr.isatty() if fmt == "auto" else fmt == "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -25,7 +28,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool | None = 
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), pad_event_to=30)
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -46,7 +49,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool | None = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "kafka", "faststream", "uvicorn.access"):
+    for noisy in ("aiokafka", "kafka", "faststream", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)

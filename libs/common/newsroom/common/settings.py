@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = 50
     """``NEWSROOM_FETCH_MAX_WAIT_MS``: how long a consumer fetch waits for data."""
 
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """``NEWSROOM_LOG_FORMAT``: ``auto`` is console on a TTY and JSON lines otherwise."""
+
     run_dir: str = ".run"
     """``NEWSROOM_RUN_DIR``: where ``newsroom dev`` keeps Redis data and logs."""
 

@@ -12,7 +12,7 @@ Sources, each recorded on the :class:`~newsroom.common.events.SecurityListed` it
   of generated aliases that must never be used ("Nasdaq" is the index far more often than the company).
 
 Aliases are generated from legal names by stripping legal-form words (:func:`name_aliases`).
-Run ``python -m newsroom.enrichment.master SEC_CSV DICTIONARY`` to regenerate the derived data files.
+Run ``python -m newsroom.enrichment.master SEC_CSV NASDAQ_TRADED DICTIONARY`` to regenerate the derived data files.
 """
 
 from __future__ import annotations
@@ -26,21 +26,28 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from newsroom.common.events import SecurityListed, instrument_id
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SEC_FILE = DATA_DIR / "sec_listings.csv"
+FORMER_FILE = DATA_DIR / "former_listings.csv"
 CURATED_FILE = DATA_DIR / "curated.json"
 COMMON_WORDS_FILE = DATA_DIR / "common_words.txt"
+PROPER_NOUNS_FILE = DATA_DIR / "proper_nouns.txt"
 
 SEC_SOURCE = "SEC company_tickers_exchange (NYSE, Nasdaq)"
 SEC_AS_OF = "2026-11-25"
+FORMER_SOURCE = "Nasdaq Trader symbol directory (former listing, not in the SEC list)"
+FORMER_AS_OF = "2023-02"
 
 MIC = {"NYSE": "XNYS", "NASDAQ": "XNAS", "TYO": "XTKS"}
 CURRENCY = {"NYSE": "USD", "NASDAQ": "USD", "TYO": "JPY"}
 US_EXCHANGES = ("NYSE", "NASDAQ")
 US_INDICES = ("S&P 500", "NASDAQ 100", "DOW JONES", "S&P 100")
+PROMINENT_INDICES = (*US_INDICES, "NIKKEI 225")
+INDEX_SOURCE = "newsroom index list"
 
 
 @dataclass(frozen=True)
@@ -96,9 +103,9 @@ def clean_name(name: str) -> str:
 
 
 def _strip_forms(tokens: list[str]) -> list[str]:
-    """Drop legal-form words from the end (and a leading "The")."""
+    """Drop legal-form words (and a dangling "&") from the end, and a leading "The"."""
     out = list(tokens)
-    while len(out) > 1 and out[-1].lower().strip(".,") in LEGAL_FORMS:
+    while len(out) > 1 and (out[-1].lower().strip(".,") in LEGAL_FORMS or out[-1] in ("&", "and")):
         out.pop()
     if len(out) > 1 and out[0].lower() == "the":
         out.pop(0)
@@ -125,28 +132,21 @@ def name_aliases(name: str) -> list[str]:
     return [a for a in dict.fromkeys(found) if len(a) >= 2]
 
 
-def _first_word_aliases(names: dict[str, str], token_counts: dict[str, int], common: frozenset[str]) -> dict[str, str]:
-    """A distinctive first word of a multi-word name ("Exxon" for Exxon Mobil), per instrument id.
+def _with_form(name: str) -> str | None:
+    """The name cut after its first legal-form word ("Celsius Holdings" for "CELSIUS HOLDINGS, INC.")."""
+    tokens = [t.strip(",") for t in _TOKEN.findall(clean_name(name))]
+    for i, token in enumerate(tokens[1:], start=1):
+        if token.lower().strip(".") in LEGAL_FORMS:
+            return " ".join(tokens[: i + 1]).rstrip(".")
+    return None
 
-    Only where the word appears in no other company's name, is not an English word and is long enough
-    to be a name rather than an acronym.
-    """
-    out: dict[str, str] = {}
-    for iid, alias in names.items():
-        tokens = alias.split()
-        if len(tokens) < 2:
-            continue
-        first = tokens[0]
-        key = first.lower()
-        if (
-            len(first) >= 5
-            and first.isalpha()
-            and first[0].isupper()
-            and token_counts.get(key, 0) == 1
-            and key not in common
-        ):
-            out[iid] = first
-    return out
+
+def _is_weak(alias: str, token_counts: dict[str, int]) -> bool:
+    """A one-word alias that is short, a dictionary word or a word many company names share."""
+    if " " in alias:
+        return False
+    key = alias.lower().strip(".'")
+    return len(alias) <= 4 or key in common_words() or key in proper_nouns() or token_counts.get(key, 0) > 2
 
 
 @cache
@@ -156,10 +156,21 @@ def common_words() -> frozenset[str]:
 
 
 @cache
-def curated() -> dict[str, object]:
+def proper_nouns() -> frozenset[str]:
+    """Places, people and other proper nouns (lower-cased) that occur in company names."""
+    return frozenset(PROPER_NOUNS_FILE.read_text(encoding="utf-8").split())
+
+
+@cache
+def curated() -> dict[str, Any]:
     """The hand-kept aliases and blocked aliases (``data/curated.json``)."""
-    data: dict[str, object] = json.loads(CURATED_FILE.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(CURATED_FILE.read_text(encoding="utf-8"))
     return data
+
+
+def is_prominent(security: SecurityListed) -> bool:
+    """Whether the security is an index or a member of a major index (its name is then well known)."""
+    return security.kind == "index" or any(f"({ix})" in security.source for ix in PROMINENT_INDICES)
 
 
 @dataclass
@@ -173,15 +184,19 @@ class _Draft:
     isin: str | None = None
     sources: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    as_of: str = SEC_AS_OF
+
+    @property
+    def prominent(self) -> bool:
+        return any(f"({ix})" in s for s in self.sources for ix in PROMINENT_INDICES)
 
 
-def _sec_rows(path: Path = SEC_FILE) -> Iterator[tuple[str, str, int, str]]:
+def _csv_rows(path: Path) -> Iterator[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            yield row["exchange"], row["symbol"], int(row["cik"]), row["name"]
+        yield from csv.DictReader(fh)
 
 
-def _pyticker_stocks() -> Iterator[tuple[str, dict[str, object]]]:
+def _pyticker_stocks() -> Iterator[tuple[str, dict[str, Any]]]:
     from pytickersymbols import PyTickerSymbols
 
     tickers = PyTickerSymbols()
@@ -190,49 +205,48 @@ def _pyticker_stocks() -> Iterator[tuple[str, dict[str, object]]]:
             yield index, stock
 
 
-def _symbols_of(stock: dict[str, object]) -> list[str]:
-    listed = stock.get("symbols")
-    if not isinstance(listed, list):
-        return []
-    return [str(s.get("google", "")) for s in listed if isinstance(s, dict)]
-
-
 def build_master() -> list[SecurityListed]:
-    """Every security the newsroom knows, in priority order (indices, then by market value)."""
+    """Every security the newsroom knows, in priority order.
+
+    Indices first, then Tokyo and US index members, then the other US listings by market value, then
+    former listings; a contested alias goes to the earliest.
+    """
     pyticker = f"pytickersymbols {version('pytickersymbols')}"
     drafts: dict[str, _Draft] = {}
     primary_of_cik: dict[int, str] = {}
-    for exchange_raw, symbol, cik, name in _sec_rows():
-        exchange = exchange_raw.upper()
-        iid = instrument_id(exchange, symbol)
-        drafts[iid] = _Draft(exchange, symbol, clean_name(name), cik=cik, sources=(SEC_SOURCE,))
+    for row in _csv_rows(SEC_FILE):
+        iid = instrument_id(row["exchange"], row["symbol"])
+        cik = int(row["cik"])
+        drafts[iid] = _Draft(row["exchange"], row["symbol"], clean_name(row["name"]), cik=cik, sources=(SEC_SOURCE,))
         primary_of_cik.setdefault(cik, iid)
-
     us_by_symbol = {d.symbol: iid for iid, d in drafts.items()}
+    for row in _csv_rows(FORMER_FILE):
+        if row["symbol"] not in us_by_symbol:
+            iid = instrument_id(row["exchange"], row["symbol"])
+            drafts[iid] = _Draft(row["exchange"], row["symbol"], row["name"], sources=(FORMER_SOURCE,), as_of=FORMER_AS_OF)
+
     for index, stock in _pyticker_stocks():
         isins = stock.get("isins")
         isin = str(isins[0]) if isinstance(isins, list) and isins else None
         name = str(stock.get("name", ""))
+        source = f"{pyticker} ({index})"
         if index == "NIKKEI 225":
             code = str(stock.get("symbol", "")).removesuffix(".T")
-            if not re.fullmatch(r"[0-9][0-9A-Z]{3}", code):
-                continue
             iid = instrument_id("TYO", code)
-            if iid not in drafts:
-                drafts[iid] = _Draft("TYO", code, name, isin=isin, sources=(f"{pyticker} (NIKKEI 225)",))
+            if re.fullmatch(r"[0-9][0-9A-Z]{3}", code) and iid not in drafts:
+                drafts[iid] = _Draft("TYO", code, name, isin=isin, sources=(source,), as_of=pyticker)
             continue
-        symbol = str(stock.get("symbol", "")).replace(".", "-")
-        iid = us_by_symbol.get(symbol, "")
-        draft = drafts.get(iid)
-        if draft is None or f"{pyticker} ({index})" in draft.sources:
+        draft = drafts.get(us_by_symbol.get(str(stock.get("symbol", "")).replace(".", "-"), ""))
+        if draft is None or source in draft.sources:
             continue
         draft.isin = draft.isin or isin
-        draft.sources = (*draft.sources, f"{pyticker} ({index})")
-        if name and primary_of_cik.get(draft.cik or -1) == iid:
+        draft.sources = (*draft.sources, source)
+        if name and draft.cik is not None and primary_of_cik[draft.cik] == instrument_id(draft.exchange, draft.symbol):
             draft.aliases = (*draft.aliases, *name_aliases(name))
 
-    _assign_aliases(drafts, primary_of_cik)
-    out = [
+    order = sorted(drafts, key=lambda i: (not drafts[i].prominent, FORMER_SOURCE in drafts[i].sources))
+    _assign_aliases(drafts, order, primary_of_cik)
+    indices = [
         SecurityListed(
             instrument_id=f"INDEX:{ix.code}",
             symbol=ix.code,
@@ -240,68 +254,94 @@ def build_master() -> list[SecurityListed]:
             name=ix.name,
             kind="index",
             aliases=ix.aliases,
-            source="newsroom index list",
+            source=INDEX_SOURCE,
             as_of=str(curated()["as_of"]),
         )
         for ix in INDICES
     ]
-    order = sorted(drafts, key=lambda i: (drafts[i].exchange != "TYO", 0))
-    for iid in order:
-        d = drafts[iid]
-        out.append(
-            SecurityListed(
-                instrument_id=iid,
-                symbol=d.symbol,
-                exchange=d.exchange,
-                mic=MIC.get(d.exchange),
-                name=d.name,
-                currency=CURRENCY.get(d.exchange),
-                aliases=d.aliases,
-                isin=d.isin,
-                source="; ".join(d.sources),
-                as_of=SEC_AS_OF if SEC_SOURCE in d.sources else pyticker,
-            )
+    return indices + [
+        SecurityListed(
+            instrument_id=iid,
+            symbol=drafts[iid].symbol,
+            exchange=drafts[iid].exchange,
+            mic=MIC.get(drafts[iid].exchange),
+            name=drafts[iid].name,
+            currency=CURRENCY.get(drafts[iid].exchange),
+            aliases=drafts[iid].aliases,
+            isin=drafts[iid].isin,
+            source="; ".join(drafts[iid].sources),
+            as_of=drafts[iid].as_of,
         )
-    return out
+        for iid in order
+    ]
 
 
-def _assign_aliases(drafts: dict[str, _Draft], primary_of_cik: dict[int, str]) -> None:
+def _assign_aliases(drafts: dict[str, _Draft], order: list[str], primary_of_cik: dict[int, str]) -> None:
     """Give each company's primary listing its aliases, each alias going to one company only.
 
-    Curated aliases win; otherwise the first claimant in master order (index members and Tokyo
-    listings, then by market value) keeps a contested alias.
+    A curated alias goes where the curated list says; any other contested alias to the first claimant
+    in ``order``. A one-word alias that is short or a common word, and a name's first word alone
+    ("Exxon"), are only used for index members; other companies are named by their name up to its
+    legal form ("Celsius Holdings").
     """
     data = curated()
-    blocked = {str(b).lower() for b in data["blocked"]}  # type: ignore[attr-defined]
-    curated_aliases: dict[str, list[str]] = data["aliases"]  # type: ignore[assignment]
-    primaries = [iid for iid, d in drafts.items() if d.cik is None or primary_of_cik.get(d.cik) == iid]
-    full: dict[str, list[str]] = {}
-    for iid in primaries:
-        d = drafts[iid]
-        full[iid] = list(dict.fromkeys([*d.aliases, *name_aliases(d.name)]))
+    blocked = {str(b).lower() for b in data["blocked"]}
+    curated_aliases: dict[str, list[str]] = data["aliases"]
+    primaries = [i for i in order if drafts[i].cik is None or primary_of_cik[drafts[i].cik] == i]
+    generated = {i: list(dict.fromkeys([*drafts[i].aliases, *name_aliases(drafts[i].name)])) for i in primaries}
     token_counts: dict[str, int] = {}
-    for aliases in full.values():
-        for token in {t.lower() for a in aliases for t in a.split()}:
+    for iid in primaries:
+        for token in {t.lower() for t in clean_name(drafts[iid].name).split()}:
             token_counts[token] = token_counts.get(token, 0) + 1
-    first_words = _first_word_aliases({i: a[0] for i, a in full.items() if a}, token_counts, common_words())
+    well_known = {a.lower() for i in primaries if drafts[i].prominent for a in generated[i]}
+    well_known |= {a.lower() for aliases in curated_aliases.values() for a in aliases}
+    for iid in primaries:
+        if drafts[iid].prominent or iid in curated_aliases:
+            continue
+        weak = [a for a in generated[iid] if _is_weak(a, token_counts)]
+        with_form = _with_form(drafts[iid].name)
+        generated[iid] = [a for a in generated[iid] if a not in weak]
+        # "Sony Group" is the US listing of a company better known by its home listing's "Sony"
+        if weak and with_form and not any(a.lower() in well_known for a in weak):
+            generated[iid].append(with_form)
+    for iid, aliases in generated.items():
+        first = _first_word(aliases[0], token_counts) if aliases and drafts[iid].prominent else None
+        if first:
+            aliases.append(first)
 
-    claimed: dict[str, str] = {}
-    for iid, aliases in curated_aliases.items():
-        for alias in aliases:
-            claimed[alias.lower()] = iid
-    ranked = sorted(primaries, key=lambda i: (drafts[i].exchange != "TYO" and not drafts[i].aliases, 0))
-    for iid in ranked:
-        for alias in [*full[iid], *filter(None, [first_words.get(iid)])]:
-            key = alias.lower()
-            if key not in blocked:
-                claimed.setdefault(key, iid)
-    per_instrument: dict[str, list[str]] = {}
-    for iid in ranked:
-        for alias in [*curated_aliases.get(iid, []), *full[iid], *filter(None, [first_words.get(iid)])]:
-            if claimed.get(alias.lower()) == iid:
-                per_instrument.setdefault(iid, []).append(alias)
-    for iid in drafts:
-        drafts[iid].aliases = tuple(dict.fromkeys(per_instrument.get(iid, [])))
+    claimed = {alias.lower(): iid for iid, aliases in curated_aliases.items() for alias in aliases}
+    for iid in primaries:
+        for alias in generated[iid]:
+            if alias.lower() not in blocked:
+                claimed.setdefault(alias.lower(), iid)
+    for iid in primaries:
+        mine = [a for a in [*curated_aliases.get(iid, []), *generated[iid]] if claimed.get(a.lower()) == iid]
+        drafts[iid].aliases = tuple(dict.fromkeys(mine))
+    for iid in drafts.keys() - set(primaries):
+        drafts[iid].aliases = ()
+
+
+def _first_word(alias: str, token_counts: dict[str, int]) -> str | None:
+    """A distinctive first word of a multi-word name ("Exxon" for Exxon Mobil), or None.
+
+    Only where the word occurs in no other company's name, is neither an English word nor a place or
+    person's name, and is long enough to be a name rather than an acronym.
+    """
+    tokens = alias.split()
+    if len(tokens) < 2:
+        return None
+    first = tokens[0]
+    key = first.lower()
+    if (
+        len(first) >= 5
+        and first.isalpha()
+        and first[0].isupper()
+        and token_counts.get(key, 0) == 1
+        and key not in common_words()
+        and key not in proper_nouns()
+    ):
+        return first
+    return None
 
 
 class SecurityMaster:
@@ -344,11 +384,21 @@ class SecurityMaster:
         return self._by_id.get(instrument_id(exchange, symbol))
 
 
-def write_derived_data(sec_csv: Path, dictionary: Path) -> None:
-    """Regenerate ``sec_listings.csv`` from the SEC list and ``common_words.txt`` from a word list.
+_SHARE_CLASS = re.compile(
+    r"\s*-?\s*(?:Class [A-Z] )?(?:Common Stock|Common Shares|Ordinary Shares|American Depositary|Depositary)"
+    r".*$",
+    re.IGNORECASE,
+)
 
-    ``common_words.txt`` keeps only the lower-case dictionary words that occur in a listed company's
-    name or as a ticker: the words for which a capitalised match may be an ordinary word.
+
+def write_derived_data(sec_csv: Path, nasdaq_traded: Path, dictionary: Path) -> None:
+    """Regenerate the derived data files from their public sources.
+
+    * ``sec_listings.csv``: the SEC list's NYSE and Nasdaq rows, in its order;
+    * ``former_listings.csv``: common stocks in the Nasdaq Trader symbol directory whose symbol the SEC
+      list no longer has (acquired, delisted or renamed issuers that older news still names);
+    * ``common_words.txt`` / ``proper_nouns.txt``: the dictionary words (lower-case entries) and proper
+      nouns (capitalised entries) that occur in a listed company's name or as a ticker.
     """
     with sec_csv.open(encoding="utf-8", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["exchange"] in ("NYSE", "Nasdaq")]
@@ -357,13 +407,37 @@ def write_derived_data(sec_csv: Path, dictionary: Path) -> None:
         writer.writerow(["symbol", "exchange", "cik", "name"])
         for r in rows:
             writer.writerow([r["ticker"], r["exchange"].upper(), int(r["cik"]), " ".join(r["name"].split())])
+    current = {r["ticker"] for r in rows}
+    former: list[tuple[str, str, str]] = []
+    with nasdaq_traded.open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh, delimiter="|"):
+            symbol, name = r["Symbol"], r["Security Name"] or ""
+            exchange = {"N": "NYSE", "Q": "NASDAQ"}.get(r["Listing Exchange"])
+            if (
+                exchange is None
+                or r["ETF"] != "N"
+                or r["Test Issue"] != "N"
+                or symbol in current
+                or not re.fullmatch(r"[A-Z]{1,5}", symbol)
+                or not re.search(r"Common Stock|Ordinary Shares|Common Shares|Depositary", name)
+                or "Acquisition" in name
+            ):
+                continue
+            former.append((symbol, exchange, _SHARE_CLASS.sub("", name).strip(" ,-")))
+    with FORMER_FILE.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["symbol", "exchange", "name"])
+        writer.writerows(former)
     words = {w.strip() for w in dictionary.read_text(encoding="utf-8").splitlines()}
-    english = {w for w in words if w.isalpha() and w.islower()}
-    tokens = {t.lower().strip(".,'") for r in rows for t in r["name"].split()} | {r["ticker"].lower() for r in rows}
+    names = [r["name"] for r in rows] + [name for _, _, name in former]
+    tokens = {t.lower().strip(".,'") for name in names for t in name.split()} | {t.lower() for t in current}
     for entries in json.loads(CURATED_FILE.read_text(encoding="utf-8"))["aliases"].values():
         tokens |= {t.lower() for e in entries for t in e.split()}
+    english = {w for w in words if w.isalpha() and w.islower()}
+    proper = {w.lower() for w in words if w.isalpha() and w[0].isupper()} - english
     COMMON_WORDS_FILE.write_text("\n".join(sorted(tokens & english)) + "\n", encoding="utf-8")
+    PROPER_NOUNS_FILE.write_text("\n".join(sorted(tokens & proper)) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
-    write_derived_data(Path(sys.argv[1]), Path(sys.argv[2]))
+    write_derived_data(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))

@@ -28,7 +28,14 @@ from functools import cache
 import ahocorasick
 
 from newsroom.common.events import Mention, SecurityListed, TaggedTicker
-from newsroom.enrichment.master import LEGAL_FORMS, US_EXCHANGES, SecurityMaster, build_master, common_words
+from newsroom.enrichment.master import (
+    LEGAL_FORMS,
+    US_EXCHANGES,
+    SecurityMaster,
+    build_master,
+    common_words,
+    is_prominent,
+)
 
 TAGGER_VERSION = "tagger-2026.11.1"
 
@@ -76,7 +83,8 @@ class _Alias:
     security: SecurityListed
     surface: str  # normalised like the text, case kept
     strict: bool  # case must match exactly
-    common: bool  # an ordinary word: not at a sentence start nor in a run of capitalised words
+    common: bool  # an ordinary word: not in a run of capitalised words
+    prominent: bool  # an index or index member: a one-word name may open a sentence
     stage: str
 
 
@@ -153,7 +161,8 @@ class Tagger:
                 single = " " not in surface
                 is_word = _is_word(surface, words)
                 strict = single and (len(surface) <= 4 or is_word or surface.isupper())
-                entries[key] = _Alias(security, surface, strict, is_word and stage == "name", stage)
+                common = is_word and stage == "name"
+                entries[key] = _Alias(security, surface, strict, common, is_prominent(security), stage)
         for key, entry in entries.items():
             self._automaton.add_word(key, entry)
         if entries:
@@ -238,6 +247,7 @@ class Tagger:
     def _article_aliases(self, text: str, names: list[tuple[int, str, SecurityListed]]) -> list[_Hit]:
         """Stage 2a: later uses of a name that an explicit form tied to an instrument."""
         hits: list[_Hit] = []
+        words = common_words()
         for after, name, security in names:
             forms = {name}
             tokens = name.replace(",", "").split()
@@ -245,7 +255,7 @@ class Tagger:
                 tokens.pop()
                 forms.add(" ".join(tokens))
             for form in sorted(forms, key=len, reverse=True):
-                if len(form) < 3:
+                if len(form) < 3 or _is_word(form, words):
                     continue
                 pattern = re.compile(rf"(?<![\w&]){re.escape(form)}(?![\w&])")
                 hits.extend(
@@ -269,23 +279,26 @@ class Tagger:
                     continue
             elif not _caps_match(span, entry.surface):
                 continue
-            if entry.common and not self._reads_as_name(text, start, end, single=" " not in entry.surface):
+            single = " " not in entry.surface
+            if entry.common and not self._reads_as_name(text, start, end, opening=not single or entry.prominent):
                 continue
             hits.append(_Hit(start, end, entry.security, entry.stage, CONFIDENCE[entry.stage]))
         return hits
 
     @staticmethod
-    def _reads_as_name(text: str, start: int, end: int, *, single: bool) -> bool:
-        """Whether an alias that is also an ordinary word reads as a name where it stands."""
+    def _reads_as_name(text: str, start: int, end: int, *, opening: bool) -> bool:
+        """Whether an alias that is also an ordinary word reads as a name where it stands.
+
+        Not in a run of capitalised words (a headline), and, unless ``opening`` allows it, not at the
+        start of a sentence; either is fine when a legal form or a possessive follows.
+        """
         after = _word_after(text, end)
         if after == "'s" or after.lower().strip(".,") in LEGAL_FORMS:
             return True
-        before = _word_before(text, start)
         initial = _sentence_start(text, start)
-        if single and initial:
+        if initial and not opening:
             return False
-        capitalised = (initial or before[:1].isupper()) and after[:1].isupper()
-        return not capitalised
+        return not (_titled(_word_before(text, start)) or _titled(after))
 
     def _tickers(self, text: str, hits: list[_Hit]) -> list[_Hit]:
         """Stage 3: bare tickers of instruments that the article already names another way."""
@@ -374,6 +387,11 @@ class Tagger:
             )
             for key in ranked
         )
+
+
+def _titled(word: str) -> bool:
+    """A capitalised word that is not an acronym ("Watch", not "CEO")."""
+    return word[:1].isupper() and any(c.islower() for c in word)
 
 
 def _caps_match(span: str, surface: str) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import warnings
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -165,14 +166,16 @@ class SessionCalendar:
     def __init__(self, mic: str, *, start: date = CALENDAR_START) -> None:
         import exchange_calendars as xcals  # imported lazily: the import is slow
 
-        try:
-            cal = xcals.get_calendar(mic, start=start.isoformat())
-        except ValueError:  # start before the calendar's bound: take the earliest it allows
-            bound_min = xcals.get_calendar(mic).bound_min()
-            cal = xcals.get_calendar(mic, start=bound_min)
+        with warnings.catch_warnings():  # pandas deprecation noise from inside exchange_calendars
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                cal = xcals.get_calendar(mic, start=start.isoformat())
+            except ValueError:  # start before the calendar's bound: take the earliest it allows
+                bound_min = xcals.get_calendar(mic).bound_min()
+                cal = xcals.get_calendar(mic, start=bound_min)
+            sched = cal.schedule
         self.mic = mic
         self.tz = ZoneInfo(str(cal.tz))
-        sched = cal.schedule
         self._dates: list[date] = [ts.date() for ts in sched.index]
         opens = [_epoch(v) for v in sched["open"]]
         closes = [_epoch(v) for v in sched["close"]]
@@ -551,12 +554,13 @@ class QuoteBook:
 
     def _adjusted_close(self, inst: _Instrument, close: Decimal, after: date, upto: date) -> Decimal:
         """Divide ``close`` (of session ``after``) by every split effective in (after, upto]."""
+        adjusted = close
         for effective, ratio in inst.splits:
             if after < effective <= upto and ratio > 0:
-                close = close / ratio
-        if close.as_tuple().exponent < -4:  # type: ignore[operator]
-            close = close.quantize(_SPLIT_QUANTUM, rounding=ROUND_HALF_UP)
-        return close
+                adjusted = adjusted / ratio
+        if adjusted is not close and adjusted.as_tuple().exponent < -4:  # type: ignore[operator]
+            adjusted = adjusted.quantize(_SPLIT_QUANTUM, rounding=ROUND_HALF_UP)
+        return adjusted
 
     def _publish(
         self, inst: _Instrument, ts: float, price: Decimal, volume: int, hint: Decimal | None

@@ -1,0 +1,104 @@
+"""Events: the envelope, the registry and upcasting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from newsroom.common.events import (
+    ArticleRetracted,
+    ArticleSubmitted,
+    EventDecodeError,
+    TickReceived,
+    decode,
+    encode,
+    new_envelope,
+    payload_types,
+)
+
+
+def _submitted(**over: object) -> ArticleSubmitted:
+    fields: dict[str, object] = {
+        "article_id": "a1",
+        "revision": 1,
+        "headline": "Headline",
+        "body_html": "<p>Body</p>",
+        "source": "test",
+        "published_at": datetime(2026, 1, 13, 9, tzinfo=UTC),
+        "content_hash": "h",
+        "slug": "headline-a1",
+    }
+    fields.update(over)
+    return ArticleSubmitted.model_validate(fields)
+
+
+def test_round_trip_keeps_every_field() -> None:
+    """An encoded event decodes to an equal envelope with a typed payload."""
+    env = new_envelope(_submitted(), producer="test")
+    back = decode(encode(env))
+    assert back == env
+    assert isinstance(back.data, ArticleSubmitted)
+
+
+def test_caused_event_inherits_correlation() -> None:
+    """An event caused by another carries its correlation id and names its cause."""
+    cause = new_envelope(_submitted(), producer="ingestion")
+    effect = new_envelope(ArticleRetracted(article_id="a1", revision=2, slug="s"), producer="x", causation=cause)
+    assert effect.correlation_id == cause.correlation_id
+    assert effect.causation_id == str(cause.id)
+
+
+def test_events_are_frozen() -> None:
+    """Payloads cannot be changed after creation."""
+    event = _submitted()
+    with pytest.raises(ValidationError):
+        event.headline = "changed"  # type: ignore[misc]
+
+
+def test_v1_article_submitted_is_upcast() -> None:
+    """A version-1 submission (plain ``body``) decodes as version 2 with escaped paragraphs."""
+    v2 = orjson.loads(encode(new_envelope(_submitted(), producer="test")))
+    data = dict(v2["data"])
+    del data["body_html"]
+    data["body"] = "First <para>.\n\nSecond para."
+    raw = orjson.dumps({**v2, "version": 1, "data": data})
+    event = decode(raw)
+    assert event.version == 2
+    assert isinstance(event.data, ArticleSubmitted)
+    assert event.data.body_html == "<p>First &lt;para&gt;.</p><p>Second para.</p>"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"type": "Nope", "version": 1, "data": {}}', "unknown event type"),
+        (b'{"type": "ArticleRetracted", "version": 1, "data": {"article_id": "x"}}', "invalid ArticleRetracted"),
+        (b'{"type": "ArticleRetracted", "version": 9, "data": {}}', "newer than this code"),
+    ],
+)
+def test_bad_records_are_refused_with_a_reason(raw: bytes, reason: str) -> None:
+    """Undecodable records raise EventDecodeError saying why."""
+    with pytest.raises(EventDecodeError, match=reason):
+        decode(raw)
+
+
+def test_every_event_type_is_past_tense() -> None:
+    """Event names state facts that happened."""
+    for name in payload_types():
+        assert name.endswith(("ed", "Listed")), name
+
+
+def test_tick_prices_survive_as_decimals() -> None:
+    """Prices travel as exact decimals, not floats."""
+    tick = TickReceived(
+        symbol="NVDA", exchange="NASDAQ", price=Decimal("182.01"), exchange_time=datetime.now(UTC), source="t"
+    )
+    back = decode(encode(new_envelope(tick, producer="t"))).data
+    assert isinstance(back, TickReceived)
+    assert back.price == Decimal("182.01")

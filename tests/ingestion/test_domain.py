@@ -1,0 +1,92 @@
+"""Ingestion rules: sanitising, de-duplication and revisions, without I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from newsroom.common.events import ArticleRetracted, ArticleRevised, ArticleSubmitted
+from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, sanitize_html, text_to_html
+
+
+def article(**over: object) -> ArticleIn:
+    fields: dict[str, object] = {
+        "headline": "Intel beats estimates",
+        "body": "Intel Corp. (NASDAQ: INTC) rose.",
+        "source": "wire",
+        "published_at": datetime(2026, 1, 13, tzinfo=UTC),
+    }
+    fields.update(over)
+    return ArticleIn.model_validate(fields)
+
+
+def test_html_is_sanitised_by_allow_list() -> None:
+    """Scripts, event handlers and javascript: URLs never reach the log."""
+    dirty = '<p onclick="x()">Hi<script>alert(1)</script> <a href="javascript:alert(1)">x</a></p><iframe></iframe>'
+    clean = sanitize_html(dirty)
+    assert "script" not in clean
+    assert "onclick" not in clean
+    assert "javascript:" not in clean
+    assert "iframe" not in clean
+    assert clean.startswith("<p>Hi")
+
+
+def test_plain_text_is_escaped_into_paragraphs() -> None:
+    """Plain text becomes escaped paragraphs; short unpunctuated lines become subheadings."""
+    html = text_to_html("A Subheading\n\nx < y & z.")
+    assert html == "<h2>A Subheading</h2>\n<p>x &lt; y &amp; z.</p>"
+
+
+def test_same_article_twice_is_a_duplicate() -> None:
+    """Submitting identical content again publishes nothing."""
+    registry = ArticleRegistry()
+    first = registry.submit(article())
+    assert isinstance(first.event, ArticleSubmitted)
+    registry.apply(first.event)
+    again = registry.submit(article())
+    assert again.outcome == "duplicate"
+    assert again.event is None
+    assert again.article_id == first.article_id
+
+
+@pytest.mark.parametrize("key", ["id", "url"])
+def test_changed_content_under_same_identity_is_the_next_revision(key: str) -> None:
+    """Same source id or canonical URL with new content becomes revision n+1 of the same article."""
+    ident = {"id": "wire-1"} if key == "id" else {"url": "https://example.com/a?utm=1"}
+    registry = ArticleRegistry()
+    first = registry.submit(article(**ident))
+    assert first.event is not None
+    registry.apply(first.event)
+    ident2 = ident if key == "id" else {"url": "https://example.com/a/"}
+    second = registry.submit(article(body="Intel Corp. (NASDAQ: INTC) rose sharply.", **ident2))
+    assert second.outcome == "revised"
+    assert isinstance(second.event, ArticleRevised)
+    assert (second.article_id, second.revision) == (first.article_id, 2)
+    assert second.event.slug == first.event.slug  # type: ignore[attr-defined]
+
+
+def test_retracted_article_stays_gone() -> None:
+    """After a retraction, resubmitting the article is refused."""
+    registry = ArticleRegistry()
+    first = registry.submit(article(id="w-2"))
+    assert first.event is not None
+    registry.apply(first.event)
+    retraction = registry.retract(first.article_id, "error")
+    assert retraction is not None
+    assert isinstance(retraction.event, ArticleRetracted)
+    assert retraction.event.revision == 2
+    registry.apply(retraction.event)
+    assert registry.submit(article(id="w-2", body="new text.")).outcome == "gone"
+
+
+def test_body_that_sanitises_to_nothing_is_refused() -> None:
+    """An HTML body with no text after sanitising is an error, not an empty article."""
+    with pytest.raises(ValueError, match="no text"):
+        ArticleRegistry().submit(article(body="<script>x</script>", body_format="html"))
+
+
+def test_naive_times_are_refused() -> None:
+    """published_at must carry a time zone."""
+    with pytest.raises(ValueError, match="time zone"):
+        article(published_at=datetime(2026, 1, 13))  # noqa: DTZ001 - the point of the test

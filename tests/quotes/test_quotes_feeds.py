@@ -1,0 +1,191 @@
+"""Behaviour of the quote feeds: recorded-file parsers, the seeded simulator and replay pacing."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from newsroom.common.events import TickReceived
+from newsroom.quotes.domain import QuoteBook
+from newsroom.quotes.feeds import (
+    infer_instrument,
+    merge_ticks,
+    paced,
+    read_intraday_bars,
+    read_split_events,
+    read_ticks,
+    read_tse_daily,
+    read_yahoo_daily,
+    read_yahoo_snapshots,
+    simulate,
+)
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+QUOTES = DATA / "quotes"
+TOKYO = ZoneInfo("Asia/Tokyo")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def data_file(relative: str) -> Path:
+    path = QUOTES / relative
+    if not path.is_file():
+        pytest.skip(f"shared corpus file {path} is absent (it sits beside the checkout in this workspace)")
+    return path
+
+
+def test_intraday_bars_become_one_close_tick_per_minute() -> None:
+    """Each epoch-ms bar of AAPL_INTRA_DAY.tsv becomes a NASDAQ:AAPL tick: its close at the bar's minute."""
+    ticks = list(read_intraday_bars(data_file("AAPL_INTRA_DAY.tsv")))
+    assert len(ticks) == 8211
+    first = ticks[0]
+    assert (first.symbol, first.exchange, first.price, first.volume) == (
+        "AAPL",
+        "NASDAQ",
+        Decimal("112.06"),
+        2316232,
+    )
+    assert first.exchange_time == datetime(2016, 4, 15, 9, 30, tzinfo=NEW_YORK)
+    assert all(a.exchange_time < b.exchange_time for a, b in itertools.pairwise(ticks))
+    assert len({t.exchange_time.astimezone(NEW_YORK).date() for t in ticks}) == 21
+
+
+def test_yahoo_daily_rows_are_oldest_first_at_the_session_close() -> None:
+    """A newest-first Yahoo CSV (Nikkei 2010) yields ticks oldest first, each at the XTKS close (15:00)."""
+    ticks = list(read_yahoo_daily(data_file("nikkei-2010-yahoofinance.csv")))
+    assert (ticks[0].symbol, ticks[0].exchange) == ("N225", "INDEX")
+    assert ticks[0].exchange_time.astimezone(TOKYO).date() == date(2010, 1, 4)
+    assert ticks[-1].exchange_time.astimezone(TOKYO) == datetime(2010, 12, 30, 15, 0, tzinfo=TOKYO)
+    assert ticks[-1].price == Decimal("10228.92")
+    assert all(a.exchange_time < b.exchange_time for a, b in itertools.pairwise(ticks))
+
+
+def test_yahoo_daily_ohlc_mode_gives_the_days_open_high_low() -> None:
+    """With ohlc=True a replayed INTC day shows the row's open, high, low, close and volume."""
+    path = data_file("yahoofinance-INTC-19950101-20040412.csv")
+    ticks = [t for t in read_yahoo_daily(path, ohlc=True) if t.exchange_time.date() <= date(1995, 1, 4)]
+    book = QuoteBook(coalesce=timedelta(0))
+    for t in ticks:
+        assert book.apply(t, received_at=t.exchange_time) is None
+    (snap,) = book.due(ticks[-1].exchange_time + timedelta(hours=1))
+    # 1995-01-04,4.000000,4.023438,3.953125,3.976563,2.664625,41865600
+    assert (snap.day_open, snap.day_high, snap.day_low, snap.price, snap.volume) == (
+        Decimal("4.000000"),
+        Decimal("4.023438"),
+        Decimal("3.953125"),
+        Decimal("3.976563"),
+        41865600,
+    )
+    assert snap.previous_close == Decimal("3.984375")
+
+
+def test_tse_daily_file_is_tokyo_4063_with_its_recorded_split() -> None:
+    """The 4063-T CSV parses as TYO:4063 and its Stock Splits column reports the 5:1 split."""
+    path = data_file("tse/4063-T-1d-bad-stock-split.csv")
+    ticks = list(read_tse_daily(path))
+    assert {(t.symbol, t.exchange) for t in ticks} == {("4063", "TYO")}
+    assert ticks[0].exchange_time.astimezone(TOKYO) == datetime(2023, 3, 15, 15, 0, tzinfo=TOKYO)
+    assert read_split_events(path) == [(date(2023, 3, 30), Decimal(5))]
+
+
+def test_yahoo_snapshots_reproduce_yahoos_change() -> None:
+    """Yahoo snapshot quotes on NASDAQ/NYSE replayed through the book give Yahoo's own change and change %."""
+    path = data_file("yahoo_quote_snapshots_2025-02-17.json")
+    raw = {q["symbol"]: q for q in json.loads(path.read_text()) if "symbol" in q}
+    ticks = list(read_yahoo_snapshots(path))
+    assert {t.exchange for t in ticks} <= {"NASDAQ", "NYSE", "TYO"}
+    assert "OCDO.L" not in {t.symbol for t in ticks}
+    unmapped = list(read_yahoo_snapshots(path, include_unmapped=True))
+    assert "LSE" in {t.exchange for t in unmapped}
+
+    book = QuoteBook(coalesce=timedelta(0))
+    fetched = datetime(2025, 2, 17, 10, 54, 51, tzinfo=UTC)
+    rejected = [r for t in ticks if (r := book.apply(t, received_at=fetched)) is not None]
+    assert {r.code for r in rejected} == {"duplicate"}  # the fixture repeats AAPL, BABA and TSLA
+    snaps = {s.symbol: s for s in book.due(fetched)}
+    for symbol in ("AAPL", "BABA", "SPOT", "GOOG"):
+        q = raw[symbol]
+        assert snaps[symbol].change_percent == Decimal(str(q["regularMarketChangePercent"])).quantize(
+            Decimal("0.01")
+        )
+        assert snaps[symbol].change == Decimal(str(q["regularMarketPrice"])) - Decimal(
+            str(q["regularMarketPreviousClose"])
+        )
+        assert snaps[symbol].market_state == "closed"  # Presidents' Day
+
+
+def test_instruments_are_inferred_from_file_names() -> None:
+    """File names tell symbol and exchange; an unknown one asks for them explicitly."""
+    assert infer_instrument("AAPL_INTRA_DAY.tsv") == ("AAPL", "NASDAQ")
+    assert infer_instrument("yahoofinance-INTC-19950101-20040412.csv") == ("INTC", "NASDAQ")
+    assert infer_instrument("nikkei-2011-yahoofinance.csv") == ("N225", "INDEX")
+    assert infer_instrument("tse/4063-T-1d-bad-div.csv") == ("4063", "TYO")
+    assert infer_instrument("IBM_INTRA_DAY.tsv") == ("IBM", "NYSE")
+    with pytest.raises(ValueError, match="exchange"):
+        infer_instrument("QQQQXYZ_INTRA_DAY.tsv")
+    with pytest.raises(ValueError, match="unsupported"):
+        read_ticks("prices.parquet")
+
+
+def test_simulator_is_seeded_plausible_and_on_tick_size() -> None:
+    """The same seed gives the same walk; prices stay positive, near the start, in cents or in yen."""
+    start = datetime(2025, 2, 18, 15, 0, tzinfo=UTC)
+    last = {"NASDAQ:AAPL": Decimal("259.45"), "TYO:7203": Decimal("2850"), "NYSE:BAC": Decimal("51.94")}
+    prev = {"NASDAQ:AAPL": Decimal("261.05")}
+    a = list(simulate(last, seed=7, start=start, step=timedelta(seconds=1), previous_closes=prev, count=2000))
+    b = list(simulate(last, seed=7, start=start, step=timedelta(seconds=1), previous_closes=prev, count=2000))
+    c = list(simulate(last, seed=8, start=start, step=timedelta(seconds=1), previous_closes=prev, count=2000))
+    assert a == b
+    assert a != c
+    assert len(a) == 6000
+    assert a[-1].exchange_time == start + timedelta(seconds=1999)
+    for t in a:
+        start_price = last[f"{t.exchange}:{t.symbol}"]
+        assert t.price > 0
+        assert abs(t.price / start_price - 1) < Decimal("0.2")
+        assert t.price == t.price.quantize(Decimal(1) if t.exchange == "TYO" else Decimal("0.01"))
+    assert {t.previous_close for t in a if t.symbol == "AAPL"} == {Decimal("261.05")}
+    assert {t.previous_close for t in a if t.symbol == "BAC"} == {Decimal("51.94")}
+
+    book = QuoteBook(coalesce=timedelta(0))
+    assert all(book.apply(t, received_at=t.exchange_time) is None for t in a)
+    snaps = {s.instrument_id: s for s in book.due(a[-1].exchange_time + timedelta(minutes=20))}
+    assert snaps["NASDAQ:AAPL"].previous_close == Decimal("261.05")
+    assert snaps["TYO:7203"].currency == "JPY"
+
+
+def test_paced_replay_waits_recorded_gaps_divided_by_speed() -> None:
+    """Recorded pace at speed 60 turns one-minute gaps into one-second waits; speed 0 means no waits."""
+    t0 = datetime(2016, 4, 15, 13, 30, tzinfo=UTC)
+    ticks = [
+        TickReceived(
+            symbol="AAPL",
+            exchange="NASDAQ",
+            price=Decimal(1),
+            exchange_time=t0 + timedelta(minutes=m),
+            source="t",
+        )
+        for m in (0, 1, 3, 3, 600)
+    ]
+    assert [w for w, _ in paced(ticks, speed=60)] == [0.0, 1.0, 2.0, 0.0, 597.0]
+    assert [w for w, _ in paced(ticks, speed=60, max_gap=5)] == [0.0, 1.0, 2.0, 0.0, 5.0]
+    assert [w for w, _ in paced(ticks, speed=0)] == [0.0] * 5
+    assert [t for _, t in paced(ticks, speed=float("inf"))] == ticks
+
+
+def test_merged_files_replay_in_exchange_time_order() -> None:
+    """AAPL and MSFT bars merge into one stream ordered by exchange time."""
+    merged = list(
+        itertools.islice(
+            merge_ticks(
+                read_ticks(data_file("AAPL_INTRA_DAY.tsv")), read_ticks(data_file("MSFT_INTRA_DAY.tsv"))
+            ),
+            1000,
+        )
+    )
+    assert {t.symbol for t in merged} == {"AAPL", "MSFT"}
+    assert all(a.exchange_time <= b.exchange_time for a, b in itertools.pairwise(merged))

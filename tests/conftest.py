@@ -6,9 +6,10 @@ that need it ask for ``stack``. Tests isolate themselves by using their own arti
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +46,21 @@ def poll(fetch: Callable[[], T], until: Callable[[T], bool], timeout: float = 60
         except (httpx.HTTPError, OSError) as exc:
             last = exc
         time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout:.0f}s; last value: {str(last)[:500]}")
+
+
+async def apoll(
+    fetch: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 60.0, interval: float = 0.2
+) -> T:
+    """The async twin of :func:`poll`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while loop.time() < deadline:
+        last = await fetch()
+        if until(last):
+            return last
+        await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout:.0f}s; last value: {str(last)[:500]}")
 
 
@@ -99,8 +115,6 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     try:
         stack.start_broker()
         stack.start_redis()
-        import asyncio
-
         from newsroom.common.topics import ensure_topics
 
         asyncio.run(ensure_topics(settings.bootstrap_servers))

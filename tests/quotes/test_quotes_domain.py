@@ -153,19 +153,28 @@ def test_first_tokyo_session_after_golden_week_compares_with_april_30() -> None:
     assert snap.change == closes[date(2010, 5, 6)] - closes[date(2010, 4, 30)]
 
 
-def test_weekend_and_holiday_ticks_belong_to_the_last_session() -> None:
-    """A tick dated Memorial Day 2016 updates Friday's session, and Tuesday compares against that price."""
+def test_after_hours_and_holiday_ticks_do_not_move_the_previous_close() -> None:
+    """After-hours and Memorial Day ticks belong to Friday, yet Tuesday compares with Friday's close."""
     book = QuoteBook(coalesce=timedelta(0))
-    friday = datetime(2016, 5, 27, 15, 0, tzinfo=NEW_YORK)
+    friday_close = datetime(2016, 5, 27, 16, 0, tzinfo=NEW_YORK)
+    after_hours = datetime(2016, 5, 27, 18, 0, tzinfo=NEW_YORK)
     holiday = datetime(2016, 5, 30, 12, 0, tzinfo=NEW_YORK)
     tuesday = datetime(2016, 5, 31, 10, 0, tzinfo=NEW_YORK)
-    for t in (tick("100.00", friday), tick("101.00", holiday), tick("103.02", tuesday)):
+    ticks = [tick("100.00", friday_close), tick("100.50", after_hours), tick("101.00", holiday)]
+    for t in [*ticks, tick("103.02", tuesday)]:
         assert book.apply(t, received_at=t.exchange_time) is None
-    (snap,) = book.due(tuesday + DELAY)
-    assert (snap.previous_close, snap.change, snap.change_percent) == (
+    (on_holiday,) = book.due(holiday + DELAY)
+    assert (on_holiday.price, on_holiday.market_state, on_holiday.volume) == (
         Decimal("101.00"),
-        Decimal("2.02"),
-        Decimal("2.00"),
+        "closed",
+        300,
+    )
+    (snap,) = book.due(tuesday + DELAY)
+    assert (snap.previous_close, snap.change, snap.change_percent, snap.volume) == (
+        Decimal("100.00"),
+        Decimal("3.02"),
+        Decimal("3.02"),
+        100,
     )
 
 

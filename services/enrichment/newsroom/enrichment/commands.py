@@ -6,7 +6,6 @@ import argparse
 import sys
 
 import orjson
-
 from newsroom.enrichment.tagger import default_tagger
 
 

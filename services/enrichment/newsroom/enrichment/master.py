@@ -7,12 +7,18 @@ Sources, each recorded on the :class:`~newsroom.common.events.SecurityListed` it
   the master's order (it breaks ties between companies that share an alias).
 * ``pytickersymbols`` — index members: display names and ISINs for S&P 500 / NASDAQ 100 / Dow Jones
   companies, and the NIKKEI 225 members with their ``TYO:`` codes.
+* ``data/former_listings.csv`` — common stocks in the Nasdaq Trader symbol directory of 2023-02 whose
+  symbol the SEC list no longer has (Activision Blizzard, Nordstrom, …), so that older news still tags;
+  they come last, so a current listing keeps any alias they share.
 * :data:`INDICES` — the market indices a markets page quotes, with their common aliases.
 * ``data/curated.json`` — a short hand-kept list of brands and renamed issuers (Google, Facebook, …) and
   of generated aliases that must never be used ("Nasdaq" is the index far more often than the company).
 
 Aliases are generated from legal names by stripping legal-form words (:func:`name_aliases`).
-Run ``python -m newsroom.enrichment.master SEC_CSV NASDAQ_TRADED DICTIONARY`` to regenerate the derived data files.
+``data/common_words.txt`` and ``data/proper_nouns.txt`` (the words of company names that a dictionary
+also lists) mark the aliases that could be ordinary words.
+Regenerate the derived data files with
+``python -m newsroom.enrichment.master SEC_CSV NASDAQ_TRADED DICTIONARY``.
 """
 
 from __future__ import annotations
@@ -63,7 +69,11 @@ INDICES: tuple[IndexDef, ...] = (
     IndexDef("N225", "Nikkei 225", ("Nikkei 225", "Nikkei Stock Average", "Nikkei average", "the Nikkei")),
     IndexDef("TOPIX", "TOPIX", ("TOPIX", "Topix", "Tokyo Stock Price Index")),
     IndexDef("SPX", "S&P 500", ("S&P 500", "S&P", "Standard & Poor's 500", "S&P 500 index")),
-    IndexDef("DJI", "Dow Jones Industrial Average", ("Dow Jones Industrial Average", "Dow Jones", "the Dow", "DJIA")),
+    IndexDef(
+        "DJI",
+        "Dow Jones Industrial Average",
+        ("Dow Jones Industrial Average", "Dow Jones", "the Dow", "DJIA"),
+    ),
     IndexDef("IXIC", "Nasdaq Composite", ("Nasdaq Composite", "the Nasdaq", "Nasdaq composite")),
     IndexDef("NDX", "Nasdaq-100", ("Nasdaq-100", "Nasdaq 100", "NASDAQ-100", "NASDAQ 100")),
     IndexDef("RUT", "Russell 2000", ("Russell 2000",)),
@@ -71,8 +81,43 @@ INDICES: tuple[IndexDef, ...] = (
 
 # Words that state a legal form rather than name a company; stripped from the end of a name.
 LEGAL_FORMS = frozenset(
-    """inc incorporated corp corporation co company companies ltd limited plc holdings holding group
-    kk k.k ag nv n.v sa s.a se s.e lp l.p llc l.l.c asa a/s as ab oyj spa s.p.a nv/sa the""".split()
+    [
+        "inc",
+        "incorporated",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "companies",
+        "ltd",
+        "limited",
+        "plc",
+        "holdings",
+        "holding",
+        "group",
+        "kk",
+        "k.k",
+        "ag",
+        "nv",
+        "n.v",
+        "sa",
+        "s.a",
+        "se",
+        "s.e",
+        "lp",
+        "l.p",
+        "llc",
+        "l.l.c",
+        "asa",
+        "a/s",
+        "as",
+        "ab",
+        "oyj",
+        "spa",
+        "s.p.a",
+        "nv/sa",
+        "the",
+    ]
 )
 _STATE_SUFFIX = re.compile(r"\s*/[A-Z]{2,3}/?\s*$|\s*/NEW/?\s*$", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\s,]+")
@@ -217,13 +262,17 @@ def build_master() -> list[SecurityListed]:
     for row in _csv_rows(SEC_FILE):
         iid = instrument_id(row["exchange"], row["symbol"])
         cik = int(row["cik"])
-        drafts[iid] = _Draft(row["exchange"], row["symbol"], clean_name(row["name"]), cik=cik, sources=(SEC_SOURCE,))
+        drafts[iid] = _Draft(
+            row["exchange"], row["symbol"], clean_name(row["name"]), cik=cik, sources=(SEC_SOURCE,)
+        )
         primary_of_cik.setdefault(cik, iid)
     us_by_symbol = {d.symbol: iid for iid, d in drafts.items()}
     for row in _csv_rows(FORMER_FILE):
         if row["symbol"] not in us_by_symbol:
             iid = instrument_id(row["exchange"], row["symbol"])
-            drafts[iid] = _Draft(row["exchange"], row["symbol"], row["name"], sources=(FORMER_SOURCE,), as_of=FORMER_AS_OF)
+            drafts[iid] = _Draft(
+                row["exchange"], row["symbol"], row["name"], sources=(FORMER_SOURCE,), as_of=FORMER_AS_OF
+            )
 
     for index, stock in _pyticker_stocks():
         isins = stock.get("isins")
@@ -241,7 +290,11 @@ def build_master() -> list[SecurityListed]:
             continue
         draft.isin = draft.isin or isin
         draft.sources = (*draft.sources, source)
-        if name and draft.cik is not None and primary_of_cik[draft.cik] == instrument_id(draft.exchange, draft.symbol):
+        if (
+            name
+            and draft.cik is not None
+            and primary_of_cik[draft.cik] == instrument_id(draft.exchange, draft.symbol)
+        ):
             draft.aliases = (*draft.aliases, *name_aliases(name))
 
     order = sorted(drafts, key=lambda i: (not drafts[i].prominent, FORMER_SOURCE in drafts[i].sources))
@@ -287,8 +340,10 @@ def _assign_aliases(drafts: dict[str, _Draft], order: list[str], primary_of_cik:
     data = curated()
     blocked = {str(b).lower() for b in data["blocked"]}
     curated_aliases: dict[str, list[str]] = data["aliases"]
-    primaries = [i for i in order if drafts[i].cik is None or primary_of_cik[drafts[i].cik] == i]
-    generated = {i: list(dict.fromkeys([*drafts[i].aliases, *name_aliases(drafts[i].name)])) for i in primaries}
+    primaries = [i for i in order if primary_of_cik.get(drafts[i].cik or -1, i) == i]
+    generated = {
+        i: list(dict.fromkeys([*drafts[i].aliases, *name_aliases(drafts[i].name)])) for i in primaries
+    }
     token_counts: dict[str, int] = {}
     for iid in primaries:
         for token in {t.lower() for t in clean_name(drafts[iid].name).split()}:
@@ -345,7 +400,7 @@ def _first_word(alias: str, token_counts: dict[str, int]) -> str | None:
 
 
 class SecurityMaster:
-    """Securities by instrument id, built from ``SecurityListed`` events (a later event replaces an earlier)."""
+    """Securities by instrument id, built from ``SecurityListed`` events (a later one replaces an earlier)."""
 
     def __init__(self) -> None:
         self._by_id: dict[str, SecurityListed] = {}

@@ -19,6 +19,7 @@ Stages, in order of authority (each :class:`~newsroom.common.events.Mention` say
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import ahocorasick
-
 from newsroom.common.events import Mention, SecurityListed, TaggedTicker
 from newsroom.enrichment.master import (
     LEGAL_FORMS,
@@ -44,7 +44,7 @@ CONFIDENCE = {"explicit": 1.0, "alias": 0.95, "name": 0.9, "index": 0.9, "ticker
 
 # Characters that end a word for the automaton: punctuation becomes a space, typographic quotes become
 # plain ones, and hyphens become spaces so that "Coca-Cola" and "Coca Cola" read alike.
-_SPACE_CHARS = "-‐‑‒–—/()[]{},;:\"“”«»*|<>?\n\r\t\u00a0_~=+#@%^"
+_SPACE_CHARS = '-‐‑‒–—/()[]{},;:"“”«»*|<>?\n\r\t\u00a0_~=+#@%^'
 _NORMALISE = str.maketrans({**{c: " " for c in _SPACE_CHARS}, "’": "'", "‘": "'", "`": "'"})
 
 _EXCHANGE_WORDS = {
@@ -60,17 +60,22 @@ _EXCHANGE_WORDS = {
     "TOKYO": "TYO",
 }
 _SYMBOL = r"[A-Z0-9][A-Za-z0-9]{0,5}(?:[./-][A-Z]{1,2})?"
-_EXPLICIT = re.compile(
-    r"(?P<form>\(\s*(?P<exch>NYSE(?:\s*American|\s*Arca)?|NASDAQ(?:GS|GM|CM)?|Nasdaq|TYO|TSE|Tokyo)"
-    rf"\s*:\s*(?P<syms>{_SYMBOL}(?:\s*[,;/]\s*(?:(?:NYSE|NASDAQ|Nasdaq)\s*:\s*)?{_SYMBOL})*)\s*\))"
-    r"|(?<![\w.])(?P<tcode>[0-9][0-9A-Z]{3})\.T\b"
-    r"|<(?P<ric>[A-Z0-9][A-Za-z0-9\-]*)\.(?P<ricx>N|O|OQ|A|T)>"
-    r"|(?<![\w$])\$(?P<cash>[A-Z]{1,5}(?:[.-][A-Z])?)(?![\w])"
+_FORM = re.compile(
+    r"\(\s*(?P<exch>NYSE(?:\s*American|\s*Arca)?|NASDAQ(?:GS|GM|CM)?|Nasdaq|TYO|TSE|Tokyo)"
+    rf"\s*:\s*(?P<syms>{_SYMBOL}(?:\s*[,;/]\s*(?:(?:NYSE|NASDAQ|Nasdaq)\s*:\s*)?{_SYMBOL})*)\s*\)"
+)
+# Single-symbol forms, each with a literal that must occur in the text for the form to be looked for.
+_SHORT_FORMS = (
+    (".T", re.compile(r"(?<![\w.])(?P<sym>[0-9][0-9A-Z]{3})\.T\b")),
+    ("<", re.compile(r"<(?P<sym>[A-Z0-9][A-Za-z0-9\-]*)\.(?P<ric>N|O|OQ|A|T)>")),
+    ("$", re.compile(r"(?<![\w$])\$(?P<sym>[A-Z]{1,5}(?:[.-][A-Z])?)(?![\w])")),
 )
 _SYMBOL_IN_LIST = re.compile(_SYMBOL)
 _RIC_EXCHANGE = {"N": "NYSE", "O": "NASDAQ", "OQ": "NASDAQ", "A": "NYSE", "T": "TYO"}
 _NAME_TOKEN = re.compile(r"[A-Z0-9][\w.&'’\-]*,?|&|and|of|de|the")
 _SENTENCE_END = ".!?:;\n\"'“”*•"
+_WORD_BEFORE = "_&"
+_TICKER_BEFORE = "_&$.'’-"
 
 LEAD_CHARS = 400
 NEAR_CHARS = 300
@@ -84,8 +89,10 @@ class _Alias:
     surface: str  # normalised like the text, case kept
     strict: bool  # case must match exactly
     common: bool  # an ordinary word: not in a run of capitalised words
-    prominent: bool  # an index or index member: a one-word name may open a sentence
+    opening: bool  # may open a sentence: several words, or the name of an index or index member
     stage: str
+    length: int
+    confidence: float
 
 
 @dataclass(slots=True)
@@ -162,7 +169,10 @@ class Tagger:
                 is_word = _is_word(surface, words)
                 strict = single and (len(surface) <= 4 or is_word or surface.isupper())
                 common = is_word and stage == "name"
-                entries[key] = _Alias(security, surface, strict, common, is_prominent(security), stage)
+                opening = not single or is_prominent(security)
+                entries[key] = _Alias(
+                    security, surface, strict, common, opening, stage, len(surface), CONFIDENCE[stage]
+                )
         for key, entry in entries.items():
             self._automaton.add_word(key, entry)
         if entries:
@@ -187,33 +197,31 @@ class Tagger:
         """Stage 1: exchange-tagged forms; also the names written just before them."""
         hits: list[_Hit] = []
         names: list[tuple[int, str, SecurityListed]] = []
-        for m in _EXPLICIT.finditer(text):
-            found: list[tuple[int, int, SecurityListed]] = []
-            if m.group("form"):
-                exchange = _EXCHANGE_WORDS.get(m.group("exch").upper().replace(" ", ""), "NYSE")
-                base = m.start("syms")
-                for sm in _SYMBOL_IN_LIST.finditer(m.group("syms")):
-                    if sm.group() in _EXCHANGE_WORDS:
-                        continue
-                    security = self._lookup_or_unlisted(exchange, sm.group())
-                    found.append((base + sm.start(), base + sm.end(), security))
-            else:
-                if m.group("tcode"):
-                    exchange, symbol, span = "TYO", m.group("tcode"), m.span("tcode")
-                elif m.group("ric"):
-                    exchange, symbol, span = _RIC_EXCHANGE[m.group("ricx")], m.group("ric"), m.span("ric")
-                else:
-                    exchange, symbol, span = "NASDAQ", m.group("cash"), m.span("cash")
-                listed = self.master.get(exchange, symbol)
-                if listed is not None:
-                    found.append((span[0], span[1], listed))
-            for start, end, security in found:
-                hits.append(_Hit(start, end, security, "explicit", 1.0 if security.source else 0.6))
+        for m in _FORM.finditer(text):
+            exchange = _EXCHANGE_WORDS.get(m.group("exch").upper().replace(" ", ""), "NYSE")
+            base = m.start("syms")
+            found = [
+                _Hit(
+                    base + sm.start(), base + sm.end(), security, "explicit", 1.0 if security.source else 0.6
+                )
+                for sm in _SYMBOL_IN_LIST.finditer(m.group("syms"))
+                if sm.group() not in _EXCHANGE_WORDS
+                for security in (self._lookup_or_unlisted(exchange, sm.group()),)
+            ]
+            hits.extend(found)
             if len(found) == 1:
-                name = self._name_before(text, m.start())
-                if name:
-                    names.append((m.end(), name, found[0][2]))
-        return hits, names
+                names.append((m.end(), self._name_before(text, m.start()), found[0].security))
+        for literal, pattern in _SHORT_FORMS:
+            if literal not in text:
+                continue
+            for m in pattern.finditer(text):
+                ric = m.groupdict().get("ric")
+                exchange = _RIC_EXCHANGE[ric] if ric else ("TYO" if literal == ".T" else "NASDAQ")
+                listed = self.master.get(exchange, m.group("sym"))
+                if listed is not None:
+                    hits.append(_Hit(m.start("sym"), m.end("sym"), listed, "explicit", 1.0))
+                    names.append((m.end(), self._name_before(text, m.start()), listed))
+        return hits, [n for n in names if n[1]]
 
     def _lookup_or_unlisted(self, exchange: str, symbol: str) -> SecurityListed:
         """The master's listing, or (for an exchange-tagged symbol it lacks) a bare, sourceless one."""
@@ -222,7 +230,12 @@ class Tagger:
             return listed
         symbol = symbol.upper().replace(".", "-").replace("/", "-")
         return SecurityListed(
-            instrument_id=f"{exchange}:{symbol}", symbol=symbol, exchange=exchange, name=symbol, source="", as_of=""
+            instrument_id=f"{exchange}:{symbol}",
+            symbol=symbol,
+            exchange=exchange,
+            name=symbol,
+            source="",
+            as_of="",
         )
 
     @staticmethod
@@ -254,13 +267,12 @@ class Tagger:
             while len(tokens) > 1 and tokens[-1].lower().strip(".") in LEGAL_FORMS:
                 tokens.pop()
                 forms.add(" ".join(tokens))
-            for form in sorted(forms, key=len, reverse=True):
+            for form in forms:
                 if len(form) < 3 or _is_word(form, words):
                     continue
-                pattern = re.compile(rf"(?<![\w&]){re.escape(form)}(?![\w&])")
                 hits.extend(
-                    _Hit(m.start(), m.end(), security, "alias", CONFIDENCE["alias"])
-                    for m in pattern.finditer(text, after)
+                    _Hit(start, start + len(form), security, "alias", CONFIDENCE["alias"])
+                    for start in _find_words(text, form, after, len(text))
                 )
         return hits
 
@@ -270,19 +282,15 @@ class Tagger:
         padded = " " + _lower(normal)
         n = len(text)
         for end, entry in self._automaton.iter(padded):
-            start = end - len(entry.surface)
+            start = end - entry.length
             if end < n and padded[end + 1].isalnum():
                 continue
             span = normal[start:end]
-            if entry.strict:
-                if span != entry.surface:
-                    continue
-            elif not _caps_match(span, entry.surface):
+            if span != entry.surface and (entry.strict or not _caps_match(span, entry.surface)):
                 continue
-            single = " " not in entry.surface
-            if entry.common and not self._reads_as_name(text, start, end, opening=not single or entry.prominent):
+            if entry.common and not self._reads_as_name(text, start, end, opening=entry.opening):
                 continue
-            hits.append(_Hit(start, end, entry.security, entry.stage, CONFIDENCE[entry.stage]))
+            hits.append(_Hit(start, end, entry.security, entry.stage, entry.confidence))
         return hits
 
     @staticmethod
@@ -308,17 +316,19 @@ class Tagger:
             if hit.security.kind == "equity" and hit.security.exchange in US_EXCHANGES:
                 named.setdefault(hit.security.symbol, []).append(hit.start)
                 by_symbol[hit.security.symbol] = hit.security
-        if not named:
-            return []
         words = common_words()
-        alternation = "|".join(re.escape(s) for s in sorted(named, key=len, reverse=True))
         found: list[_Hit] = []
-        for m in re.finditer(rf"(?<![\w$.&'’-])(?:{alternation})(?![\w&]|'s|’s|-\w)", text):
-            symbol = m.group()
-            wordlike = len(symbol) <= 2 or symbol.lower() in words
-            if wordlike and not any(abs(p - m.start()) <= NEAR_CHARS for p in named[symbol]):
-                continue
-            found.append(_Hit(m.start(), m.end(), by_symbol[symbol], "ticker", 0.7 if wordlike else 0.8))
+        for symbol, places in named.items():
+            if len(symbol) > 2 and symbol.lower() not in words:
+                starts = _find_words(text, symbol, 0, len(text), ticker=True)
+                confidence = 0.8
+            else:  # a word or a letter: only near a mention by another stage
+                windows = sorted({(max(0, p - NEAR_CHARS), p + NEAR_CHARS) for p in places})
+                starts = sorted(
+                    {i for lo, hi in windows for i in _find_words(text, symbol, lo, hi, ticker=True)}
+                )
+                confidence = 0.7
+            found.extend(_Hit(i, i + len(symbol), by_symbol[symbol], "ticker", confidence) for i in starts)
         return found
 
     # ------------------------------------------------------------------------------------------ public
@@ -331,7 +341,7 @@ class Tagger:
         hits = _select(hits)
         hits = _select([*hits, *self._tickers(text, hits)])
         return [
-            Mention(
+            Mention.model_construct(
                 symbol=h.security.symbol,
                 exchange=h.security.exchange,
                 mic=h.security.mic,
@@ -404,15 +414,39 @@ def _caps_match(span: str, surface: str) -> bool:
 
 def _select(hits: list[_Hit]) -> list[_Hit]:
     """Non-overlapping hits, the more authoritative stage and then the longer span winning."""
+    starts: list[int] = []
+    ends: list[int] = []
     chosen: list[_Hit] = []
-    taken: list[tuple[int, int]] = []
     for hit in sorted(hits, key=lambda h: h.priority):
-        if any(hit.start < e and s < hit.end for s, e in taken):
+        i = bisect.bisect_right(starts, hit.start)
+        if (i and ends[i - 1] > hit.start) or (i < len(starts) and starts[i] < hit.end):
             continue
+        starts.insert(i, hit.start)
+        ends.insert(i, hit.end)
         chosen.append(hit)
-        taken.append((hit.start, hit.end))
     chosen.sort(key=lambda h: h.start)
     return chosen
+
+
+def _find_words(text: str, word: str, start: int, stop: int, *, ticker: bool = False) -> list[int]:
+    """Where ``word`` occurs in ``text[start:stop]`` as a whole word (case-sensitive).
+
+    A ``ticker`` must also not be part of a dotted or hyphenated word, a cashtag or a possessive.
+    """
+    before = _TICKER_BEFORE if ticker else _WORD_BEFORE
+    found = []
+    i = text.find(word, start, stop)
+    while i >= 0:
+        end = i + len(word)
+        tail = text[end : end + 2]
+        if (
+            (i == 0 or (text[i - 1] not in before and not text[i - 1].isalnum()))
+            and not (tail[:1].isalnum() or tail[:1] in "&_")
+            and not (ticker and (tail[:1] in "'’" or (tail[:1] in "-." and tail[1:2].isalnum())))
+        ):
+            found.append(i)
+        i = text.find(word, end, stop)
+    return found
 
 
 @cache

@@ -13,9 +13,11 @@ window, so no calendar call happens on the hot path.
 
 * The session of a tick is the calendar session of its local date (exchange time zone); a tick on a
   non-session date (weekend, holiday) belongs to the last session before it.
-* Previous close = the last public price of the calendar's previous session, divided by the ratio of
-  every known split effective after that session and up to the current one. When that close is not
-  known (first session seen, or a gap in the data) the tick's own ``previous_close`` is used.
+* Previous close = the last public price of the calendar's previous session up to its close (plus a
+  five-minute grace for closing prints; a later after-hours price only when there is nothing earlier),
+  divided by the ratio of every known split effective after that session and up to the current one.
+  When that close is not known (first session seen, or a gap in the data) the tick's own
+  ``previous_close`` is used.
 * ``as_of`` of a snapshot is the public view time ``now - delay``; ``market_state`` is the calendar's
   state at that time: ``pre-open``, ``open``, ``lunch``, ``closed`` (``unknown`` outside the calendar).
 """
@@ -58,6 +60,7 @@ CALENDAR_START = date(1990, 1, 1)
 _CENT = Decimal("0.01")
 _SPLIT_QUANTUM = Decimal("0.0001")
 _HUNDRED = Decimal(100)
+_CLOSE_GRACE_S = 300.0  # closing-auction prints stamped just after the close still make the close
 
 
 # --------------------------------------------------------------------------- exchanges
@@ -302,6 +305,7 @@ class _Instrument:
     __slots__ = (
         "buffer",
         "calendar",
+        "close_price",
         "currency",
         "day_high",
         "day_low",
@@ -351,6 +355,7 @@ class _Instrument:
         self.session: Session | None = None
         self.price: Decimal | None = None
         self.prev_close: Decimal | None = None
+        self.close_price: Decimal | None = None
         self.day_open: Decimal | None = None
         self.day_high: Decimal | None = None
         self.day_low: Decimal | None = None
@@ -570,19 +575,21 @@ class QuoteBook:
         current = inst.session
         if session is not current:
             prev_close: Decimal | None = None
+            last_close = inst.close_price if inst.close_price is not None else inst.price
             if (
                 current is not None
-                and inst.price is not None
+                and last_close is not None
                 and session.previous is not None
                 and session.previous == current.date
             ):
-                prev_close = self._adjusted_close(inst, inst.price, current.date, session.date)
+                prev_close = self._adjusted_close(inst, last_close, current.date, session.date)
             if prev_close is None:
                 prev_close = _valid_hint(hint)
             inst.session = session
             inst.prev_close = prev_close
             inst.day_open = inst.day_high = inst.day_low = price
             inst.volume = volume
+            inst.close_price = None
         else:
             if price > inst.day_high:  # type: ignore[operator]
                 inst.day_high = price
@@ -591,6 +598,8 @@ class QuoteBook:
             inst.volume += volume
             if inst.prev_close is None and hint is not None:
                 inst.prev_close = _valid_hint(hint)
+        if ts <= session.close + _CLOSE_GRACE_S or session.index < 0:
+            inst.close_price = price  # the session's close: its last price up to the close
         inst.price = price
         inst.last_ts = ts
         inst.dirty = True
@@ -682,6 +691,7 @@ class QuoteBook:
                 "session": None if inst.session is None else inst.session.date.isoformat(),
                 "price": _str(inst.price),
                 "prev_close": _str(inst.prev_close),
+                "close_price": _str(inst.close_price),
                 "day_open": _str(inst.day_open),
                 "day_high": _str(inst.day_high),
                 "day_low": _str(inst.day_low),
@@ -716,6 +726,7 @@ class QuoteBook:
                 inst.session = inst.calendar.session_for_date(date.fromisoformat(doc["session"]))
             inst.price = _dec(doc["price"])
             inst.prev_close = _dec(doc["prev_close"])
+            inst.close_price = _dec(doc.get("close_price"))
             inst.day_open = _dec(doc["day_open"])
             inst.day_high = _dec(doc["day_high"])
             inst.day_low = _dec(doc["day_low"])

@@ -1,0 +1,67 @@
+"""The container files, checked offline: compose parses and agrees with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from newsroom.cli import SERVICES
+from newsroom.common.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return data
+
+
+def test_every_service_runs_from_the_one_image() -> None:
+    """Each newsroom service has a compose entry running `newsroom run <service>` from deploy/Dockerfile."""
+    services = compose()["services"]
+    for name in SERVICES:
+        svc = services[name]
+        assert svc["command"] == ["run", name]
+        assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert (REPO / svc["build"]["dockerfile"]).is_file()
+
+
+def test_environment_names_are_real_settings() -> None:
+    """Every NEWSROOM_ variable in compose is a field of Settings, and no secret is written in it."""
+    fields = {f"NEWSROOM_{name.upper()}" for name in Settings.model_fields}
+    for name, svc in compose()["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            if key.startswith("NEWSROOM_"):
+                assert key in fields, f"{name}: {key} is not a setting"
+            if key == "NEWSROOM_API_KEYS":
+                assert str(value).startswith("${"), "API keys come from the environment"
+
+
+def test_ports_and_healthchecks_match_settings() -> None:
+    """Each service's healthcheck probes /readyz on the port its environment gives it."""
+    for name in SERVICES:
+        svc = compose()["services"][name]
+        env = svc["environment"]
+        port_var = "NEWSROOM_API_PORT" if name == "ingestion" else f"NEWSROOM_{name.upper()}_PORT"
+        assert f"127.0.0.1:{env[port_var]}/readyz" in " ".join(svc["healthcheck"]["test"])
+
+
+def test_kafka_is_kraft_and_services_wait_for_health() -> None:
+    """Kafka runs in KRaft mode from the official image; services start once Kafka and Redis are healthy."""
+    services = compose()["services"]
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    for name in SERVICES:
+        deps = services[name]["depends_on"]
+        assert deps["kafka"]["condition"] == "service_healthy"
+        assert deps["redis"]["condition"] == "service_healthy"
+
+
+def test_dockerfile_installs_the_project_and_runs_newsroom() -> None:
+    """The image installs the package and its entry point is the newsroom command."""
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    assert "FROM python:3.11" in text
+    assert "pip install ." in text
+    assert 'ENTRYPOINT ["newsroom"]' in text

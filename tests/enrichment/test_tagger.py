@@ -1,0 +1,186 @@
+"""Behaviour of the ticker tagger on the seed article and on sentences written for these tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from newsroom.common.events import Mention, SecurityListed
+from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger, default_tagger
+
+SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "nikkei-record-article.txt"
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Tagger:
+    return default_tagger()
+
+
+def pairs(mentions: list[Mention]) -> set[tuple[str, str]]:
+    return {(m.exchange, m.symbol) for m in mentions}
+
+
+@pytest.fixture(scope="module")
+def seed_text() -> str:
+    if not SEED.is_file():
+        pytest.skip(f"the seed article is absent ({SEED}); it sits beside the checkout in this workspace")
+    return SEED.read_text(encoding="utf-8")
+
+
+def test_seed_article_yields_exactly_its_instruments(tagger: Tagger, seed_text: str) -> None:
+    """The seed article yields exactly INTC, AMD, NVDA, CAT, 6857, 8035, 7011, the Nikkei 225 and S&P 500."""
+    assert pairs(tagger.tag(seed_text)) == {
+        ("NASDAQ", "INTC"),
+        ("NASDAQ", "AMD"),
+        ("NASDAQ", "NVDA"),
+        ("NYSE", "CAT"),
+        ("TYO", "6857"),
+        ("TYO", "8035"),
+        ("TYO", "7011"),
+        ("INDEX", "N225"),
+        ("INDEX", "SPX"),
+    }
+
+
+def test_seed_names_without_ticker_are_found(tagger: Tagger) -> None:
+    """Mitsubishi Heavy Industries and Tokyo Electron are found where the text names them without a ticker."""
+    text = "Orders at Mitsubishi Heavy Industries rose, and Tokyo Electron shares climbed 4%."
+    found = {(m.symbol, text[m.start : m.end]) for m in tagger.tag(text)}
+    assert found == {("7011", "Mitsubishi Heavy Industries"), ("8035", "Tokyo Electron")}
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The cat sat on the mat and ate all of it.",
+        "All of it was sold on Monday.",
+        "IT spending rose 4% on Monday, a sign that now is the time to buy.",
+        "On Monday a cat walked ON the stage; it was all a show, NOW or never.",
+        "A rally lifted all boats, and it was on track.",
+    ],
+)
+def test_trap_sentences_yield_nothing(tagger: Tagger, sentence: str) -> None:
+    """Ordinary words that are also tickers (a cat, all of it, IT spending, on Monday) produce no tickers."""
+    assert tagger.tag(sentence) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Caterpillar Inc. (NYSE: CAT) rose.", ("NYSE", "CAT")),
+        ("Intel Corp. (NASDAQ:INTC) fell.", ("NASDAQ", "INTC")),
+        ("Advanced Micro Devices (Nasdaq: AMD) fell.", ("NASDAQ", "AMD")),
+        ("Advantest (TYO: 6857) rose.", ("TYO", "6857")),
+        ("Advantest (TSE: 6857) rose.", ("TYO", "6857")),
+        ("Shares of 6857.T rose.", ("TYO", "6857")),
+        ("Johnson & Johnson <JNJ.N> rose.", ("NYSE", "JNJ")),
+        ("Traders bought $AAPL today.", ("NASDAQ", "AAPL")),
+        ("Berkshire (NYSE: BRK.B) rose.", ("NYSE", "BRK-B")),
+    ],
+)
+def test_explicit_forms_are_found(tagger: Tagger, text: str, expected: tuple[str, str]) -> None:
+    """Each explicit form is found, checked against the master and reported on the site's exchange."""
+    explicit = [m for m in tagger.tag(text) if m.stage == "explicit"]
+    assert [(m.exchange, m.symbol) for m in explicit] == [expected]
+    assert explicit[0].confidence == 1.0
+
+
+def test_unlisted_explicit_symbol_is_kept_with_low_confidence(tagger: Tagger) -> None:
+    """An exchange-tagged symbol missing from the master is still reported, with lower confidence."""
+    [mention] = tagger.tag("iShares MSCI China ETF (NASDAQ: MCHI) fell.")
+    assert (mention.exchange, mention.symbol, mention.stage) == ("NASDAQ", "MCHI", "explicit")
+    assert mention.confidence < 1.0
+
+
+def test_unknown_cashtag_is_ignored(tagger: Tagger) -> None:
+    """A cashtag that names no listed symbol is not a mention."""
+    assert tagger.tag("It cost $ZZZZZ to make.") == []
+
+
+def test_name_before_explicit_form_names_it_later(tagger: Tagger) -> None:
+    """The name written before an explicit form tags later mentions of that name in the article."""
+    text = "Zorblax Widgets Inc. (NYSE: CAT) said sales rose. Later, Zorblax Widgets cut prices."
+    mentions = tagger.tag(text)
+    later = [m for m in mentions if m.stage == "alias"]
+    assert [(m.symbol, text[m.start : m.end]) for m in later] == [("CAT", "Zorblax Widgets")]
+
+
+def test_bare_ticker_needs_corroboration(tagger: Tagger) -> None:
+    """A bare ticker is tagged only when the article also names the company."""
+    assert tagger.tag("NVDA rose 3% in early trade.") == []
+    text = "Nvidia reported record sales; NVDA rose 3%."
+    assert [(m.symbol, m.stage) for m in tagger.tag(text)] == [("NVDA", "name"), ("NVDA", "ticker")]
+
+
+def test_word_like_ticker_needs_a_nearby_name(tagger: Tagger) -> None:
+    """A ticker that is a word (CAT) is tagged only close to the company's name."""
+    text = "Caterpillar Inc. (NYSE: CAT) beat estimates. CAT shares rose."
+    assert [m.stage for m in tagger.tag(text)] == ["name", "explicit", "ticker"]
+    far = "Caterpillar beat estimates. " + "Markets were calm. " * 30 + "A CAT scan followed."
+    assert [m.symbol for m in tagger.tag(far)] == ["CAT"]
+
+
+def test_longest_name_wins(tagger: Tagger) -> None:
+    """Where names overlap, the longest match is the mention."""
+    text = "S&P Global raised its forecast while the S&P 500 fell."
+    found = [(m.symbol, text[m.start : m.end]) for m in tagger.tag(text)]
+    assert found == [("SPGI", "S&P Global"), ("SPX", "S&P 500")]
+
+
+def test_common_word_names_need_name_context(tagger: Tagger) -> None:
+    """A name that is an ordinary word is not tagged in lower case nor inside a capitalised headline run."""
+    assert tagger.tag("Analysts raised their price target and the block trade cleared.") == []
+    assert tagger.tag("Wall Street Sets Record Target For Tech") == []
+    assert [m.symbol for m in tagger.tag("Retailers including Target and Walmart rose.")] == ["TGT", "WMT"]
+
+
+def test_index_mentions_are_index_tags(tagger: Tagger) -> None:
+    """Index names are tagged as indices on the INDEX exchange."""
+    text = "The Nikkei 225 rose while the Dow and the Nasdaq Composite fell; the Russell 2000 was flat."
+    mentions = tagger.tag(text)
+    assert {(m.exchange, m.symbol) for m in mentions} == {
+        ("INDEX", "N225"),
+        ("INDEX", "DJI"),
+        ("INDEX", "IXIC"),
+        ("INDEX", "RUT"),
+    }
+    assert all(m.kind == "index" for m in mentions)
+    assert all(m.stage == "index" for m in mentions)
+
+
+def test_mentions_carry_span_stage_and_mic(tagger: Tagger) -> None:
+    """Each mention has its character span, stage, MIC, name and confidence."""
+    text = "Shares of Tokyo Electron rose."
+    [mention] = tagger.tag(text)
+    assert text[mention.start : mention.end] == "Tokyo Electron"
+    assert (mention.exchange, mention.mic, mention.stage) == ("TYO", "XTKS", "name")
+    assert mention.name
+    assert 0 < mention.confidence <= 1
+
+
+def test_summary_ranks_headline_and_lead_first(tagger: Tagger) -> None:
+    """Relevance favours the instrument in the headline and lead over one mentioned once at the end."""
+    text = "Intel Corp. (NASDAQ: INTC) rallied. " + "Chip demand grew. " * 40 + "Caterpillar was flat."
+    tickers = tagger.summarize(tagger.tag(text), text, headline="Intel surges on AI demand")
+    assert [t.symbol for t in tickers] == ["INTC", "CAT"]
+    assert tickers[0].relevance == 1.0
+    assert tickers[1].relevance < 0.5
+    assert tickers[0].mentions == 2
+
+
+def test_tagger_builds_from_listing_events() -> None:
+    """A tagger built from SecurityListed events tags by their aliases only."""
+    listing = SecurityListed(
+        instrument_id="NYSE:ZZW",
+        symbol="ZZW",
+        exchange="NYSE",
+        mic="XNYS",
+        name="Zorblax Widgets Inc.",
+        aliases=("Zorblax Widgets",),
+        source="test",
+        as_of="2026-01-01",
+    )
+    tagger = Tagger.from_master([listing])
+    text = "Zorblax Widgets rose; ZZW gained."
+    assert [(m.symbol, m.stage) for m in tagger.tag(text)] == [("ZZW", "name"), ("ZZW", "ticker")]
+    assert TAGGER_VERSION

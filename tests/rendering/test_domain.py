@@ -1,0 +1,79 @@
+"""Rendering without I/O: slots, links and determinism."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from newsroom.common.events import ArticleContent, ArticleEnriched, Mention, TaggedTicker
+from newsroom.common.settings import DEFAULT_WATCHLIST
+from newsroom.common.text import html_text
+from newsroom.rendering.domain import LAYOUT_FOOT, LAYOUT_HEAD, Renderer, link_mentions
+
+BODY = "<p>Intel Corp. (NASDAQ: INTC) and <b>Intel</b> again; the S&amp;P 500 fell.</p>"
+
+
+def mention(text: str, needle: str, symbol: str, exchange: str, kind: str = "equity", nth: int = 0) -> Mention:
+    start = -1
+    for _ in range(nth + 1):
+        start = text.index(needle, start + 1)
+    return Mention(
+        symbol=symbol, exchange=exchange, start=start, end=start + len(needle), stage="explicit", kind=kind  # type: ignore[arg-type]
+    )
+
+
+def enriched() -> ArticleEnriched:
+    text = html_text(BODY).text
+    mentions = (
+        mention(text, "Intel Corp.", "INTC", "NASDAQ"),
+        mention(text, "INTC", "INTC", "NASDAQ"),
+        mention(text, "Intel", "INTC", "NASDAQ", nth=1),
+        mention(text, "S&P 500", "SPX", "INDEX", kind="index"),
+    )
+    article = ArticleContent(
+        article_id="abc123",
+        revision=2,
+        headline="Intel <falls>",
+        body_html=BODY,
+        source="t",
+        published_at=datetime(2026, 1, 13, 9, tzinfo=UTC),
+        content_hash="h",
+        slug="intel-falls-abc123",
+    )
+    return ArticleEnriched(
+        article=article,
+        tagger_version="t",
+        mentions=mentions,
+        tickers=(TaggedTicker(symbol="INTC", exchange="NASDAQ", mentions=3, relevance=1.0),),
+    )
+
+
+def test_mentions_are_linked_and_the_first_gets_a_chip_slot() -> None:
+    """Every mention links to its quote page; one chip slot per instrument; even inside inline markup."""
+    out = link_mentions(BODY, enriched().mentions)
+    assert out.count('href="/quote/NASDAQ/INTC"') == 3
+    assert "<b><a class=\"ticker\"" in out  # a mention inside inline markup is linked within it
+    assert out.count("\x00chip:NASDAQ:INTC\x00") == 1
+    assert 'href="/quote/INDEX/SPX"' in out
+    assert "chip:INDEX:SPX" not in out
+
+
+def test_article_page_is_split_into_own_fragments_and_shared_slots() -> None:
+    """The manifest interleaves the article's own fragments with shared chips, rows and the latest list."""
+    page = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20).article(enriched())
+    assert page.path == "news/intel-falls-abc123"
+    assert page.manifest[0] == LAYOUT_HEAD
+    assert page.manifest[-1] == LAYOUT_FOOT
+    assert "chip:NASDAQ:INTC" in page.manifest
+    assert "qrow:NASDAQ:INTC" in page.manifest  # "Mentioned in this article"
+    assert [m for m in page.manifest if m.startswith("qrow:")][-10:] == [f"qrow:{w}" for w in DEFAULT_WATCHLIST]
+    assert "@z latest 6 abc123" in page.manifest
+    own = "".join(page.fragments.values())
+    assert "Intel &lt;falls&gt;" in own  # autoescaped headline
+    assert all(name.startswith("art:abc123:2.1:") for name in page.fragments)
+
+
+def test_rendering_is_deterministic() -> None:
+    """The same event renders to the same bytes, so re-delivery and rebuilds rewrite nothing new."""
+    a = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20).article(enriched())
+    b = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20).article(enriched())
+    assert a == b

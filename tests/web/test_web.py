@@ -1,0 +1,76 @@
+"""The web tier: caching headers, errors, and Redis going away."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from newsroom.cli.stack import Stack, free_port, stop_process, wait_ready
+from tests.conftest import RunningStack, poll
+
+
+def _an_article_path(stack: RunningStack) -> str:
+    from tests.ingestion.test_api import new_article
+
+    r = httpx.post(f"{stack.api}/v1/articles", json=new_article(), headers=stack.auth())
+    article_id = r.json()["article_id"]
+    home = poll(lambda: httpx.get(stack.web + "/"), lambda resp: article_id[:8] in resp.text)
+    match = re.search(r'href="(/news/[^"]*' + article_id[:8] + ')"', home.text)
+    assert match
+    return match.group(1)
+
+
+def test_etag_and_304(stack: RunningStack) -> None:
+    """A page carries an ETag; asking again with it gets 304 and no body."""
+    path = _an_article_path(stack)
+    first = httpx.get(stack.web + path)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    assert "stale-while-revalidate" in first.headers["cache-control"]
+    assert "stale-if-error" in first.headers["cache-control"]
+    assert first.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'self'" in first.headers["content-security-policy"]
+    assert first.headers["surrogate-key"]
+    second = httpx.get(stack.web + path, headers={"If-None-Match": etag})
+    assert second.status_code == 304
+    assert second.content == b""
+
+
+def test_assets_are_served_from_the_store(stack: RunningStack) -> None:
+    """The stylesheet and script the pages link come from Redis with their types."""
+    css = httpx.get(stack.web + "/assets/site.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert httpx.get(stack.web + "/assets/live.js").status_code == 200
+    assert httpx.get(stack.web + "/assets/nope.exe").status_code == 404
+
+
+def test_only_get_and_head(stack: RunningStack) -> None:
+    """Other methods are 405."""
+    assert httpx.post(stack.web + "/").status_code == 405
+
+
+def test_redis_down_is_a_clear_503(tmp_path: object) -> None:
+    """With its Redis stopped the site answers 503 with a page and /readyz fails; /healthz stays up."""
+    from pathlib import Path
+
+    run_dir = Path(str(tmp_path))
+    redis_port, web_port = free_port(), free_port()
+    local = Stack(broker_port=0, redis_port=redis_port, run_dir=run_dir, quiet=True)
+    try:
+        local.start_redis()
+        env = {"NEWSROOM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "NEWSROOM_WEB_PORT": str(web_port)}
+        web = local.start_service("web", env)
+        base = f"http://127.0.0.1:{web_port}"
+        wait_ready(base + "/readyz", 60, web)
+        assert httpx.get(base + "/").status_code == 404  # an empty store: no home page yet
+        redis = next(p for p in local.procs if p.name == "redis")
+        stop_process(redis.popen)
+        down = httpx.get(base + "/")
+        assert down.status_code == 503
+        assert "right back" in down.text
+        assert httpx.get(base + "/readyz").status_code == 503
+        assert httpx.get(base + "/healthz").status_code == 200
+    finally:
+        local.stop()

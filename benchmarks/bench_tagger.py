@@ -80,7 +80,7 @@ def make_articles(master: SecurityMaster, count: int, seed: int = 7) -> list[str
     Like a wire story: a company's first mention carries an exchange tag half the time, later ones
     are its name or (one in five) its bare ticker; an index is named now and then; filler prose between.
     """
-    rng = random.Random(seed)  # noqa: S311 - reproducible test text, not security
+    rng = random.Random(seed)
     named = [s for s in master if s.aliases and s.kind == "equity"][:1500]
     indices = ["the Nikkei 225", "the S&P 500", "the Dow", "the Nasdaq Composite"]
     articles = []

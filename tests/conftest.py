@@ -30,11 +30,15 @@ T = TypeVar("T")
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"the shared corpus is absent ({SHARED_DATA}); it sits beside the checkout in this workspace")
+        pytest.skip(
+            f"the shared corpus is absent ({SHARED_DATA}); it sits beside the checkout in this workspace"
+        )
     return SHARED_DATA
 
 
-def poll(fetch: Callable[[], T], until: Callable[[T], bool], timeout: float = 60.0, interval: float = 0.2) -> T:
+def poll(
+    fetch: Callable[[], T], until: Callable[[T], bool], timeout: float = 60.0, interval: float = 0.2
+) -> T:
     """Call ``fetch`` until ``until`` accepts its result, or fail with the last value seen."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -50,7 +54,10 @@ def poll(fetch: Callable[[], T], until: Callable[[T], bool], timeout: float = 60
 
 
 async def apoll(
-    fetch: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 60.0, interval: float = 0.2
+    fetch: Callable[[], Awaitable[T]],
+    until: Callable[[T], bool],
+    timeout: float = 60.0,
+    interval: float = 0.2,
 ) -> T:
     """The async twin of :func:`poll`."""
     loop = asyncio.get_running_loop()
@@ -82,6 +89,20 @@ class RunningStack:
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_KEY}"}
+
+
+def publish_and_wait(
+    stack: RunningStack, article: dict[str, Any], until: Callable[[str], bool] | None = None
+) -> str:
+    """Submit an article through the API and wait until its page is served; returns the page path."""
+    r = httpx.post(f"{stack.api}/v1/articles", json=article, headers=stack.auth(), timeout=30)
+    assert r.status_code == 202, r.text
+    path: str = r.json()["url"]
+    poll(
+        lambda: httpx.get(stack.web + path),
+        lambda resp: resp.status_code == 200 and (until is None or until(resp.text)),
+    )
+    return path
 
 
 def _stack_env(tmp: Path) -> dict[str, str]:

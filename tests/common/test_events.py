@@ -47,7 +47,9 @@ def test_round_trip_keeps_every_field() -> None:
 def test_caused_event_inherits_correlation() -> None:
     """An event caused by another carries its correlation id and names its cause."""
     cause = new_envelope(_submitted(), producer="ingestion")
-    effect = new_envelope(ArticleRetracted(article_id="a1", revision=2, slug="s"), producer="x", causation=cause)
+    effect = new_envelope(
+        ArticleRetracted(article_id="a1", revision=2, slug="s"), producer="x", causation=cause
+    )
     assert effect.correlation_id == cause.correlation_id
     assert effect.causation_id == str(cause.id)
 
@@ -78,7 +80,10 @@ def test_v1_article_submitted_is_upcast() -> None:
         (b"not json", "not JSON"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"type": "Nope", "version": 1, "data": {}}', "unknown event type"),
-        (b'{"type": "ArticleRetracted", "version": 1, "data": {"article_id": "x"}}', "invalid ArticleRetracted"),
+        (
+            b'{"type": "ArticleRetracted", "version": 1, "data": {"article_id": "x"}}',
+            "invalid ArticleRetracted",
+        ),
         (b'{"type": "ArticleRetracted", "version": 9, "data": {}}', "newer than this code"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 
@@ -26,6 +27,7 @@ async def test_seed_article_is_served_with_links_and_recent_quotes(stack: Runnin
     """Posting the seed article makes its page appear with ticker links and the Recent Quotes box."""
     article = {**demo.seed()["article"], "id": f"seed-{uuid.uuid4().hex}"}
     article["body"] = article["body"] + f"\n\nEdition {uuid.uuid4().hex}."  # unique content: a new article
+    article["published_at"] = datetime.now(UTC).isoformat()  # the newest story, so first on the home page
     await publish_ticks(stack.settings, demo.seed_ticks(stack.settings.quote_delay_minutes))
     r = httpx.post(f"{stack.api}/v1/articles", json=article, headers=stack.auth(), timeout=30)
     assert r.status_code == 202, r.text
@@ -36,15 +38,18 @@ async def test_seed_article_is_served_with_links_and_recent_quotes(stack: Runnin
     assert href, "the home page links the article"
 
     def page_complete(resp: httpx.Response) -> bool:
-        return resp.status_code == 200 and "182.00" in resp.text and all(link in resp.text for link in EXPECTED_LINKS)
+        priced = re.search(r'data-q="NASDAQ:NVDA"><span class="px">[0-9,]+\.[0-9]{2}<', resp.text)
+        return resp.status_code == 200 and bool(priced) and all(link in resp.text for link in EXPECTED_LINKS)
 
-    page = poll(lambda: httpx.get(stack.web + href.group(1)), page_complete)
+    page = poll(lambda: httpx.get(stack.web + href.group(1)), page_complete, timeout=30)
     assert "Rising Sun, Record Highs" in page.text
     assert "Recent Quotes" in page.text
     assert "Quotes delayed at least 20 minutes" in page.text
-    for symbol in ("AMZN", "AAPL", "BAC", "GOOG", "META", "MSFT", "ORCL", "TSLA"):
-        assert f">{symbol}</a>" in page.text, symbol
-    assert "-2.05%" in page.text  # NVDA's change from the seed quotes
+    box = page.text.split('class="recent-quotes"', 1)[1].split("</table>", 1)[0]
+    for symbol in ("AMZN", "AAPL", "AMD", "BAC", "GOOG", "META", "MSFT", "NVDA", "ORCL", "TSLA"):
+        row = re.search(rf'<tr class="(up|down|flat)" data-q="[A-Z]+:{symbol}">(.*?)</tr>', box)
+        assert row, f"{symbol} missing from Recent Quotes"
+        assert re.search(r'class="px">[0-9,]+\.[0-9]{2}<', row.group(2)), f"{symbol} has no price"
 
 
 def test_unknown_page_is_404(stack: RunningStack) -> None:

@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from newsroom.cli.stack import stop_process, wait_ready
 from newsroom.common.topics import ARTICLES
-from tests.conftest import RunningStack, poll
+from tests.conftest import RunningStack, poll, publish_and_wait
 from tests.ingestion.test_api import new_article
 
 
@@ -27,11 +27,8 @@ async def _lag(stack: RunningStack, group: str) -> int:
 
 
 async def test_sigterm_commits_and_a_restart_resumes(stack: RunningStack) -> None:
-    """Enrichment exits 0 on SIGTERM with every consumed article committed; a new process picks up new work."""
-    r = httpx.post(f"{stack.api}/v1/articles", json=new_article(), headers=stack.auth())
-    assert r.status_code == 202
-    first = r.json()["article_id"]
-    poll(lambda: httpx.get(stack.web + "/"), lambda resp: first[:8] in resp.text)
+    """Enrichment exits 0 on SIGTERM with all it consumed committed; a new process picks up new work."""
+    publish_and_wait(stack, new_article())
 
     proc = next(p for p in stack.stack.procs if p.name == "enrichment")
     assert stop_process(proc.popen) == 0
@@ -39,7 +36,7 @@ async def test_sigterm_commits_and_a_restart_resumes(stack: RunningStack) -> Non
     assert await _lag(stack, "enrichment") == 0
 
     r = httpx.post(f"{stack.api}/v1/articles", json=new_article(), headers=stack.auth())
-    second = r.json()["article_id"]
+    second = r.json()["url"]
     restarted = stack.stack.start_service("enrichment", stack.env)
     wait_ready(f"http://127.0.0.1:{stack.settings.enrichment_port}/readyz", 120, restarted)
-    poll(lambda: httpx.get(stack.web + "/"), lambda resp: second[:8] in resp.text)
+    poll(lambda: httpx.get(stack.web + second), lambda resp: resp.status_code == 200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from newsroom.common.events import SecurityListed
 from newsroom.enrichment.master import SecurityMaster, build_master, clean_name, name_aliases
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from newsroom.enrichment.tagger import default_tagger
 
 WORKSPACE = Path(__file__).resolve().parents[2].parent

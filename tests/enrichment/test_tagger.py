@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from newsroom.common.events import Mention, SecurityListed
 from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger, default_tagger
 
@@ -184,3 +185,28 @@ def test_tagger_builds_from_listing_events() -> None:
     text = "Zorblax Widgets rose; ZZW gained."
     assert [(m.symbol, m.stage) for m in tagger.tag(text)] == [("ZZW", "name"), ("ZZW", "ticker")]
     assert TAGGER_VERSION
+
+
+def test_longer_name_beats_a_name_tied_by_an_explicit_form(tagger: Tagger) -> None:
+    """A name tied to an instrument by an explicit form does not claim a longer name of another company."""
+    text = "Apple Inc. (NASDAQ: AAPL) rose. Apple Hospitality REIT fell."
+    found = [(m.symbol, text[m.start : m.end]) for m in tagger.tag(text)]
+    assert found == [("AAPL", "Apple"), ("AAPL", "AAPL"), ("APLE", "Apple Hospitality REIT")]
+
+
+def test_mentions_at_the_very_end_of_the_text_are_found(tagger: Tagger) -> None:
+    """A ticker or a tied name that ends the text is found like one followed by punctuation."""
+    text = "Nvidia reported record sales; shares of NVDA"
+    assert [(m.symbol, m.stage) for m in tagger.tag(text)] == [("NVDA", "name"), ("NVDA", "ticker")]
+    text = "Zorblax Widgets Inc. (NYSE: CAT) said sales rose. Later, Zorblax Widgets"
+    assert [(m.symbol, m.stage) for m in tagger.tag(text)][-1] == ("CAT", "alias")
+
+
+def test_mentions_are_the_same_as_validated_ones(tagger: Tagger, seed_text: str) -> None:
+    """Each mention equals, hashes and serialises like a Mention validated from the same fields."""
+    for mention in tagger.tag(seed_text):
+        validated = Mention.model_validate(mention.model_dump())
+        assert mention == validated
+        assert hash(mention) == hash(validated)
+        assert mention.model_fields_set == validated.model_fields_set
+        assert mention.model_dump_json() == validated.model_dump_json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from newsroom.common.events import ArticleRevised, ArticleSubmitted, decode
 from newsroom.common.messaging import read_topic
 from newsroom.common.topics import ARTICLES
 from tests.conftest import RunningStack, poll
+from tests.ingestion.helpers import article_events
 
 
 def new_article(**over: Any) -> dict[str, Any]:
@@ -20,7 +22,7 @@ def new_article(**over: Any) -> dict[str, Any]:
         "body": f"Advanced Micro Devices, Inc. (NASDAQ: AMD) rose. Ref {tag}.",
         "source": "api-test",
         "id": tag,
-        "published_at": "2026-01-13T09:00:00Z",
+        "published_at": datetime.now(UTC).isoformat(),
     }
     body.update(over)
     return body
@@ -59,7 +61,7 @@ async def test_idempotent_submission_revision_and_retraction(stack: RunningStack
     article_id = first.json()["article_id"]
     again = httpx.post(f"{stack.api}/v1/articles", json=body, headers=stack.auth())
     assert again.status_code == 200
-    assert again.json() == {"article_id": article_id, "revision": 1, "outcome": "duplicate"}
+    assert again.json() == {**first.json(), "revision": 1, "outcome": "duplicate"}
 
     revised = httpx.put(
         f"{stack.api}/v1/articles/{article_id}",
@@ -75,7 +77,9 @@ async def test_idempotent_submission_revision_and_retraction(stack: RunningStack
     assert [type(e).__name__ for _, e in events] == [ArticleSubmitted.__name__, ArticleRevised.__name__]
 
     slug = events[0][1].slug  # type: ignore[attr-defined]
-    poll(lambda: httpx.get(f"{stack.web}/news/{slug}"), lambda r: r.status_code == 200 and "Updated." in r.text)
+    poll(
+        lambda: httpx.get(f"{stack.web}/news/{slug}"), lambda r: r.status_code == 200 and "Updated." in r.text
+    )
 
     gone = httpx.request(
         "DELETE", f"{stack.api}/v1/articles/{article_id}", json={"reason": "test"}, headers=stack.auth()
@@ -91,3 +95,26 @@ def test_revising_an_unknown_article_is_404(stack: RunningStack) -> None:
     """PUT to an id the newsroom never saw is 404."""
     r = httpx.put(f"{stack.api}/v1/articles/nope", json=new_article(), headers=stack.auth())
     assert r.status_code == 404
+
+
+async def test_batch_decides_each_item_on_its_own(stack: RunningStack) -> None:
+    """Each batch item gets its own answer (accepted, rejected with why, duplicate, revised)."""
+    body = new_article()
+    changed = {**body, "body": body["body"] + " Revised."}
+    invalid = {k: v for k, v in new_article().items() if k != "body"}
+    assert httpx.post(f"{stack.api}/v1/articles:batch", json={"articles": [body]}).status_code == 401
+    r = httpx.post(
+        f"{stack.api}/v1/articles:batch",
+        json={"articles": [body, invalid, body, changed]},
+        headers=stack.auth(),
+    )
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [x["outcome"] for x in results] == ["accepted", "rejected", "duplicate", "revised"]
+    assert results[1]["reason"] == "body: Field required"
+    article_id = results[0]["article_id"]
+    assert results[2]["article_id"] == results[3]["article_id"] == article_id
+    assert results[3]["revision"] == 2
+
+    events = [e for key, e in await article_events(stack.settings) if key == article_id]
+    assert [type(e) for e in events] == [ArticleSubmitted, ArticleRevised]

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from newsroom.common.events import QuoteUpdated, TickReceived
 from newsroom.quotes.domain import QuoteBook, RejectCode, session_calendar
 from newsroom.quotes.feeds import read_intraday_bars, read_tse_daily, read_yahoo_daily

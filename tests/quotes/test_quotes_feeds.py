@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from newsroom.common.events import TickReceived
 from newsroom.quotes.domain import QuoteBook
 from newsroom.quotes.feeds import (

@@ -12,12 +12,19 @@ from newsroom.rendering.domain import LAYOUT_FOOT, LAYOUT_HEAD, Renderer, link_m
 BODY = "<p>Intel Corp. (NASDAQ: INTC) and <b>Intel</b> again; the S&amp;P 500 fell.</p>"
 
 
-def mention(text: str, needle: str, symbol: str, exchange: str, kind: str = "equity", nth: int = 0) -> Mention:
+def mention(
+    text: str, needle: str, symbol: str, exchange: str, kind: str = "equity", nth: int = 0
+) -> Mention:
     start = -1
     for _ in range(nth + 1):
         start = text.index(needle, start + 1)
     return Mention(
-        symbol=symbol, exchange=exchange, start=start, end=start + len(needle), stage="explicit", kind=kind  # type: ignore[arg-type]
+        symbol=symbol,
+        exchange=exchange,
+        start=start,
+        end=start + len(needle),
+        stage="explicit",
+        kind=kind,
     )
 
 
@@ -51,7 +58,7 @@ def test_mentions_are_linked_and_the_first_gets_a_chip_slot() -> None:
     """Every mention links to its quote page; one chip slot per instrument; even inside inline markup."""
     out = link_mentions(BODY, enriched().mentions)
     assert out.count('href="/quote/NASDAQ/INTC"') == 3
-    assert "<b><a class=\"ticker\"" in out  # a mention inside inline markup is linked within it
+    assert '<b><a class="ticker"' in out  # a mention inside inline markup is linked within it
     assert out.count("\x00chip:NASDAQ:INTC\x00") == 1
     assert 'href="/quote/INDEX/SPX"' in out
     assert "chip:INDEX:SPX" not in out
@@ -65,7 +72,9 @@ def test_article_page_is_split_into_own_fragments_and_shared_slots() -> None:
     assert page.manifest[-1] == LAYOUT_FOOT
     assert "chip:NASDAQ:INTC" in page.manifest
     assert "qrow:NASDAQ:INTC" in page.manifest  # "Mentioned in this article"
-    assert [m for m in page.manifest if m.startswith("qrow:")][-10:] == [f"qrow:{w}" for w in DEFAULT_WATCHLIST]
+    assert [m for m in page.manifest if m.startswith("qrow:")][-10:] == [
+        f"qrow:{w}" for w in DEFAULT_WATCHLIST
+    ]
     assert "@z latest 6 abc123" in page.manifest
     own = "".join(page.fragments.values())
     assert "Intel &lt;falls&gt;" in own  # autoescaped headline

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
 from newsroom.cli.stack import Stack, free_port, stop_process, wait_ready
-from tests.conftest import RunningStack, poll
+from tests.conftest import RunningStack, publish_and_wait
 
 
 def _an_article_path(stack: RunningStack) -> str:
     from tests.ingestion.test_api import new_article
 
-    r = httpx.post(f"{stack.api}/v1/articles", json=new_article(), headers=stack.auth())
-    article_id = r.json()["article_id"]
-    home = poll(lambda: httpx.get(stack.web + "/"), lambda resp: article_id[:8] in resp.text)
-    match = re.search(r'href="(/news/[^"]*' + article_id[:8] + ')"', home.text)
-    assert match
-    return match.group(1)
+    return publish_and_wait(stack, new_article())
 
 
 def test_etag_and_304(stack: RunningStack) -> None:

@@ -82,7 +82,9 @@ def load_demo(settings: Settings, api_key: str) -> None:
 
     api = f"http://{settings.host}:{settings.api_port}"
     for article in demo.articles():
-        r = httpx.post(f"{api}/v1/articles", json=article, headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
+        r = httpx.post(
+            f"{api}/v1/articles", json=article, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
+        )
         r.raise_for_status()
         log.info("demo article loaded", headline=article["headline"][:60], **r.json())
     asyncio.run(publish_ticks(settings, demo.seed_ticks(settings.quote_delay_minutes)))

@@ -133,7 +133,9 @@ class Stack:
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
             env={"RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
-        wait_until(lambda: port_open("127.0.0.1", self.broker_port) or proc.popen.poll() is not None, 30, "broker")
+        wait_until(
+            lambda: port_open("127.0.0.1", self.broker_port) or proc.popen.poll() is not None, 30, "broker"
+        )
         if proc.popen.poll() is not None:
             raise RuntimeError("the embedded broker exited at start-up")
 
@@ -148,7 +150,9 @@ class Stack:
         argv = [server, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(data),
                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]  # fmt: skip
         proc = self._spawn("redis", argv)
-        wait_until(lambda: port_open("127.0.0.1", self.redis_port or 0) or proc.popen.poll() is not None, 30, "redis")
+        wait_until(
+            lambda: port_open("127.0.0.1", self.redis_port or 0) or proc.popen.poll() is not None, 30, "redis"
+        )
         if proc.popen.poll() is not None:
             raise RuntimeError("redis-server exited at start-up")
 

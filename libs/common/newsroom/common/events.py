@@ -75,7 +75,9 @@ def event(cls: type[Payload]) -> type[Payload]:
     return cls
 
 
-def upcaster(event_type: str, from_version: int) -> Callable[[Callable[[JSON], JSON]], Callable[[JSON], JSON]]:
+def upcaster(
+    event_type: str, from_version: int
+) -> Callable[[Callable[[JSON], JSON]], Callable[[JSON], JSON]]:
     """Register a function turning ``event_type`` payloads of ``from_version`` into ``from_version + 1``."""
 
     def register(fn: Callable[[JSON], JSON]) -> Callable[[JSON], JSON]:
@@ -142,9 +144,9 @@ def decode(raw: bytes | str) -> Envelope:
     if not isinstance(doc, dict):
         raise EventDecodeError("event is not a JSON object")
     event_type = doc.get("type")
-    model = _PAYLOADS.get(event_type) if isinstance(event_type, str) else None
-    if model is None:
+    if not isinstance(event_type, str) or event_type not in _PAYLOADS:
         raise EventDecodeError(f"unknown event type {event_type!r}")
+    model = _PAYLOADS[event_type]
     version = doc.get("version")
     if not isinstance(version, int):
         raise EventDecodeError("event has no integer version")

@@ -75,7 +75,8 @@ def make_broker(service: str, settings: Settings) -> KafkaBroker:
         settings.bootstrap_servers,
         client_id=f"newsroom-{service}",
         linger_ms=settings.linger_ms,
-        enable_idempotence=False,  # the embedded broker rejects idempotent producers; consumers dedupe instead
+        # the embedded broker rejects idempotent producers; consumers deduplicate instead
+        enable_idempotence=False,
         acks="all",
         graceful_timeout=15.0,
         logger=None,
@@ -221,12 +222,13 @@ async def read_topic(
                 if await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
         while remaining or not stop_at_end:
-            fetched = await consumer.getmany(*tps, timeout_ms=500, max_records=max_records)
+            wanted = remaining if stop_at_end else set(tps)
+            fetched = await consumer.getmany(*wanted, timeout_ms=500, max_records=max_records)
             for tp, recs in fetched.items():
-                if stop_at_end:
-                    recs = [r for r in recs if r.offset < end[tp]]
-                    if await consumer.position(tp) >= end[tp]:
-                        remaining.discard(tp)
+                # Keep whole fetches: the embedded broker reports a partition's end as the first
+                # offset of its last batch + 1, so filtering by it would drop that batch's tail.
+                if stop_at_end and await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
                 if recs:
                     yield recs
     finally:

@@ -12,8 +12,16 @@ PLACEHOLDER_SECRETS = frozenset({"dev-key", "changeme", "change-me", "secret", "
 DEFAULT_WATCHLIST = tuple(
     f"{exchange}:{symbol}"
     for exchange, symbol in (
-        ("NASDAQ", "AMZN"), ("NASDAQ", "AAPL"), ("NASDAQ", "AMD"), ("NYSE", "BAC"), ("NASDAQ", "GOOG"),
-        ("NASDAQ", "META"), ("NASDAQ", "MSFT"), ("NASDAQ", "NVDA"), ("NYSE", "ORCL"), ("NASDAQ", "TSLA"),
+        ("NASDAQ", "AMZN"),
+        ("NASDAQ", "AAPL"),
+        ("NASDAQ", "AMD"),
+        ("NYSE", "BAC"),
+        ("NASDAQ", "GOOG"),
+        ("NASDAQ", "META"),
+        ("NASDAQ", "MSFT"),
+        ("NASDAQ", "NVDA"),
+        ("NYSE", "ORCL"),
+        ("NASDAQ", "TSLA"),
     )
 )  # the seed page's "Recent Quotes"
 
@@ -66,7 +74,7 @@ class Settings(BaseSettings):
     """``NEWSROOM_QUOTE_DELAY_MINUTES``: public quotes show what was true this long ago."""
 
     watchlist: Annotated[tuple[str, ...], NoDecode] = DEFAULT_WATCHLIST
-    """``NEWSROOM_WATCHLIST``: instruments (``EXCHANGE:SYMBOL``) of the "Recent Quotes" box, comma separated."""
+    """``NEWSROOM_WATCHLIST``: the "Recent Quotes" instruments, ``EXCHANGE:SYMBOL``, comma separated."""
 
     demo_simulate: bool = True
     """``NEWSROOM_DEMO_SIMULATE``: ``newsroom dev`` runs the quote simulator (0 holds prices still)."""
@@ -113,4 +121,3 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
-

@@ -6,11 +6,15 @@ Layout, under one namespace (``nr:<template version>``)::
     frag:<name>        STRING an HTML fragment
     z:<list>           ZSET   article ids scored by publication time (latest, ticker:<EXCH:SYM>)
     meta:<article id>  HASH   revision, slug, retracted flag: the renderer's idempotency guard
+    quote:<EXCH:SYM>   STRING the latest public snapshot (JSON) the renderer has applied
 
 A manifest entry ``@z <list> <limit> [<article id>]`` expands to the ``item:<id>`` fragments
-of the newest ``limit`` ids in ``z:<list>``, skipping the given article (the page's own). A whole page is
-read by one Lua script, so it is one round trip and sees one consistent state: the
-renderer writes each page's fragments and manifest in a single MULTI/EXEC.
+of the newest ``limit`` ids in ``z:<list>``, skipping the given article (the page's own).
+
+Writes go through :class:`WriteBatch`: one MULTI/EXEC that also publishes, on
+``<namespace>:invalidate``, the name of everything it touched, so a web process can keep
+hot pages in memory and drop exactly the ones that changed. A page is read by one Lua
+call: one round trip, one consistent state.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 GONE = "@gone"
@@ -26,7 +31,7 @@ PAGE_SCRIPT = """
 local ns = ARGV[1]
 local manifest = redis.call('LRANGE', ns .. 'page:' .. KEYS[1], 0, -1)
 if #manifest == 0 then return false end
-if manifest[1] == '@gone' then return {'@gone'} end
+if manifest[1] == '@gone' then return {manifest, {}} end
 local out = {}
 for _, name in ipairs(manifest) do
   if string.sub(name, 1, 3) == '@z ' then
@@ -45,7 +50,7 @@ for _, name in ipairs(manifest) do
     if frag then out[#out + 1] = frag end
   end
 end
-return out
+return {manifest, out}
 """
 
 
@@ -58,6 +63,14 @@ class Keys:
     @property
     def prefix(self) -> str:
         return f"{self.namespace}:"
+
+    @property
+    def invalidations(self) -> str:
+        return f"{self.namespace}:invalidate"
+
+    @property
+    def live_quotes(self) -> str:
+        return f"{self.namespace}:live"
 
     def page(self, path: str) -> str:
         return f"{self.prefix}page:{path}"
@@ -83,6 +96,54 @@ def connect(url: str, **kwargs: Any) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, **kwargs)
 
 
+def dependencies(manifest: list[str]) -> set[str]:
+    """What a page's content depends on, in the names invalidations use."""
+    deps = set()
+    for entry in manifest:
+        if entry.startswith("@z "):
+            deps.add("z:" + entry.split(" ", 2)[1])
+        elif entry != GONE:
+            deps.add("frag:" + entry)
+    return deps
+
+
+class WriteBatch:
+    """One atomic write to the store that announces what it changed."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.keys = keys
+        self.pipe = redis.pipeline(transaction=True)
+        self.touched: set[str] = set()
+
+    def set_fragment(self, name: str, html: str) -> None:
+        self.pipe.set(self.keys.frag(name), html)
+        self.touched.add(f"frag:{name}")
+
+    def delete_fragment(self, name: str) -> None:
+        self.pipe.delete(self.keys.frag(name))
+        self.touched.add(f"frag:{name}")
+
+    def set_manifest(self, path: str, manifest: tuple[str, ...] | list[str]) -> None:
+        key = self.keys.page(path)
+        self.pipe.delete(key)
+        self.pipe.rpush(key, *manifest)
+        self.touched.add(f"page:{path}")
+
+    def list_add(self, name: str, member: str, score: float) -> None:
+        self.pipe.zadd(self.keys.zlist(name), {member: score})
+        self.touched.add(f"z:{name}")
+
+    def list_remove(self, name: str, member: str) -> None:
+        self.pipe.zrem(self.keys.zlist(name), member)
+        self.touched.add(f"z:{name}")
+
+    async def execute(self) -> list[Any]:
+        if self.touched:
+            self.pipe.publish(self.keys.invalidations, orjson.dumps(sorted(self.touched)))
+        result: list[Any] = await self.pipe.execute()
+        return result
+
+
 class FragmentReader:
     """What the web tier needs: a whole page in one round trip."""
 
@@ -91,9 +152,10 @@ class FragmentReader:
         self.keys = Keys(namespace)
         self._script = client.register_script(PAGE_SCRIPT)
 
-    async def page(self, path: str) -> list[bytes] | None:
-        """The fragments of a page in order, ``[b"@gone"]`` for a retracted one, ``None`` if unknown."""
+    async def page(self, path: str) -> tuple[list[str], list[bytes]] | None:
+        """The page's manifest and its fragments in order (manifest ``["@gone"]`` if retracted), or None."""
         result = await self._script(keys=[path], args=[self.keys.prefix])
         if not result:
             return None
-        return list(result)
+        manifest, fragments = result
+        return [m.decode() for m in manifest], list(fragments)

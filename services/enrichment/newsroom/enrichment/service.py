@@ -2,11 +2,14 @@
 
 Consumes the articles topic, publishes ``ArticleEnriched`` (and forwards retractions, in
 order, under the same key) to the enriched topic. Its security master is built from the
-securities topic, so new reference data is an event, not a deploy.
+securities topic, so new reference data is an event, not a deploy: a ``SecurityListed`` that
+changes a listing rebuilds the tagger (off the event loop), and a replay of known listings
+changes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,15 +31,16 @@ from newsroom.common.messaging import (
     Publisher,
     Record,
     batch_subscription,
+    decode_batch,
     make_broker,
     process_batch,
-    read_topic,
 )
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
 from newsroom.common.text import html_text
 from newsroom.common.topics import ARTICLES, ENRICHED, SECURITIES, ensure_topics
-from newsroom.enrichment.master import SecurityMaster, build_master
+from newsroom.enrichment.master import build_master
+from newsroom.enrichment.securities import published_securities, same_listing
 from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger
 
 SERVICE = "enrichment"
@@ -52,11 +56,23 @@ class Enricher:
     def __init__(self) -> None:
         self.securities: dict[str, SecurityListed] = {}
         self.tagger: Tagger | None = None
+        self._updating = asyncio.Lock()
 
-    def load(self, securities: Iterable[SecurityListed]) -> None:
-        for security in securities:
-            self.securities[security.instrument_id] = security
-        self.tagger = Tagger.from_master(SecurityMaster.from_securities(self.securities.values()))
+    async def update(self, securities: Iterable[SecurityListed]) -> int:
+        """Take in listings; if any is new or changed (``as_of`` aside), rebuild the tagger.
+
+        The tagger is built in a worker thread, so the event loop goes on serving meanwhile, and
+        swapped in whole once built. Returns how many listings were new or changed.
+        """
+        async with self._updating:
+            changed = 0
+            for security in securities:
+                current = self.securities.get(security.instrument_id)
+                changed += current is None or (current != security and not same_listing(current, security))
+                self.securities[security.instrument_id] = security
+            if changed or self.tagger is None:
+                self.tagger = await asyncio.to_thread(Tagger.from_master, list(self.securities.values()))
+            return changed
 
     def enrich(self, envelope: Envelope) -> ArticleEnriched:
         article = envelope.data
@@ -86,7 +102,8 @@ async def handle_article(record: Record, envelope: Envelope) -> list[Outgoing]:
     if isinstance(envelope.data, ArticleContent):
         enriched = enricher.enrich(envelope)
         log.info("article enriched", article_id=key, tickers=[t.symbol for t in enriched.tickers])
-        return [(ENRICHED, envelope.data.article_id, new_envelope(enriched, producer=SERVICE, causation=envelope))]
+        event = new_envelope(enriched, producer=SERVICE, causation=envelope)
+        return [(ENRICHED, envelope.data.article_id, event)]
     raise ValueError(f"{envelope.type} does not belong on {ARTICLES.name}")
 
 
@@ -98,29 +115,28 @@ async def on_articles(records: Any) -> None:
 @broker.subscriber(
     SECURITIES.name,
     batch=True,
+    max_records=2000,
     auto_offset_reset="earliest",
     fetch_max_wait_ms=settings.fetch_max_wait_ms,
-    decoder=batch_subscription(settings, "-")["decoder"],
+    decoder=decode_batch,
 )
 async def on_securities(records: Any) -> None:
-    """Reference data changed: rebuild the tagger (every instance reads the whole topic)."""
-    updates = [r.envelope.data for r in records if r.envelope and isinstance(r.envelope.data, SecurityListed)]
+    """Reference data arrived: every instance reads the whole topic, and a change rebuilds its tagger."""
+    batch: list[Record] = records  # decoded by decode_batch
+    updates = [r.envelope.data for r in batch if r.envelope and isinstance(r.envelope.data, SecurityListed)]
     if updates:
-        enricher.load(updates)
-        log.info("security master updated", changed=len(updates), instruments=len(enricher.securities))
+        changed = await enricher.update(updates)
+        if changed:
+            log.info("security master updated", changed=changed, instruments=len(enricher.securities))
 
 
 async def _load_master() -> None:
-    securities: list[SecurityListed] = []
-    async for batch in read_topic(settings, SECURITIES.name):
-        for rec in batch:
-            record = Record.from_consumer_record(rec)
-            if record.envelope and isinstance(record.envelope.data, SecurityListed):
-                securities.append(record.envelope.data)
+    """Build the first tagger from the securities topic, or from the bundled data if it is empty."""
+    securities = list((await published_securities(settings)).values())
     source = "securities topic"
     if not securities:
         securities, source = build_master(), "bundled reference data (securities topic empty)"
-    enricher.load(securities)
+    await enricher.update(securities)
     log.info("security master loaded", instruments=len(enricher.securities), source=source)
 
 

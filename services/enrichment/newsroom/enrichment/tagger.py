@@ -5,12 +5,11 @@ Stages, in order of authority (each :class:`~newsroom.common.events.Mention` say
 ``explicit``
     Exchange-tagged forms — ``(NYSE: CAT)``, ``(NASDAQ:INTC)``, ``(TYO: 6857)``, ``(TSE: 6857)``,
     ``6857.T``, Reuters RICs ``<JNJ.N>`` and cashtags ``$AAPL`` — checked against the master.
-``alias``
-    The name written just before an explicit form ("Advantest Corp. (TYO: 6857)"), which names that
-    instrument for the rest of the article.
-``name`` / ``index``
-    Company names and aliases, and index names, found with one Aho-Corasick automaton: whole words
-    only, the longest match wins, and names that are short or ordinary words must match case exactly
+``alias`` / ``name`` / ``index`` (equals: where they overlap, the longest match wins)
+    ``alias``: the name written just before an explicit form ("Advantest Corp. (TYO: 6857)"), which
+    names that instrument for the rest of the article (where the master does not know it already).
+    ``name`` / ``index``: company names and aliases, and index names, found with one Aho-Corasick
+    automaton: whole words only, and names that are short or ordinary words must match case exactly
     and must not open a sentence or sit in a run of capitalised words (a headline).
 ``ticker``
     Bare tickers (``NVDA``), only for an instrument the article already names by another stage; a
@@ -19,14 +18,17 @@ Stages, in order of authority (each :class:`~newsroom.common.events.Mention` say
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
-from collections.abc import Iterable
+import string
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import ahocorasick
+
 from newsroom.common.events import Mention, SecurityListed, TaggedTicker
 from newsroom.enrichment.master import (
     LEGAL_FORMS,
@@ -39,8 +41,11 @@ from newsroom.enrichment.master import (
 
 TAGGER_VERSION = "tagger-2026.11.1"
 
-STAGE_PRIORITY = {"explicit": 0, "alias": 1, "name": 2, "index": 2, "ticker": 3}
+# Which stage wins where hits overlap: the lower number; between equals, the longer hit, then the earlier.
+STAGE_PRIORITY = {"explicit": 0, "alias": 1, "name": 1, "index": 1, "ticker": 2}
 CONFIDENCE = {"explicit": 1.0, "alias": 0.95, "name": 0.9, "index": 0.9, "ticker": 0.8}
+UNLISTED_CONFIDENCE = 0.6  # an exchange-tagged symbol that the master lacks
+NEAR_TICKER_CONFIDENCE = 0.7  # a word-like ticker, tagged only near another mention
 
 # Characters that end a word for the automaton: punctuation becomes a space, typographic quotes become
 # plain ones, and hyphens become spaces so that "Coca-Cola" and "Coca Cola" read alike.
@@ -64,48 +69,146 @@ _FORM = re.compile(
     r"\(\s*(?P<exch>NYSE(?:\s*American|\s*Arca)?|NASDAQ(?:GS|GM|CM)?|Nasdaq|TYO|TSE|Tokyo)"
     rf"\s*:\s*(?P<syms>{_SYMBOL}(?:\s*[,;/]\s*(?:(?:NYSE|NASDAQ|Nasdaq)\s*:\s*)?{_SYMBOL})*)\s*\)"
 )
-# Single-symbol forms, each with a literal that must occur in the text for the form to be looked for.
+
+
+@dataclass(frozen=True)
+class _ShortForm:
+    """A single-symbol explicit form, and how to find it fast.
+
+    ``pattern`` is only tried where ``anchor`` occurs (``back`` characters after the form's start),
+    and the anchor only sought where the text's skeleton (see :func:`_skeleton`) matches ``sign``.
+    """
+
+    sign: re.Pattern[bytes]
+    anchor: re.Pattern[str]
+    back: int
+    pattern: re.Pattern[str]
+    exchange: str  # the exchange the form implies; a RIC says its own
+
+    def find(self, text: str, skeleton: bytes) -> Iterator[re.Match[str]]:
+        if self.sign.search(skeleton) is None:
+            return
+        for anchor in self.anchor.finditer(text, self.back):
+            m = self.pattern.match(text, anchor.start() - self.back)
+            if m is not None:
+                yield m
+
+
 _SHORT_FORMS = (
-    (".T", re.compile(r"(?<![\w.])(?P<sym>[0-9][0-9A-Z]{3})\.T\b")),
-    ("<", re.compile(r"<(?P<sym>[A-Z0-9][A-Za-z0-9\-]*)\.(?P<ric>N|O|OQ|A|T)>")),
-    ("$", re.compile(r"(?<![\w$])\$(?P<sym>[A-Z]{1,5}(?:[.-][A-Z])?)(?![\w])")),
+    _ShortForm(
+        re.compile(rb"[0-9][0-9A-Z]{3}\.T"),
+        re.compile(r"\.T"),
+        4,
+        re.compile(r"(?<![\w.])(?P<sym>[0-9][0-9A-Z]{3})\.T\b"),
+        "TYO",
+    ),
+    _ShortForm(
+        re.compile(rb"<"),
+        re.compile(r"<"),
+        0,
+        re.compile(r"<(?P<sym>[A-Z0-9][A-Za-z0-9\-]*)\.(?P<ric>N|O|OQ|A|T)>"),
+        "",
+    ),
+    _ShortForm(
+        re.compile(rb"\$[A-Z]"),
+        re.compile(r"\$"),
+        0,
+        re.compile(r"(?<![\w$])\$(?P<sym>[A-Z]{1,5}(?:[.-][A-Z])?)(?![\w])"),
+        "NASDAQ",
+    ),
 )
 _SYMBOL_IN_LIST = re.compile(_SYMBOL)
 _RIC_EXCHANGE = {"N": "NYSE", "O": "NASDAQ", "OQ": "NASDAQ", "A": "NYSE", "T": "TYO"}
-_NAME_TOKEN = re.compile(r"[A-Z0-9][\w.&'’\-]*,?|&|and|of|de|the")
+# A word that may be part of a company's name, spelt backwards; and a run of them, space-separated.
+# (Backwards, so that the run of them that ends where an explicit form starts is one match at 0.)
+_NAME_WORD_REVERSED = r"(?:,?[\w.&'’\-]*[A-Z0-9]|&|dna|fo|ed|eht)(?= |\Z)"
+_NAME_RUN_REVERSED = re.compile(rf"{_NAME_WORD_REVERSED}(?: {_NAME_WORD_REVERSED})*")
+# Bytes that no bare ticker contains. Without them an article shrinks to a short "skeleton" (its
+# capitals, digits and punctuation) that holds every ticker the article holds, so that one cheap look
+# there rules most candidate tickers out before the text is searched.
+_NOT_IN_TICKERS = (string.ascii_lowercase + " \t\n\r").encode()
 _SENTENCE_END = ".!?:;\n\"'“”*•"
 _WORD_BEFORE = "_&"
 _TICKER_BEFORE = "_&$.'’-"
+_WORD_AFTER = "_&"
+_TICKER_AFTER = "_&'’"
 
 LEAD_CHARS = 400
 NEAR_CHARS = 300
 
 
 @dataclass(frozen=True, slots=True)
-class _Alias:
-    """One automaton entry: the instrument it names and how strictly it must match."""
+class _Target:
+    """An instrument as hits carry it: its listing, its mentions' fields, its bare-ticker rule."""
 
     security: SecurityListed
+    symbol: str
+    exchange: str
+    mic: str | None
+    name: str
+    kind: str
+    ticker: str  # the symbol its bare ticker is written as; "" unless a US equity (no bare tickers)
+    distinctive: bool  # the ticker is neither a word nor one or two letters: tagged anywhere
+    probe: bytes  # the ticker as it would appear in the text's skeleton (b"" when it cannot)
+
+    @classmethod
+    def of(cls, security: SecurityListed, words: frozenset[str]) -> _Target:
+        symbol = security.symbol
+        us_equity = security.kind == "equity" and security.exchange in US_EXCHANGES
+        return cls(
+            security,
+            symbol,
+            security.exchange,
+            security.mic,
+            security.name,
+            security.kind,
+            symbol if us_equity else "",
+            len(symbol) > 2 and symbol.lower() not in words,
+            symbol.encode() if us_equity and _skeleton(symbol) == symbol.encode() else b"",
+        )
+
+
+_MENTION_FIELDS = frozenset(Mention.model_fields)  # every field is set; a frozen model never changes it
+_new_object = object.__new__
+_set_slot = object.__setattr__
+
+
+def _trusted_mention(values: dict[str, Any]) -> Mention:
+    """A :class:`Mention` of ``values`` (every field, in field order, already valid), not validated.
+
+    What ``Mention.model_construct`` does, without its per-field bookkeeping, which made building
+    mentions the tagger's costliest step; a test checks the result equals a validated mention.
+    """
+    mention: Mention = _new_object(Mention)
+    _set_slot(mention, "__dict__", values)
+    _set_slot(mention, "__pydantic_fields_set__", _MENTION_FIELDS)
+    _set_slot(mention, "__pydantic_extra__", None)
+    _set_slot(mention, "__pydantic_private__", None)
+    return mention
+
+
+class _Alias(NamedTuple):
+    """One automaton entry: the instrument it names and how strictly it must match."""
+
+    length: int
     surface: str  # normalised like the text, case kept
     strict: bool  # case must match exactly
     common: bool  # an ordinary word: not in a run of capitalised words
     opening: bool  # may open a sentence: several words, or the name of an index or index member
-    stage: str
-    length: int
-    confidence: float
-
-
-@dataclass(slots=True)
-class _Hit:
-    start: int
-    end: int
-    security: SecurityListed
+    target: _Target
     stage: str
     confidence: float
 
-    @property
-    def priority(self) -> tuple[int, int, int]:
-        return STAGE_PRIORITY[self.stage], -(self.end - self.start), self.start
+
+# A candidate mention: (order, start, end, target, stage, confidence). ``order`` is
+# ``rank + start - length * scale``, with ``scale`` above any offset in the text and ``rank`` a
+# multiple of ``scale ** 2`` that grows as the stage's authority falls, so that sorting by it puts
+# the more authoritative stage first, then the longer hit, then the earlier.
+_Hit = tuple[int, int, int, _Target, str, float]
+# Names written before explicit forms: (name, instrument id) -> (where its later uses start, target).
+_Names = dict[tuple[str, str], tuple[int, _Target]]
+_ORDER = itemgetter(0)
+_START = itemgetter(1)
 
 
 def normalise(text: str) -> str:
@@ -136,7 +239,7 @@ def _word_before(text: str, start: int) -> str:
     head = text[max(0, start - 40) : start].rstrip(" \"'“‘")
     if not head or not head[-1].isalnum():
         return ""
-    return head.split()[-1] if head.split() else ""
+    return head.rsplit(None, 1)[-1]
 
 
 def _word_after(text: str, end: int) -> str:
@@ -146,8 +249,41 @@ def _word_after(text: str, end: int) -> str:
     stripped = tail.lstrip(" ")
     if not stripped or (stripped[0] in ",." and not stripped[1:2].isalpha()):
         return ""
-    words = stripped.split()
+    words = stripped.split(None, 1)
     return words[0] if words else ""
+
+
+def _reads_as_name(text: str, start: int, end: int, *, opening: bool) -> bool:
+    """Whether an alias that is also an ordinary word reads as a name where it stands.
+
+    Not in a run of capitalised words (a headline), and, unless ``opening`` allows it, not at the
+    start of a sentence; either is fine when a legal form or a possessive follows.
+    """
+    after = _word_after(text, end)
+    if after == "'s" or after.lower().strip(".,") in LEGAL_FORMS:
+        return True
+    initial = _sentence_start(text, start)
+    if initial and not opening:
+        return False
+    return not (_titled(_word_before(text, start)) or _titled(after))
+
+
+@lru_cache(maxsize=4096)
+def _name_forms(name: str) -> tuple[tuple[str, str, str], ...]:
+    """The forms of a name written before an explicit form that may name it later in the article.
+
+    The name as written and without its trailing legal forms ("Intel Corp." and "Intel"), except
+    forms shorter than three characters or made of ordinary words; each with its automaton key and
+    its normalised spelling.
+    """
+    forms = {name}
+    tokens = name.replace(",", "").split()
+    while len(tokens) > 1 and tokens[-1].lower().strip(".") in LEGAL_FORMS:
+        tokens.pop()
+        forms.add(" ".join(tokens))
+    words = common_words()
+    kept = sorted(f for f in forms if len(f) >= 3 and not _is_word(f, words))
+    return tuple((f, " " + _lower(normalise(f).strip()), normalise(f).strip()) for f in kept)
 
 
 class Tagger:
@@ -156,6 +292,7 @@ class Tagger:
     def __init__(self, master: SecurityMaster) -> None:
         self.master = master
         words = common_words()
+        self._targets = {security.instrument_id: _Target.of(security, words) for security in master}
         self._automaton = ahocorasick.Automaton()
         entries: dict[str, _Alias] = {}
         for security in master:
@@ -171,7 +308,14 @@ class Tagger:
                 common = is_word and stage == "name"
                 opening = not single or is_prominent(security)
                 entries[key] = _Alias(
-                    security, surface, strict, common, opening, stage, len(surface), CONFIDENCE[stage]
+                    len(surface),
+                    surface,
+                    strict,
+                    common,
+                    opening,
+                    self._targets[security.instrument_id],
+                    stage,
+                    CONFIDENCE[stage],
                 )
         for key, entry in entries.items():
             self._automaton.add_word(key, entry)
@@ -192,44 +336,46 @@ class Tagger:
         return self._automaton
 
     # ------------------------------------------------------------------------------------------ stages
+    # Each stage appends its hits to ``hits``; ``rank`` orders its hits among the others (see _Hit).
 
-    def _explicit(self, text: str) -> tuple[list[_Hit], list[tuple[int, str, SecurityListed]]]:
-        """Stage 1: exchange-tagged forms; also the names written just before them."""
-        hits: list[_Hit] = []
-        names: list[tuple[int, str, SecurityListed]] = []
-        for m in _FORM.finditer(text):
+    def _explicit(self, text: str, skeleton: bytes, rank: int, scale: int, hits: list[_Hit]) -> _Names:
+        """Stage 1: exchange-tagged forms; returns the names written just before them."""
+        names: _Names = {}
+        for m in _forms(text):
             exchange = _EXCHANGE_WORDS.get(m.group("exch").upper().replace(" ", ""), "NYSE")
-            base = m.start("syms")
-            found = [
-                _Hit(
-                    base + sm.start(), base + sm.end(), security, "explicit", 1.0 if security.source else 0.6
+            offset = m.start("syms")
+            found = 0
+            for sm in _SYMBOL_IN_LIST.finditer(m.group("syms")):
+                symbol = sm.group()
+                if symbol in _EXCHANGE_WORDS:
+                    continue
+                target = self._lookup_or_unlisted(exchange, symbol)
+                start, end = offset + sm.start(), offset + sm.end()
+                confidence = 1.0 if target.security.source else UNLISTED_CONFIDENCE
+                hits.append(
+                    (rank + start - (end - start) * scale, start, end, target, "explicit", confidence)
                 )
-                for sm in _SYMBOL_IN_LIST.finditer(m.group("syms"))
-                if sm.group() not in _EXCHANGE_WORDS
-                for security in (self._lookup_or_unlisted(exchange, sm.group()),)
-            ]
-            hits.extend(found)
-            if len(found) == 1:
-                names.append((m.end(), self._name_before(text, m.start()), found[0].security))
-        for literal, pattern in _SHORT_FORMS:
-            if literal not in text:
-                continue
-            for m in pattern.finditer(text):
+                found += 1
+            if found == 1:
+                _remember(names, _name_before(text, m.start()), m.end(), hits[-1][3])
+        for form in _SHORT_FORMS:
+            for m in form.find(text, skeleton):
                 ric = m.groupdict().get("ric")
-                exchange = _RIC_EXCHANGE[ric] if ric else ("TYO" if literal == ".T" else "NASDAQ")
-                listed = self.master.get(exchange, m.group("sym"))
+                listed = self.master.get(_RIC_EXCHANGE[ric] if ric else form.exchange, m.group("sym"))
                 if listed is not None:
-                    hits.append(_Hit(m.start("sym"), m.end("sym"), listed, "explicit", 1.0))
-                    names.append((m.end(), self._name_before(text, m.start()), listed))
-        return hits, [n for n in names if n[1]]
+                    target = self._targets[listed.instrument_id]
+                    start, end = m.span("sym")
+                    hits.append((rank + start - (end - start) * scale, start, end, target, "explicit", 1.0))
+                    _remember(names, _name_before(text, m.start()), m.end(), target)
+        return names
 
-    def _lookup_or_unlisted(self, exchange: str, symbol: str) -> SecurityListed:
+    def _lookup_or_unlisted(self, exchange: str, symbol: str) -> _Target:
         """The master's listing, or (for an exchange-tagged symbol it lacks) a bare, sourceless one."""
         listed = self.master.get(exchange, symbol)
         if listed is not None:
-            return listed
+            return self._targets[listed.instrument_id]
         symbol = symbol.upper().replace(".", "-").replace("/", "-")
-        return SecurityListed(
+        unlisted = SecurityListed(
             instrument_id=f"{exchange}:{symbol}",
             symbol=symbol,
             exchange=exchange,
@@ -237,122 +383,78 @@ class Tagger:
             source="",
             as_of="",
         )
+        return _Target.of(unlisted, common_words())
 
-    @staticmethod
-    def _name_before(text: str, pos: int) -> str:
-        """The capitalised name ending just before ``pos`` ("Intel Corp." before "(NASDAQ: INTC)")."""
-        head = text[max(0, pos - 80) : pos].rstrip()
-        tokens = head.split(" ")
-        kept: list[str] = []
-        for token in reversed(tokens):
-            bare = token.rstrip(",")
-            if not token or not _NAME_TOKEN.fullmatch(token):
-                break
-            if token.endswith(",") and kept and kept[-1].lower().strip(".,") not in LEGAL_FORMS:
-                break
-            if bare.endswith(".") and kept and bare.lower().strip(".") not in LEGAL_FORMS and len(bare) > 3:
-                break
-            kept.append(token)
-        while kept and not kept[-1][:1].isupper():
-            kept.pop()
-        return " ".join(reversed(kept)).strip(" ,")
+    def _aliases(self, text: str, names: _Names, rank: int, scale: int, hits: list[_Hit]) -> None:
+        """Stage 2a: later uses of a name that an explicit form tied to an instrument.
 
-    def _article_aliases(self, text: str, names: list[tuple[int, str, SecurityListed]]) -> list[_Hit]:
-        """Stage 2a: later uses of a name that an explicit form tied to an instrument."""
-        hits: list[_Hit] = []
-        words = common_words()
-        for after, name, security in names:
-            forms = {name}
-            tokens = name.replace(",", "").split()
-            while len(tokens) > 1 and tokens[-1].lower().strip(".") in LEGAL_FORMS:
-                tokens.pop()
-                forms.add(" ".join(tokens))
-            for form in forms:
-                if len(form) < 3 or _is_word(form, words):
+        A form of the name that the automaton knows, spelt alike, for the same instrument is left to
+        the name stage, which finds it anyway.
+        """
+        n = len(text)
+        confidence = CONFIDENCE["alias"]
+        for (name, _), (after, target) in names.items():
+            for form, key, surface in _name_forms(name):
+                known = self._automaton.get(key, None)
+                if known is not None and known.target is target and known.surface == surface:
                     continue
+                length = len(form)
                 hits.extend(
-                    _Hit(start, start + len(form), security, "alias", CONFIDENCE["alias"])
-                    for start in _find_words(text, form, after, len(text))
+                    (rank + start - length * scale, start, start + length, target, "alias", confidence)
+                    for start in _find_words(text, form, after, n)
                 )
-        return hits
 
-    def _names(self, text: str, normal: str) -> list[_Hit]:
+    def _names(self, text: str, rank: int, scale: int, hits: list[_Hit]) -> None:
         """Stage 2 and 4: names, aliases and index names through the automaton."""
-        hits: list[_Hit] = []
+        normal = normalise(text)
         padded = " " + _lower(normal)
         n = len(text)
         for end, entry in self._automaton.iter(padded):
-            start = end - entry.length
             if end < n and padded[end + 1].isalnum():
                 continue
+            length, surface, strict, common, opening, target, stage, confidence = entry
+            start = end - length
             span = normal[start:end]
-            if span != entry.surface and (entry.strict or not _caps_match(span, entry.surface)):
+            if span != surface and (strict or not _caps_match(span, surface)):
                 continue
-            if entry.common and not self._reads_as_name(text, start, end, opening=entry.opening):
+            if common and not _reads_as_name(text, start, end, opening=opening):
                 continue
-            hits.append(_Hit(start, end, entry.security, entry.stage, entry.confidence))
-        return hits
-
-    @staticmethod
-    def _reads_as_name(text: str, start: int, end: int, *, opening: bool) -> bool:
-        """Whether an alias that is also an ordinary word reads as a name where it stands.
-
-        Not in a run of capitalised words (a headline), and, unless ``opening`` allows it, not at the
-        start of a sentence; either is fine when a legal form or a possessive follows.
-        """
-        after = _word_after(text, end)
-        if after == "'s" or after.lower().strip(".,") in LEGAL_FORMS:
-            return True
-        initial = _sentence_start(text, start)
-        if initial and not opening:
-            return False
-        return not (_titled(_word_before(text, start)) or _titled(after))
-
-    def _tickers(self, text: str, hits: list[_Hit]) -> list[_Hit]:
-        """Stage 3: bare tickers of instruments that the article already names another way."""
-        named: dict[str, list[int]] = {}
-        by_symbol: dict[str, SecurityListed] = {}
-        for hit in hits:
-            if hit.security.kind == "equity" and hit.security.exchange in US_EXCHANGES:
-                named.setdefault(hit.security.symbol, []).append(hit.start)
-                by_symbol[hit.security.symbol] = hit.security
-        words = common_words()
-        found: list[_Hit] = []
-        for symbol, places in named.items():
-            if len(symbol) > 2 and symbol.lower() not in words:
-                starts = _find_words(text, symbol, 0, len(text), ticker=True)
-                confidence = 0.8
-            else:  # a word or a letter: only near a mention by another stage
-                windows = sorted({(max(0, p - NEAR_CHARS), p + NEAR_CHARS) for p in places})
-                starts = sorted(
-                    {i for lo, hi in windows for i in _find_words(text, symbol, lo, hi, ticker=True)}
-                )
-                confidence = 0.7
-            found.extend(_Hit(i, i + len(symbol), by_symbol[symbol], "ticker", confidence) for i in starts)
-        return found
+            hits.append((rank + start - length * scale, start, end, target, stage, confidence))
 
     # ------------------------------------------------------------------------------------------ public
 
     def tag(self, text: str) -> list[Mention]:
-        """Every mention of a known instrument in ``text``, in text order, without overlaps."""
-        normal = normalise(text)
-        explicit, names = self._explicit(text)
-        hits = [*explicit, *self._article_aliases(text, names), *self._names(text, normal)]
-        hits = _select(hits)
-        hits = _select([*hits, *self._tickers(text, hits)])
+        """Every mention of a known instrument in ``text``, in text order, without overlaps.
+
+        The more authoritative stage wins an overlap, then the longer hit, then the earlier.
+        """
+        scale = len(text) + 1
+        rank = scale * scale
+        hits: list[_Hit] = []
+        skeleton = _skeleton(text)
+        names = self._explicit(text, skeleton, STAGE_PRIORITY["explicit"] * rank, scale, hits)
+        self._aliases(text, names, STAGE_PRIORITY["alias"] * rank, scale, hits)
+        self._names(text, STAGE_PRIORITY["name"] * rank, scale, hits)
+        taken = bytearray(len(text))
+        chosen: list[_Hit] = []
+        _select(hits, taken, chosen)
+        _select(_tickers(text, skeleton, chosen, scale), taken, chosen)
+        chosen.sort(key=_START)
         return [
-            Mention.model_construct(
-                symbol=h.security.symbol,
-                exchange=h.security.exchange,
-                mic=h.security.mic,
-                name=h.security.name,
-                start=h.start,
-                end=h.end,
-                stage=h.stage,
-                confidence=h.confidence,
-                kind=h.security.kind,
+            _trusted_mention(
+                {
+                    "symbol": target.symbol,
+                    "exchange": target.exchange,
+                    "mic": target.mic,
+                    "name": target.name,
+                    "start": start,
+                    "end": end,
+                    "stage": stage,
+                    "confidence": confidence,
+                    "kind": target.kind,
+                }
             )
-            for h in hits
+            for _, start, end, target, stage, confidence in chosen
         ]
 
     def summarize(
@@ -412,20 +514,102 @@ def _caps_match(span: str, surface: str) -> bool:
     return True
 
 
-def _select(hits: list[_Hit]) -> list[_Hit]:
-    """Non-overlapping hits, the more authoritative stage and then the longer span winning."""
-    starts: list[int] = []
-    ends: list[int] = []
-    chosen: list[_Hit] = []
-    for hit in sorted(hits, key=lambda h: h.priority):
-        i = bisect.bisect_right(starts, hit.start)
-        if (i and ends[i - 1] > hit.start) or (i < len(starts) and starts[i] < hit.end):
-            continue
-        starts.insert(i, hit.start)
-        ends.insert(i, hit.end)
-        chosen.append(hit)
-    chosen.sort(key=lambda h: h.start)
-    return chosen
+def _forms(text: str) -> Iterator[re.Match[str]]:
+    """The matches of :data:`_FORM` in ``text``, as ``finditer`` gives them, but sought faster."""
+    i = text.find("(")
+    while i >= 0:
+        m = _FORM.match(text, i)
+        if m is not None:
+            yield m
+            i = text.find("(", m.end())
+        else:
+            i = text.find("(", i + 1)
+
+
+def _name_before(text: str, pos: int) -> str:
+    """The capitalised name ending just before ``pos`` ("Intel Corp." before "(NASDAQ: INTC)")."""
+    head = text[max(0, pos - 80) : pos].rstrip()
+    run = _NAME_RUN_REVERSED.match(head[::-1])
+    if run is None:
+        return ""
+    kept: list[str] = []
+    for token in reversed(run.group()[::-1].split(" ")):
+        bare = token.rstrip(",")
+        if token.endswith(",") and kept and kept[-1].lower().strip(".,") not in LEGAL_FORMS:
+            break
+        if bare.endswith(".") and kept and bare.lower().strip(".") not in LEGAL_FORMS and len(bare) > 3:
+            break
+        kept.append(token)
+    while kept and not kept[-1][:1].isupper():
+        kept.pop()
+    return " ".join(reversed(kept)).strip(" ,")
+
+
+def _remember(names: _Names, name: str, after: int, target: _Target) -> None:
+    """Note that ``name`` names ``target`` from ``after`` on (the earliest such place counts)."""
+    if name:
+        key = (name, target.security.instrument_id)
+        if key not in names or names[key][0] > after:
+            names[key] = (after, target)
+
+
+def _tickers(text: str, skeleton: bytes, chosen: list[_Hit], scale: int) -> list[_Hit]:
+    """Stage 3: bare tickers of US equities that the article already names (``chosen``, by _select)."""
+    named = {hit[3].ticker: hit[3] for hit in chosen if hit[3].ticker}
+    found: list[_Hit] = []
+    if not named:
+        return found
+    written: dict[str, int] = {}  # how often an explicit form writes the ticker as it is
+    for _, start, end, target, stage, _ in chosen:
+        if stage != "explicit":
+            break  # explicit hits come first
+        if text[start:end] == target.ticker:
+            written[target.ticker] = written.get(target.ticker, 0) + 1
+    n = len(text)
+    for symbol, target in named.items():
+        if target.probe and skeleton.count(target.probe) <= written.get(symbol, 0):
+            continue  # the text holds the ticker nowhere but in its explicit forms
+        if target.distinctive:
+            where = _find_words(text, symbol, 0, n, ticker=True)
+            confidence = CONFIDENCE["ticker"]
+        else:  # a word or a letter: only near a mention by another stage
+            places = sorted(hit[1] for hit in chosen if hit[3].ticker == symbol)
+            where = [i for lo, hi in _near(places) for i in _find_words(text, symbol, lo, hi, ticker=True)]
+            confidence = NEAR_TICKER_CONFIDENCE
+        length = len(symbol)
+        found.extend((i - length * scale, i, i + length, target, "ticker", confidence) for i in where)
+    return found
+
+
+def _skeleton(text: str) -> bytes:
+    """``text`` as UTF-8 without the bytes that no ticker contains (:data:`_NOT_IN_TICKERS`)."""
+    return text.encode("utf-8", "replace").translate(None, _NOT_IN_TICKERS)
+
+
+def _near(places: list[int]) -> list[tuple[int, int]]:
+    """The stretches of text within :data:`NEAR_CHARS` of any of ``places`` (ascending), merged."""
+    windows: list[tuple[int, int]] = []
+    for place in places:
+        lo, hi = max(0, place - NEAR_CHARS), place + NEAR_CHARS
+        if windows and lo <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], hi)
+        else:
+            windows.append((lo, hi))
+    return windows
+
+
+def _select(hits: list[_Hit], taken: bytearray, chosen: list[_Hit]) -> None:
+    """Add to ``chosen``, in order, the ``hits`` that overlap nothing ``taken``; mark them taken.
+
+    Hits are taken in their order (see ``_Hit``): the more authoritative stage first, then the longer
+    hit, then the earlier.
+    """
+    hits.sort(key=_ORDER)
+    for hit in hits:
+        start, end = hit[1], hit[2]
+        if taken.find(1, start, end) < 0:
+            taken[start:end] = b"\x01" * (end - start)
+            chosen.append(hit)
 
 
 def _find_words(text: str, word: str, start: int, stop: int, *, ticker: bool = False) -> list[int]:
@@ -434,17 +618,18 @@ def _find_words(text: str, word: str, start: int, stop: int, *, ticker: bool = F
     A ``ticker`` must also not be part of a dotted or hyphenated word, a cashtag or a possessive.
     """
     before = _TICKER_BEFORE if ticker else _WORD_BEFORE
+    after = _TICKER_AFTER if ticker else _WORD_AFTER
     found = []
+    size = len(word)
     i = text.find(word, start, stop)
     while i >= 0:
-        end = i + len(word)
-        tail = text[end : end + 2]
-        if (
-            (i == 0 or (text[i - 1] not in before and not text[i - 1].isalnum()))
-            and not (tail[:1].isalnum() or tail[:1] in "&_")
-            and not (ticker and (tail[:1] in "'’" or (tail[:1] in "-." and tail[1:2].isalnum())))
-        ):
-            found.append(i)
+        end = i + size
+        if i == 0 or not (text[i - 1] in before or text[i - 1].isalnum()):
+            tail = text[end : end + 2]
+            if not tail or not (
+                tail[0].isalnum() or tail[0] in after or (ticker and tail[0] in "-." and tail[1:].isalnum())
+            ):
+                found.append(i)
         i = text.find(word, end, stop)
     return found
 

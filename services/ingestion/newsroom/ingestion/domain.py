@@ -18,7 +18,7 @@ from html import escape
 from typing import Literal
 
 import nh3
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from newsroom.common.events import (
     ArticleContent,
@@ -52,7 +52,9 @@ class ArticleIn(BaseModel):
     url: AnyHttpUrl | None = None
     byline: str | None = Field(default=None, max_length=300)
     dateline: str | None = Field(default=None, max_length=200)
-    tickers: list[str] = Field(default_factory=list, max_length=100, description="ticker hints from the source")
+    tickers: list[str] = Field(
+        default_factory=list, max_length=100, description="ticker hints from the source"
+    )
 
     @field_validator("published_at")
     @classmethod
@@ -60,6 +62,15 @@ class ArticleIn(BaseModel):
         if value.tzinfo is None:
             raise ValueError("published_at needs a time zone (e.g. 2026-01-13T06:00:00Z)")
         return value
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """One line naming each invalid field and why, e.g. ``body: Field required``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "article"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
 
 
 def plain(text: str) -> str:
@@ -129,6 +140,12 @@ class Decision:
     article_id: str
     revision: int
     event: Payload | None = None
+    slug: str = ""
+
+    @property
+    def path(self) -> str:
+        """Where the article is (or was) served on the site."""
+        return f"/news/{self.slug}"
 
 
 @dataclass
@@ -181,11 +198,12 @@ class ArticleRegistry:
         existing_id = article_id or self.find(article.source, article.id, url, hash_)
         known = self.by_id.get(existing_id) if existing_id else None
         if known and known.retracted:
-            return Decision("gone", known.article_id, known.revision)
+            return Decision("gone", known.article_id, known.revision, slug=known.slug)
         if known and known.content_hash == hash_:
-            return Decision("duplicate", known.article_id, known.revision)
+            return Decision("duplicate", known.article_id, known.revision, slug=known.slug)
         new_id = known.article_id if known else (article_id or uuid.uuid4().hex)
         revision = known.revision + 1 if known else 1
+        slug = known.slug if known else slugify(headline, new_id)
         fields = {
             "article_id": new_id,
             "revision": revision,
@@ -199,19 +217,19 @@ class ArticleRegistry:
             "published_at": article.published_at,
             "content_hash": hash_,
             "ticker_hints": tuple(t.strip().upper() for t in article.tickers if t.strip()),
-            "slug": known.slug if known else slugify(headline, new_id),
+            "slug": slug,
         }
         if known:
-            return Decision("revised", new_id, revision, ArticleRevised(**fields))
-        return Decision("accepted", new_id, revision, ArticleSubmitted(**fields))
+            return Decision("revised", new_id, revision, ArticleRevised(**fields), slug=slug)
+        return Decision("accepted", new_id, revision, ArticleSubmitted(**fields), slug=slug)
 
     def retract(self, article_id: str, reason: str) -> Decision | None:
         known = self.by_id.get(article_id)
         if known is None:
             return None
         if known.retracted:
-            return Decision("gone", article_id, known.revision)
+            return Decision("gone", article_id, known.revision, slug=known.slug)
         event = ArticleRetracted(
             article_id=article_id, revision=known.revision + 1, reason=reason, slug=known.slug
         )
-        return Decision("retracted", article_id, event.revision, event)
+        return Decision("retracted", article_id, event.revision, event, slug=known.slug)

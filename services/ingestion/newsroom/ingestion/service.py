@@ -1,7 +1,9 @@
 """The ingestion service: the HTTP API that turns submissions into article events.
 
 It is the only writer of the articles topic. At start-up it replays that topic into an
-:class:`ArticleRegistry`, so de-duplication and revision numbers survive restarts.
+:class:`ArticleRegistry`, so de-duplication and revision numbers survive restarts. The
+``newsroom feeds`` and ``newsroom ingest`` commands submit through this API too (in
+batches, ``POST /v1/articles:batch``), so every article passes the same rules in one place.
 """
 
 from __future__ import annotations
@@ -17,60 +19,135 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 
 from newsroom.common.events import decode, new_envelope
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, make_broker, read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ARTICLES, ensure_topics
-from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, Decision
+from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, Decision, validation_reason
 
 SERVICE = "ingestion"
+MAX_BATCH = 500
 settings = get_settings()
 broker = make_broker(SERVICE, settings)
 log = structlog.get_logger(SERVICE)
 
 
+class PublishFailed(RuntimeError):
+    """The broker did not acknowledge a publish; nothing was decided for the caller."""
+
+
 class Ingestor:
-    """Serialises decisions so revisions stay monotonic, and publishes each event whole."""
+    """Serialises decisions so revisions stay monotonic, and publishes each event whole.
+
+    If the broker fails mid-publish the registry may no longer match the log, so it is marked
+    stale and rebuilt from the topic before the next decision (a retried submission then
+    finds whatever did reach the log, and is a duplicate rather than a second article).
+    """
 
     def __init__(self, publisher: Publisher, registry: ArticleRegistry | None = None) -> None:
         self.publisher = publisher
         self.registry = registry or ArticleRegistry()
         self.lock = asyncio.Lock()
         self.ready = False
+        self.settings: Settings | None = None
 
     async def load(self, settings: Settings) -> int:
         """Rebuild the registry from the articles topic."""
+        self.settings = settings
+        registry = ArticleRegistry()
         count = 0
         async for batch in read_topic(settings, ARTICLES.name):
             for rec in batch:
                 try:
-                    self.registry.apply(decode(rec.value).data)
+                    registry.apply(decode(rec.value).data)
                     count += 1
                 except ValueError:
-                    log.warning("unreadable article event skipped", offset=rec.offset, partition=rec.partition)
+                    log.warning(
+                        "unreadable article event skipped", offset=rec.offset, partition=rec.partition
+                    )
+        self.registry = registry
         self.ready = True
         return count
 
-    async def _publish(self, decision: Decision, correlation_id: str | None) -> Decision:
-        if decision.event is not None:
-            envelope = new_envelope(decision.event, producer=SERVICE, correlation_id=correlation_id)
-            await self.publisher.publish([(ARTICLES, decision.article_id, envelope)])
-            self.registry.apply(decision.event)
-        return decision
+    async def _resync(self) -> None:
+        """Rebuild a stale registry (held under the lock) or refuse to decide."""
+        if self.ready:
+            return
+        if self.settings is None:
+            raise PublishFailed("the article registry was never loaded")
+        try:
+            await self.load(self.settings)
+        except Exception as exc:  # the broker is still away: refuse rather than guess
+            raise PublishFailed(f"cannot rebuild the article registry: {exc}") from exc
+        log.info("article registry rebuilt after a failed publish", known_articles=len(self.registry.by_id))
+
+    async def _publish(self, decisions: list[Decision], correlation_id: str | None) -> None:
+        """Publish the decisions' events as one burst; on failure the registry goes stale."""
+        items = [
+            (ARTICLES, d.article_id, new_envelope(d.event, producer=SERVICE, correlation_id=correlation_id))
+            for d in decisions
+            if d.event is not None
+        ]
+        try:
+            await self.publisher.publish(items)
+        except Exception as exc:
+            self.ready = False
+            log.exception("publishing article events failed", events=len(items))
+            raise PublishFailed(f"the broker did not acknowledge the article events: {exc}") from exc
 
     async def submit(
         self, article: ArticleIn, *, article_id: str | None = None, correlation_id: str | None = None
     ) -> Decision:
         async with self.lock:
-            return await self._publish(self.registry.submit(article, article_id=article_id), correlation_id)
+            await self._resync()
+            decision = self.registry.submit(article, article_id=article_id)
+            await self._publish([decision], correlation_id)
+            if decision.event is not None:
+                self.registry.apply(decision.event)
+            return decision
 
-    async def retract(self, article_id: str, reason: str, correlation_id: str | None = None) -> Decision | None:
+    async def submit_many(
+        self, articles: list[ArticleIn | str], correlation_id: str | None = None
+    ) -> list[Decision | str]:
+        """Decide a batch in order (a later item sees the earlier ones) and publish it as one burst.
+
+        A ``str`` item is a rejection reason found while validating; it passes through, as does
+        the reason an article is refused here. Each article's event is published whole or not at
+        all: if the burst fails the whole call fails and the registry is rebuilt from the log.
+        """
         async with self.lock:
+            await self._resync()
+            results: list[Decision | str] = []
+            for item in articles:
+                if isinstance(item, str):
+                    results.append(item)
+                    continue
+                try:
+                    decision = self.registry.submit(item)
+                except ValueError as exc:
+                    results.append(str(exc))
+                    continue
+                if decision.event is not None:
+                    self.registry.apply(decision.event)  # undone by the rebuild if the burst fails
+                results.append(decision)
+            await self._publish([r for r in results if isinstance(r, Decision)], correlation_id)
+            return results
+
+    async def retract(
+        self, article_id: str, reason: str, correlation_id: str | None = None
+    ) -> Decision | None:
+        async with self.lock:
+            await self._resync()
             decision = self.registry.retract(article_id, reason)
-            return await self._publish(decision, correlation_id) if decision else None
+            if decision is None:
+                return None
+            await self._publish([decision], correlation_id)
+            if decision.event is not None:
+                self.registry.apply(decision.event)
+            return decision
 
 
 ingestor = Ingestor(Publisher(broker, SERVICE))
@@ -121,10 +198,31 @@ class Accepted(BaseModel):
     article_id: str
     revision: int
     outcome: str
+    url: str = Field(description="the article's path on the site")
 
 
 class Retraction(BaseModel):
     reason: str = ""
+
+
+class BatchIn(BaseModel):
+    """Several submissions in one request; each is validated and decided on its own."""
+
+    articles: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchItem(BaseModel):
+    """The outcome of one batch item: ``accepted``, ``revised``, ``duplicate``, ``gone`` or ``rejected``."""
+
+    index: int
+    outcome: str
+    article_id: str | None = None
+    revision: int | None = None
+    reason: str | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchItem]
 
 
 @app.middleware("http")
@@ -142,7 +240,12 @@ async def limit_body(request: Request, call_next: Any) -> Any:
 def _answer(decision: Decision) -> JSONResponse:
     if decision.outcome == "gone":
         raise HTTPException(status.HTTP_410_GONE, f"article {decision.article_id} was retracted")
-    body = Accepted(article_id=decision.article_id, revision=decision.revision, outcome=decision.outcome)
+    body = Accepted(
+        article_id=decision.article_id,
+        revision=decision.revision,
+        outcome=decision.outcome,
+        url=decision.path,
+    )
     code = status.HTTP_200_OK if decision.outcome == "duplicate" else status.HTTP_202_ACCEPTED
     return JSONResponse(body.model_dump(), status_code=code)
 
@@ -156,9 +259,37 @@ async def submit_article(article: ArticleIn, request: Request, _: Writer) -> JSO
     """Submit an article; a known one (same source id, URL or content) is a duplicate or a revision."""
     try:
         decision = await ingestor.submit(article, correlation_id=_correlation(request))
+    except PublishFailed as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     return _answer(decision)
+
+
+@app.post("/v1/articles:batch", response_model=BatchOut)
+async def submit_batch(batch: BatchIn, request: Request, _: Writer) -> BatchOut:
+    """Submit up to 500 articles at once; each item is accepted, revised, a duplicate, gone or rejected.
+
+    The answer is 200 with one result per item, in order. An invalid item is rejected with
+    its field errors without affecting the others; nothing is published for it.
+    """
+    items: list[ArticleIn | str] = []
+    for raw in batch.articles:
+        try:
+            items.append(ArticleIn.model_validate(raw))
+        except ValidationError as exc:
+            items.append(validation_reason(exc))
+    try:
+        outcomes = await ingestor.submit_many(items, correlation_id=_correlation(request))
+    except PublishFailed as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    results = [
+        BatchItem(index=i, outcome="rejected", reason=o)
+        if isinstance(o, str)
+        else BatchItem(index=i, outcome=o.outcome, article_id=o.article_id, revision=o.revision)
+        for i, o in enumerate(outcomes)
+    ]
+    return BatchOut(results=results)
 
 
 @app.put("/v1/articles/{article_id}", status_code=202, response_model=Accepted)
@@ -168,6 +299,8 @@ async def revise_article(article_id: str, article: ArticleIn, request: Request, 
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id}")
     try:
         decision = await ingestor.submit(article, article_id=article_id, correlation_id=_correlation(request))
+    except PublishFailed as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     return _answer(decision)
@@ -178,9 +311,12 @@ async def retract_article(
     article_id: str, request: Request, _: Writer, retraction: Retraction | None = None
 ) -> JSONResponse:
     """Retract an article: a retraction event, never a silent delete."""
-    decision = await ingestor.retract(
-        article_id, retraction.reason if retraction else "", correlation_id=_correlation(request)
-    )
+    try:
+        decision = await ingestor.retract(
+            article_id, retraction.reason if retraction else "", correlation_id=_correlation(request)
+        )
+    except PublishFailed as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     if decision is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id}")
     return _answer(decision)

@@ -36,13 +36,17 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_replay)
 
     p = qsub.add_parser("simulate", help="a random walk from the last known prices (Ctrl-C stops)")
-    p.add_argument("--interval", type=float, help="seconds between bursts (default NEWSROOM_DEMO_TICK_INTERVAL)")
+    p.add_argument(
+        "--interval", type=float, help="seconds between bursts (default NEWSROOM_DEMO_TICK_INTERVAL)"
+    )
     p.add_argument("--seed", type=int, default=225)
     p.add_argument("--count", type=int, help="stop after this many bursts")
     p.set_defaults(func=cmd_simulate)
 
 
-async def _publish(settings: Settings, bursts: Iterable[tuple[float, list[TickReceived]]], total: int | None) -> int:
+async def _publish(
+    settings: Settings, bursts: Iterable[tuple[float, list[TickReceived]]], total: int | None
+) -> int:
     broker = make_broker("quotes-cli", settings)
     await broker.start()
     publisher = Publisher(broker, "quotes-cli")
@@ -63,7 +67,9 @@ async def _publish(settings: Settings, bursts: Iterable[tuple[float, list[TickRe
     return sent
 
 
-def _bursts(ticks: Iterator[TickReceived], speed: float, max_gap: float) -> Iterator[tuple[float, list[TickReceived]]]:
+def _bursts(
+    ticks: Iterator[TickReceived], speed: float, max_gap: float
+) -> Iterator[tuple[float, list[TickReceived]]]:
     """Group ticks into produce bursts: by recorded pace, or BURST at a time as fast as possible."""
     if speed <= 0:
         burst: list[TickReceived] = []

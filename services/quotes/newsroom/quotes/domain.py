@@ -381,6 +381,11 @@ def _to_ts(value: datetime) -> float:
     return value.timestamp()
 
 
+def _iso(ts: float) -> str:
+    """UTC epoch seconds as an ISO 8601 UTC timestamp."""
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
 def _valid_hint(value: Decimal | None) -> Decimal | None:
     """A usable previous-close hint (finite and positive) or ``None``."""
     if value is None or not value.is_finite() or value <= 0:
@@ -503,57 +508,84 @@ class QuoteBook:
         self._by_key[(exchange, symbol)] = found
         return found
 
-    def _reject(self, code: RejectCode, reason: str, tick: TickReceived) -> Rejection:
-        self.rejected[code] = self.rejected.get(code, 0) + 1
-        return Rejection(code, reason, f"{tick.exchange}:{tick.symbol}".upper(), tick)
-
-    def apply(self, tick: TickReceived, *, received_at: datetime) -> Rejection | None:
+    def apply(self, tick: TickReceived, *, received_at: datetime | float) -> Rejection | None:
         """Validate a tick and put it on the delay line; return why it was rejected, else ``None``.
 
+        ``received_at`` is when the tick arrived (a datetime, or UTC epoch seconds as a float).
         Rejected ticks change nothing. Duplicates (same instrument, exchange time, price and
         sequence) and ticks older than the newest accepted one are rejected, so re-applying
         already-seen ticks after a restart never double-counts volume.
         """
-        inst = self._by_key.get((tick.exchange, tick.symbol))
+        found = self.apply_values(
+            tick.exchange,
+            tick.symbol,
+            tick.price,
+            tick.volume,
+            _to_ts(tick.exchange_time),
+            tick.previous_close,
+            tick.sequence,
+            received_at if isinstance(received_at, float) else _to_ts(received_at),
+        )
+        if found is None:
+            return None
+        code, reason = found
+        return Rejection(code, reason, f"{tick.exchange}:{tick.symbol}".upper(), tick)
+
+    def apply_values(
+        self,
+        exchange: str,
+        symbol: str,
+        price: Decimal,
+        volume: int,
+        ts: float,
+        previous_close: Decimal | None,
+        sequence: int | None,
+        received_ts: float,
+    ) -> tuple[RejectCode, str] | None:
+        """:meth:`apply` on a tick's fields (times as UTC epoch seconds): the hot path of a consumer.
+
+        Returns ``(code, reason)`` of a rejection (counted in :attr:`rejected`), else ``None``.
+        ``volume`` must not be negative (``TickReceived`` guarantees it).
+        """
+        inst = self._by_key.get((exchange, symbol))
         if inst is None:
-            inst = self._instrument(tick.exchange, tick.symbol)
+            inst = self._instrument(exchange, symbol)
         if not isinstance(inst, _Instrument):
             what = "exchange" if inst is RejectCode.UNKNOWN_EXCHANGE else "instrument"
-            return self._reject(inst, f"unknown {what} {tick.exchange}:{tick.symbol}", tick)
-        price = tick.price
+            return self._rejected(inst, f"unknown {what} {exchange}:{symbol}")
         if not price.is_finite():
-            return self._reject(RejectCode.INVALID_PRICE, f"price {price} is not a finite number", tick)
+            return self._rejected(RejectCode.INVALID_PRICE, f"price {price} is not a finite number")
         if price <= 0:
-            return self._reject(RejectCode.NON_POSITIVE_PRICE, f"price {price} is not positive", tick)
-        ts = _to_ts(tick.exchange_time)
-        if ts > _to_ts(received_at) + self._future_s:
-            return self._reject(
+            return self._rejected(RejectCode.NON_POSITIVE_PRICE, f"price {price} is not positive")
+        if ts > received_ts + self._future_s:
+            return self._rejected(
                 RejectCode.FUTURE_TIMESTAMP,
-                f"exchange time {tick.exchange_time.isoformat()} is more than "
-                f"{self._future_s:g}s ahead of receipt {received_at.isoformat()}",
-                tick,
+                f"exchange time {_iso(ts)} is more than {self._future_s:g}s "
+                f"ahead of receipt {_iso(received_ts)}",
             )
         hw = inst.hw_ts
-        key = (price, tick.sequence)
+        key = (price, sequence)
         if ts == hw:
             if key in inst.hw_keys:
-                return self._reject(RejectCode.DUPLICATE, "same exchange time, price and sequence", tick)
+                return self._rejected(RejectCode.DUPLICATE, "same exchange time, price and sequence")
             inst.hw_keys.add(key)
         elif ts > hw:
             inst.hw_ts = ts
             inst.hw_keys = {key}
         else:
-            return self._reject(
-                RejectCode.OUT_OF_ORDER,
-                f"exchange time {tick.exchange_time.isoformat()} is before the newest accepted tick",
-                tick,
+            return self._rejected(
+                RejectCode.OUT_OF_ORDER, f"exchange time {_iso(ts)} is before the newest accepted tick"
             )
-        inst.buffer.append((ts, price, tick.volume, tick.previous_close))
+        inst.buffer.append((ts, price, volume, previous_close))
         if not inst.pending:
             inst.pending = True
             self._pending.append(inst)
         self.accepted += 1
         return None
+
+    def _rejected(self, code: RejectCode, reason: str) -> tuple[RejectCode, str]:
+        self.rejected[code] = self.rejected.get(code, 0) + 1
+        return code, reason
 
     # ------------------------------------------------------------------ delay line -> public state
 
@@ -667,6 +699,21 @@ class QuoteBook:
                 inst.emitted_state = state
                 inst.last_emit = now_ts
         return out
+
+    def mark_dirty(self, instrument_ids: Iterable[str] | None = None) -> None:
+        """Make the next :meth:`due` emit these instruments (all when ``None``) again, coalescing aside.
+
+        For a snapshot that was taken but could not be published, and after a rebuild.
+        """
+        targets = (
+            self._by_id.values()
+            if instrument_ids is None
+            else [i for i in (self._by_id.get(iid.upper()) for iid in instrument_ids) if i is not None]
+        )
+        for inst in targets:
+            if inst.price is not None:
+                inst.dirty = True
+                inst.last_emit = -math.inf
 
     def snapshot(self, instrument_id: str, now: datetime) -> QuoteUpdated | None:
         """The current public snapshot of one instrument (ignores coalescing; does not advance the line)."""

@@ -5,39 +5,61 @@ batch) the snapshots that became due are published, at most one per instrument p
 coalescing interval. Poison ticks go to the dead-letter topic with their reason;
 duplicates and out-of-order ticks are ignored by rule (and counted).
 
-Restart-safe: at start-up the book is rebuilt from the ticks topic itself, so ticks the
-consumer group sees again after a crash are recognised as duplicates and volume is never
-counted twice.
+Restart-safe: at start-up the book is rebuilt from the ticks the consumer group had
+already committed (read from the ticks topic itself, with the same decisions as the first
+time), then the group resumes after them. Re-delivered ticks (a crash between applying and
+committing, or a nacked batch) are duplicates of what the book holds, so volume is never
+counted twice. A batch whose dead letters or snapshots could not be published is nacked and
+re-delivered; its snapshots are marked to be published again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream.asgi import AsgiFastStream
+from faststream.exceptions import NackMessage
+from faststream.message import StreamMessage
+from prometheus_client import Counter
 
-from newsroom.common.events import Envelope, TickReceived, new_envelope
+from newsroom.common.events import TickReceived, new_envelope
 from newsroom.common.logging import configure_logging
-from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker, read_topic
-from newsroom.common.ops import DEAD_LETTERS, EVENTS_FAILED, EVENTS_PROCESSED, ops_routes
-from newsroom.common.settings import get_settings
-from newsroom.common.topics import SNAPSHOTS, TICKS, ensure_topics
-from newsroom.quotes.domain import QuoteBook, RejectCode
+from newsroom.common.messaging import Publisher, batch_subscription, make_broker
+from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED, ops_routes
+from newsroom.common.ops import DEAD_LETTERS as DEAD_LETTERED
+from newsroom.common.settings import Settings, get_settings
+from newsroom.common.topics import DEAD_LETTERS, SNAPSHOTS, TICKS, ensure_topics
+from newsroom.quotes.domain import QuoteBook
+from newsroom.quotes.pipeline import BatchOutcome, book_config, ingest
 
 SERVICE = "quotes"
+GROUP = "quotes"
+MAX_BATCH = 5000
+FLUSH_INTERVAL_S = 1.0
+REBUILD_DRAIN_EVERY = 100_000  # ticks folded between two drains of the delay line while rebuilding
+
+TICK_OUTCOMES = Counter("newsroom_quote_ticks_total", "Quote ticks consumed, by outcome", ["outcome"])
+SNAPSHOTS_PUBLISHED = Counter("newsroom_quote_snapshots_total", "Public quote snapshots published")
+
 settings = get_settings()
 broker = make_broker(SERVICE, settings)
 publisher = Publisher(broker, SERVICE)
 log = structlog.get_logger(SERVICE)
-book = QuoteBook(delay=timedelta(minutes=settings.quote_delay_minutes))
+book = QuoteBook(**book_config(settings))
 lock = asyncio.Lock()
-IGNORED_BY_RULE = frozenset({RejectCode.DUPLICATE, RejectCode.OUT_OF_ORDER})
+
+_APPLIED = TICK_OUTCOMES.labels("applied")
+_PROCESSED = EVENTS_PROCESSED.labels(SERVICE, TickReceived.TYPE)
+_DEAD = DEAD_LETTERED.labels(SERVICE)
+_BATCH = BATCH_SECONDS.labels(SERVICE)
 
 
 def now() -> datetime:
@@ -45,40 +67,97 @@ def now() -> datetime:
 
 
 async def flush_due() -> int:
-    """Publish every snapshot the delay line released."""
+    """Publish every snapshot the delay line released; on failure they stay due for the next flush."""
     async with lock:
         snapshots = book.due(now())
         if snapshots:
-            await publisher.publish(
-                (SNAPSHOTS, s.instrument_id, new_envelope(s, producer=SERVICE)) for s in snapshots
-            )
+            try:
+                await publisher.publish(
+                    (SNAPSHOTS, s.instrument_id, new_envelope(s, producer=SERVICE)) for s in snapshots
+                )
+            except BaseException:
+                book.mark_dirty(s.instrument_id for s in snapshots)
+                raise
+            SNAPSHOTS_PUBLISHED.inc(len(snapshots))
     return len(snapshots)
 
 
-@broker.subscriber(TICKS.name, **batch_subscription(settings, "quotes", max_records=5000))
-async def on_ticks(records: list[Record]) -> None:
-    received_at = now()
+def _count(outcome: BatchOutcome) -> None:
+    """Add one batch's outcome to the metrics."""
+    if outcome.applied:
+        _APPLIED.inc(outcome.applied)
+        _PROCESSED.inc(outcome.applied)
+    for code, n in outcome.ignored.items():
+        TICK_OUTCOMES.labels(code).inc(n)
+        EVENTS_FAILED.labels(SERVICE, f"{TickReceived.TYPE}:{code}").inc(n)
+    for code, n in outcome.rejected.items():
+        TICK_OUTCOMES.labels(code).inc(n)
+    if outcome.poison:
+        _DEAD.inc(len(outcome.poison))
+
+
+async def _dead_letter(records: Sequence[ConsumerRecord[Any, Any]], poison: list[tuple[int, str]]) -> None:
+    """Park every poison record of a batch on the dead-letter topic in one burst, then await the acks.
+
+    Same record and headers as :meth:`Publisher.dead_letter`, but one produce request instead of
+    one round trip per record (a flood of bad ticks must not stall the consumer).
+    """
+    failed_at = datetime.now(UTC).isoformat()
+    pending = []
+    for i, reason in poison:
+        rec = records[i]
+        attempts = next((v for k, v in rec.headers or () if k == "dlq-attempts"), b"0")
+        headers = {
+            "dlq-reason": reason[:2000],
+            "dlq-service": SERVICE,
+            "dlq-topic": rec.topic,
+            "dlq-partition": str(rec.partition),
+            "dlq-offset": str(rec.offset),
+            "dlq-failed-at": failed_at,
+            "dlq-attempts": attempts.decode("utf-8", "replace"),
+        }
+        pending.append(
+            await broker.publish(
+                rec.value or b"", DEAD_LETTERS.name, key=rec.key or b"", headers=headers, no_confirm=True
+            )
+        )
+        log.warning(
+            "record dead-lettered", reason=reason, topic=rec.topic, partition=rec.partition, offset=rec.offset
+        )
+    await asyncio.gather(*pending)
+
+
+async def raw_batch(message: StreamMessage[Any]) -> list[ConsumerRecord[Any, Any]]:
+    """FastStream decoder: hand the consumed records over as they are (the handler decodes them fast)."""
+    raw = message.raw_message
+    return list(raw) if isinstance(raw, tuple | list) else [raw]
+
+
+@broker.subscriber(
+    TICKS.name, **{**batch_subscription(settings, GROUP, max_records=MAX_BATCH), "decoder": raw_batch}
+)
+async def on_ticks(records: list[Any]) -> None:
+    """Apply a batch of ticks, dead-letter its poison, publish what became due (nack if that fails)."""
+    started = time.perf_counter()
     async with lock:
-        for record in records:
-            envelope: Envelope | None = record.envelope
-            if envelope is None or not isinstance(envelope.data, TickReceived):
-                await publisher.dead_letter(record, record.error or f"not a tick: {envelope and envelope.type}")
-                DEAD_LETTERS.labels(SERVICE).inc()
-                continue
-            rejection = book.apply(envelope.data, received_at=received_at)
-            if rejection is None:
-                EVENTS_PROCESSED.labels(SERVICE, envelope.type).inc()
-            elif rejection.code in IGNORED_BY_RULE:
-                EVENTS_FAILED.labels(SERVICE, f"{envelope.type}:{rejection.code}").inc()
-            else:
-                await publisher.dead_letter(record, f"{rejection.code}: {rejection.reason}")
-                DEAD_LETTERS.labels(SERVICE).inc()
-    await flush_due()
+        outcome = ingest(book, records)
+    _count(outcome)
+    try:
+        if outcome.poison:
+            await _dead_letter(records, outcome.poison)
+        await flush_due()
+    except (
+        Exception
+    ) as exc:  # the broker is unwell: have the batch re-delivered (applied ticks are dupes then)
+        log.warning("batch output failed; re-delivering the batch", error=repr(exc))
+        raise NackMessage() from exc
+    _BATCH.observe(time.perf_counter() - started)
 
 
 async def _ticker() -> None:
+    """Release due snapshots every second, also while no ticks arrive."""
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(FLUSH_INTERVAL_S)
         try:
             await flush_due()
         except Exception:  # keep releasing snapshots; the next second retries
@@ -88,16 +167,70 @@ async def _ticker() -> None:
 _tasks: list[asyncio.Task[None]] = []
 
 
+async def committed_offsets(cfg: Settings, group: str = GROUP) -> dict[TopicPartition, int]:
+    """The consumer group's committed offset per ticks partition (partitions without one are left out)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cfg.bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        out: dict[TopicPartition, int] = {}
+        for p in sorted(consumer.partitions_for_topic(TICKS.name) or ()):
+            tp = TopicPartition(TICKS.name, p)
+            offset = await consumer.committed(tp)
+            if offset:
+                out[tp] = offset
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def fold_ticks(cfg: Settings, into: QuoteBook, upto: Mapping[TopicPartition, int]) -> int:
+    """Fold the ticks below ``upto`` per partition into ``into`` (their poison was dead-lettered already)."""
+    if not upto:
+        return 0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cfg.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=cfg.fetch_max_wait_ms,
+        max_poll_records=10_000,
+    )
+    await consumer.start()
+    folded = since_drain = empty_polls = 0
+    try:
+        tps = list(upto)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        remaining = {tp for tp in tps if await consumer.position(tp) < upto[tp]}
+        while remaining and empty_polls < 20:
+            fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
+            empty_polls = 0 if fetched else empty_polls + 1
+            for tp, recs in fetched.items():
+                end = upto[tp]
+                if recs and recs[-1].offset >= end:
+                    recs = [r for r in recs if r.offset < end]
+                ingest(into, recs)
+                folded += len(recs)
+                since_drain += len(recs)
+                if await consumer.position(tp) >= end:
+                    remaining.discard(tp)
+            if since_drain >= REBUILD_DRAIN_EVERY:  # keep the delay line short; published before the crash
+                into.due(now())
+                since_drain = 0
+        if remaining:
+            log.warning(
+                "rebuild stopped short of the committed offsets", partitions=sorted(str(t) for t in remaining)
+            )
+    finally:
+        await consumer.stop()
+    into.mark_dirty()  # re-publish every instrument's current state once
+    return folded
+
+
 async def rebuild() -> int:
-    """Fold every tick already on the topic into the book (rejections were dealt with the first time)."""
-    applied = 0
-    async for batch in read_topic(settings, TICKS.name, max_records=10_000):
-        received_at = now()
-        for rec in batch:
-            envelope = Record.from_consumer_record(rec).envelope
-            if envelope and isinstance(envelope.data, TickReceived):
-                applied += book.apply(envelope.data, received_at=received_at) is None
-    return applied
+    """Fold the ticks the group had committed into the book; the group then resumes after them."""
+    return await fold_ticks(settings, book, await committed_offsets(settings))
 
 
 async def _ready() -> bool:
@@ -108,7 +241,14 @@ async def _ready() -> bool:
 async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
-    log.info("quote book rebuilt from the ticks topic", ticks=await rebuild(), instruments=len(book.instrument_ids))
+    started = time.perf_counter()
+    folded = await rebuild()
+    log.info(
+        "quote book rebuilt from committed ticks",
+        ticks=folded,
+        instruments=len(book.instrument_ids),
+        seconds=round(time.perf_counter() - started, 2),
+    )
     _tasks.append(asyncio.create_task(_ticker()))
     yield
     for task in _tasks:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -22,7 +23,7 @@ from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker, process_batch
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
-from newsroom.common.store import GONE, Keys, connect, namespace_for
+from newsroom.common.store import GONE, Keys, WriteBatch, connect, namespace_for
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import Page, Renderer
 
@@ -42,11 +43,14 @@ class FragmentWriter:
         self.namespace = namespace
         self.renderer = renderer
 
-    def _put_page(self, pipe: Any, page: Page) -> None:
+    def _batch(self) -> WriteBatch:
+        return WriteBatch(self.redis, self.keys)
+
+    @staticmethod
+    def _put_page(batch: WriteBatch, page: Page) -> None:
         for name, html in page.fragments.items():
-            pipe.set(self.keys.frag(name), html)
-        pipe.delete(self.keys.page(page.path))
-        pipe.rpush(self.keys.page(page.path), *page.manifest)
+            batch.set_fragment(name, html)
+        batch.set_manifest(page.path, page.manifest)
 
     async def _quotes(self, iids: list[str]) -> dict[str, QuoteUpdated | None]:
         if not iids:
@@ -56,14 +60,13 @@ class FragmentWriter:
 
     async def setup(self) -> None:
         """Layout, assets, the home page and the watchlist rows (idempotent)."""
-        pipe = self.redis.pipeline(transaction=True)
+        batch = self._batch()
         for name, html in self.renderer.static_fragments().items():
-            pipe.set(self.keys.frag(name), html)
-        self._put_page(pipe, self.renderer.home())
-        quotes = await self._quotes(list(self.renderer.watchlist))
-        for iid, quote in quotes.items():
-            pipe.set(self.keys.frag(f"qrow:{iid}"), self.renderer.quote_row(iid, quote))
-        await pipe.execute()
+            batch.set_fragment(name, html)
+        self._put_page(batch, self.renderer.home())
+        for iid, quote in (await self._quotes(list(self.renderer.watchlist))).items():
+            batch.set_fragment(f"qrow:{iid}", self.renderer.quote_row(iid, quote))
+        await batch.execute()
 
     async def article(self, enriched: ArticleEnriched) -> bool:
         """Write an article revision's page; False when it is stale or retracted."""
@@ -82,21 +85,21 @@ class FragmentWriter:
         quotes = await self._quotes(tickers)
         score = a.published_at.timestamp()
 
-        pipe = self.redis.pipeline(transaction=True)
-        self._put_page(pipe, page)
+        batch = self._batch()
+        self._put_page(batch, page)
         for name in old_frags:
             if name not in page.fragments:
-                pipe.delete(self.keys.frag(name))
-        pipe.set(self.keys.frag(f"item:{a.article_id}"), self.renderer.item(a, enriched.tickers))
-        pipe.zadd(self.keys.zlist("latest"), {a.article_id: score})
+                batch.delete_fragment(name)
+        batch.set_fragment(f"item:{a.article_id}", self.renderer.item(a, enriched.tickers))
+        batch.list_add("latest", a.article_id, score)
         for iid in set(old_tickers) - set(tickers):
-            pipe.zrem(self.keys.zlist(f"ticker:{iid}"), a.article_id)
+            batch.list_remove(f"ticker:{iid}", a.article_id)
         for iid in tickers:
-            pipe.zadd(self.keys.zlist(f"ticker:{iid}"), {a.article_id: score})
+            batch.list_add(f"ticker:{iid}", a.article_id, score)
             for name, html in self.renderer.quote_fragments(iid, quotes[iid]).items():
-                pipe.set(self.keys.frag(name), html)
-            self._put_page(pipe, self.renderer.quote_page(iid, names[iid]))
-        pipe.hset(
+                batch.set_fragment(name, html)
+            self._put_page(batch, self.renderer.quote_page(iid, names[iid]))
+        batch.pipe.hset(
             self.keys.meta(a.article_id),
             mapping={
                 "rev": a.revision,
@@ -107,27 +110,26 @@ class FragmentWriter:
                 "retracted": 0,
             },
         )
-        await pipe.execute()
+        await batch.execute()
         return True
 
     async def retract(self, event: ArticleRetracted) -> None:
         """The article vanishes from every list; its URL answers 410 from now on."""
         meta = await self.redis.hgetall(self.keys.meta(event.article_id))
-        pipe = self.redis.pipeline(transaction=True)
+        batch = self._batch()
         for name in orjson.loads(meta[b"frags"]) if meta else []:
-            pipe.delete(self.keys.frag(name))
+            batch.delete_fragment(name)
         for iid in orjson.loads(meta[b"tickers"]) if meta else []:
-            pipe.zrem(self.keys.zlist(f"ticker:{iid}"), event.article_id)
-        pipe.zrem(self.keys.zlist("latest"), event.article_id)
-        pipe.delete(self.keys.frag(f"item:{event.article_id}"))
-        pipe.delete(self.keys.page(f"news/{event.slug}"))
-        pipe.rpush(self.keys.page(f"news/{event.slug}"), GONE)
-        pipe.hset(
+            batch.list_remove(f"ticker:{iid}", event.article_id)
+        batch.list_remove("latest", event.article_id)
+        batch.delete_fragment(f"item:{event.article_id}")
+        batch.set_manifest(f"news/{event.slug}", [GONE])
+        batch.pipe.hset(
             self.keys.meta(event.article_id),
             mapping={"rev": event.revision, "erev": 0, "slug": event.slug, "frags": b"[]",
                      "tickers": b"[]", "retracted": 1},
         )  # fmt: skip
-        await pipe.execute()
+        await batch.execute()
 
     async def quotes(self, snapshots: list[QuoteUpdated]) -> int:
         """Re-render only the fragments that show these instruments; returns how many changed."""
@@ -136,33 +138,41 @@ class FragmentWriter:
             if s.instrument_id not in latest or s.as_of >= latest[s.instrument_id].as_of:
                 latest[s.instrument_id] = s
         stored = await self._quotes(list(latest))
-        pipe = self.redis.pipeline(transaction=True)
+        async with self.redis.pipeline(transaction=False) as probe:
+            for q in latest.values():
+                probe.exists(self.keys.page(f"quote/{q.exchange}/{q.symbol}"))
+            has_page = dict(zip(latest, await probe.execute(), strict=True))
+        batch = self._batch()
         changed = 0
         for iid, quote in latest.items():
             old = stored.get(iid)
             if old is not None and old.as_of > quote.as_of:
                 continue
             changed += 1
-            pipe.set(self.keys.quote(iid), quote.model_dump_json())
+            batch.pipe.set(self.keys.quote(iid), quote.model_dump_json())
             for name, html in self.renderer.quote_fragments(iid, quote).items():
-                pipe.set(self.keys.frag(name), html)
-            if not await self.redis.exists(self.keys.page(f"quote/{quote.exchange}/{quote.symbol}")):
-                self._put_page(pipe, self.renderer.quote_page(iid, None))
-            pipe.publish(
-                f"{self.namespace}:live",
-                orjson.dumps(
-                    {
-                        "id": iid,
-                        "price": float(quote.price),
-                        "change": float(quote.change) if quote.change is not None else None,
-                        "change_percent": float(quote.change_percent)
-                        if quote.change_percent is not None
-                        else None,
-                    }
-                ),
-            )
-        await pipe.execute()
+                batch.set_fragment(name, html)
+            if not has_page[iid]:  # an instrument no article named yet still gets a quote page
+                self._put_page(batch, self.renderer.quote_page(iid, None))
+            batch.pipe.publish(self.keys.live_quotes, live_message(iid, quote))
+        await batch.execute()
         return changed
+
+
+def live_message(iid: str, quote: QuoteUpdated) -> bytes:
+    """What the browser's live-quote script needs, as JSON."""
+
+    def num(value: Decimal | None) -> float | None:
+        return float(value) if value is not None else None
+
+    return orjson.dumps(
+        {
+            "id": iid,
+            "price": num(quote.price),
+            "change": num(quote.change),
+            "change_percent": num(quote.change_percent),
+        }
+    )
 
 
 renderer = Renderer(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes)

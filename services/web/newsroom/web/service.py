@@ -1,16 +1,20 @@
 """The web tier: pages assembled from Redis fragments, and nothing else.
 
 A bare ASGI application (no framework: the speed goal is close to a constant response).
-Every page is read with one Lua call, so it is one round trip and one consistent state.
-It never talks to Kafka.
+A page is read with one Lua call (one round trip, one consistent state) and kept in an
+in-process cache until the renderer announces, on the store's invalidation channel, that
+something the page is made of changed. While that subscription is down nothing is
+cached, so a page is never older than the last announcement. It never talks to Kafka.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,7 +24,7 @@ from redis.exceptions import RedisError
 
 from newsroom.common.logging import configure_logging
 from newsroom.common.settings import get_settings
-from newsroom.common.store import GONE, FragmentReader, Keys, connect, namespace_for
+from newsroom.common.store import GONE, FragmentReader, Keys, connect, dependencies, namespace_for
 
 SERVICE = "web"
 settings = get_settings()
@@ -31,7 +35,10 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"x-frame-options", b"DENY"),
@@ -59,6 +66,50 @@ UNAVAILABLE = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """A page ready to send: status, body and headers."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    etag: bytes | None
+
+
+class PageCache:
+    """Assembled pages by path, with the reverse index the invalidations need."""
+
+    def __init__(self, max_pages: int = 10_000) -> None:
+        self.max_pages = max_pages
+        self.pages: dict[str, Cached] = {}
+        self.by_dependency: dict[str, set[str]] = {}
+        self.epoch = 0  # bumped by every invalidation: a read that overlapped one is not cached
+        self.enabled = False  # only while the invalidation subscription is live
+
+    def get(self, page: str) -> Cached | None:
+        return self.pages.get(page) if self.enabled else None
+
+    def put(self, page: str, entry: Cached, deps: set[str], epoch: int) -> None:
+        if not self.enabled or epoch != self.epoch:
+            return
+        if len(self.pages) >= self.max_pages:
+            self.clear()
+        self.pages[page] = entry
+        for dep in deps | {f"page:{page}"}:
+            self.by_dependency.setdefault(dep, set()).add(page)
+
+    def invalidate(self, names: list[str]) -> None:
+        self.epoch += 1
+        for name in names:
+            for page in self.by_dependency.pop(name, ()):
+                self.pages.pop(page, None)
+
+    def clear(self) -> None:
+        self.epoch += 1
+        self.pages.clear()
+        self.by_dependency.clear()
+
+
 class Site:
     """The ASGI application."""
 
@@ -68,23 +119,52 @@ class Site:
         self.keys = Keys(namespace)
         self.redis: aioredis.Redis | None = None
         self.reader: FragmentReader | None = None
+        self.cache = PageCache()
+        self._listener: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
         configure_logging(SERVICE)
         self.redis = connect(self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.reader = FragmentReader(self.redis, self.namespace)
+        self._listener = asyncio.create_task(self._listen())
         log.info("web ready", namespace=self.namespace)
 
     async def shutdown(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         if self.redis is not None:
             await self.redis.aclose()
 
+    async def _listen(self) -> None:
+        """Follow the invalidation channel; cache only while following it."""
+        assert self.redis is not None
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.keys.invalidations)
+                self.cache.clear()
+                self.cache.enabled = True
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    if message is not None:
+                        self.cache.invalidate(orjson.loads(message["data"]))
+            except (RedisError, OSError) as exc:
+                log.warning("invalidation channel lost; caching off until it is back", error=str(exc))
+            finally:
+                self.cache.enabled = False
+                self.cache.clear()
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+            await asyncio.sleep(1.0)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "lifespan":
-            await self._lifespan(receive, send)
-        elif kind == "http":
+        if kind == "http":
             await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -102,25 +182,22 @@ class Site:
         if scope["method"] not in ("GET", "HEAD"):
             await respond(send, 405, b"method not allowed\n", b"text/plain", extra=[(b"allow", b"GET, HEAD")])
             return
-        if path == "/healthz":
-            await respond(send, 200, b"ok\n", b"text/plain")
-            return
-        if path == "/readyz":
-            ok = await self._can_read()
-            await respond(send, 200 if ok else 503, b"ok\n" if ok else b"not ready\n", b"text/plain")
-            return
-        if path == "/live/quotes":
-            await self._live(scope, send)
-            return
-        if path.startswith("/assets/"):
-            await self._asset(scope, send, path[len("/assets/") :])
-            return
         for pattern, to_page in ROUTES:
             match = pattern.match(path)
             if match:
                 await self._page(scope, send, to_page(match))
                 return
-        await respond(send, 404, NOT_FOUND)
+        if path == "/healthz":
+            await respond(send, 200, b"ok\n", b"text/plain")
+        elif path == "/readyz":
+            ok = await self._can_read()
+            await respond(send, 200 if ok else 503, b"ok\n" if ok else b"not ready\n", b"text/plain")
+        elif path == "/live/quotes":
+            await self._live(scope, send)
+        elif path.startswith("/assets/"):
+            await self._asset(scope, send, path[len("/assets/") :])
+        else:
+            await respond(send, 404, NOT_FOUND)
 
     async def _can_read(self) -> bool:
         try:
@@ -130,30 +207,24 @@ class Site:
             return False
 
     async def _page(self, scope: Scope, send: Send, page: str) -> None:
-        assert self.reader is not None
-        try:
-            parts = await self.reader.page(page)
-        except (RedisError, OSError) as exc:
-            log.warning("page store unavailable", error=str(exc), page=page)
-            await respond(send, 503, UNAVAILABLE, extra=[(b"retry-after", b"5")])
+        entry = self.cache.get(page)
+        if entry is None:
+            epoch = self.cache.epoch
+            assert self.reader is not None
+            try:
+                result = await self.reader.page(page)
+            except (RedisError, OSError) as exc:
+                log.warning("page store unavailable", error=str(exc), page=page)
+                await respond(send, 503, UNAVAILABLE, extra=[(b"retry-after", b"5")])
+                return
+            entry = assemble(page, result)
+            self.cache.put(page, entry, dependencies(result[0]) if result else set(), epoch)
+        if entry.etag is not None and _header(scope, b"if-none-match") == entry.etag:
+            await respond(send, 304, b"", extra=entry.headers)
             return
-        if parts is None:
-            await respond(send, 404, NOT_FOUND)
-            return
-        if parts == [GONE.encode()]:
-            await respond(send, 410, GONE_PAGE)
-            return
-        body = b"".join(parts)
-        etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
-        headers = [
-            (b"etag", etag),
-            (b"cache-control", PAGE_CACHE),
-            (b"surrogate-key", f"page:{page}".encode()),
-        ]
-        if _header(scope, b"if-none-match") == etag:
-            await respond(send, 304, b"", extra=headers)
-            return
-        await respond(send, 200, b"" if scope["method"] == "HEAD" else body, extra=headers)
+        await respond(
+            send, entry.status, b"" if scope["method"] == "HEAD" else entry.body, extra=entry.headers
+        )
 
     async def _asset(self, scope: Scope, send: Send, name: str) -> None:
         ext = name.rsplit(".", 1)[-1]
@@ -162,16 +233,15 @@ class Site:
             return
         assert self.redis is not None
         try:
-            body = await self.redis.get(self.keys.frag(f"asset:{name}"))
+            body: bytes | None = await self.redis.get(self.keys.frag(f"asset:{name}"))
         except (RedisError, OSError):
             await respond(send, 503, b"", b"text/plain")
             return
         if body is None:
             await respond(send, 404, NOT_FOUND)
             return
-        etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
-        extra = [(b"etag", etag), (b"cache-control", b"public, max-age=300")]
-        if _header(scope, b"if-none-match") == etag:
+        extra = [(b"etag", etag_of(body)), (b"cache-control", b"public, max-age=300")]
+        if _header(scope, b"if-none-match") == extra[0][1]:
             await respond(send, 304, b"", extra=extra)
             return
         await respond(send, 200, body, ASSET_TYPES[ext], extra=extra)
@@ -189,7 +259,7 @@ class Site:
         assert self.redis is not None
         pubsub = self.redis.pubsub()
         try:
-            await pubsub.subscribe(f"{self.namespace}:live")
+            await pubsub.subscribe(self.keys.live_quotes)
         except (RedisError, OSError):
             await respond(send, 503, b"", b"text/plain")
             return
@@ -222,6 +292,37 @@ class Site:
             await pubsub.aclose()
 
 
+def etag_of(body: bytes) -> bytes:
+    return b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+
+
+def assemble(page: str, result: tuple[list[str], list[bytes]] | None) -> Cached:
+    """Turn what the store returned into a response: 404, 410 or the page with its caching headers."""
+    if result is None:
+        return Cached(404, NOT_FOUND, [], None)
+    manifest, fragments = result
+    if manifest == [GONE]:
+        return Cached(410, GONE_PAGE, [(b"cache-control", b"public, max-age=60")], None)
+    body = b"".join(fragments)
+    etag = etag_of(body)
+    keys = " ".join(sorted(surrogate_keys(page, manifest)))
+    headers = [(b"etag", etag), (b"cache-control", PAGE_CACHE), (b"surrogate-key", keys.encode())]
+    return Cached(200, body, headers, etag)
+
+
+def surrogate_keys(page: str, manifest: list[str]) -> set[str]:
+    """CDN tags for a page: the page itself, its article, the instruments and lists it shows."""
+    tags = {f"page:{page}"}
+    for entry in manifest:
+        if entry.startswith("@z "):
+            tags.add("list:" + entry.split(" ", 2)[1])
+        elif entry.startswith(("chip:", "qrow:", "qdetail:")):
+            tags.add("ticker:" + entry.split(":", 1)[1])
+        elif entry.startswith("art:"):
+            tags.add("article:" + entry.split(":", 2)[1])
+    return tags
+
+
 def _unquote(text: str) -> str:
     from urllib.parse import unquote
 
@@ -242,7 +343,11 @@ async def respond(
     content_type: bytes = b"text/html; charset=utf-8",
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        *SECURITY_HEADERS,
+    ]
     if extra:
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -1,0 +1,134 @@
+"""Helpers for the ingestion tests: the ``newsroom`` CLI as a subprocess, the articles log, a feed server."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from newsroom.common.events import ArticleContent, Payload
+from newsroom.common.messaging import Record, read_topic
+from newsroom.common.settings import Settings
+from newsroom.common.topics import ARTICLES
+from tests.conftest import RunningStack
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def newsroom(stack: RunningStack, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+    """Run ``newsroom ARGS`` against the session's stack and return what it did."""
+    return subprocess.run(
+        [sys.executable, "-m", "newsroom.cli", *args],
+        env={**os.environ, **stack.env, "NEWSROOM_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
+    )
+
+
+async def article_events(settings: Settings) -> list[tuple[str, Payload]]:
+    """Every event on the articles topic as (key, payload), in partition order."""
+    events: list[tuple[str, Payload]] = []
+    async for batch in read_topic(settings, ARTICLES.name):
+        for rec in batch:
+            record = Record.from_consumer_record(rec)
+            if record.envelope is not None:  # other tests park poison on this topic on purpose
+                events.append((record.key or "", record.envelope.data))
+    return events
+
+
+def from_sources(events: list[tuple[str, Payload]], sources: set[str]) -> list[ArticleContent]:
+    """The content events (submissions and revisions) whose source is one of ``sources``."""
+    return [p for _, p in events if isinstance(p, ArticleContent) and p.source in sources]
+
+
+@dataclass
+class FeedServer:
+    """A local HTTP server for feed documents, honouring ETag/If-None-Match and Last-Modified.
+
+    ``docs`` maps a path to ``(status, body)``; editing a body changes its ETag and Last-Modified.
+    ``hits`` and ``not_modified`` count requests and 304 answers per path.
+    """
+
+    port: int = 0
+    docs: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    modified: dict[str, float] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)
+    not_modified: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def put(self, path: str, body: bytes, status: int = 200) -> None:
+        with self.lock:
+            self.docs[path] = (status, body)
+            self.modified[path] = max(time.time(), self.modified.get(path, 0) + 1)
+
+
+def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            with server.lock:
+                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                status, body = server.docs.get(self.path, (404, b"not found"))
+                modified = server.modified.get(self.path, 0.0)
+            if status != 200:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            etag = '"' + hashlib.sha1(body).hexdigest() + '"'  # noqa: S324 - a cache validator
+            last_modified = email.utils.formatdate(int(modified), usegmt=True)
+            since = self.headers.get("If-Modified-Since")
+            fresh = self.headers.get("If-None-Match") == etag or (
+                self.headers.get("If-None-Match") is None
+                and since is not None
+                and email.utils.parsedate_to_datetime(since).timestamp() >= int(modified)
+            )
+            if fresh:
+                with server.lock:
+                    server.not_modified[self.path] = server.not_modified.get(self.path, 0) + 1
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", last_modified)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Keep the test output quiet."""
+
+    return Handler
+
+
+@contextmanager
+def feed_server() -> Iterator[FeedServer]:
+    """A :class:`FeedServer` running in a thread for the duration of the block."""
+    state = FeedServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.port = int(httpd.server_address[1])
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

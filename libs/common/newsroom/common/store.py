@@ -89,7 +89,49 @@ class Keys:
 
 
 def namespace_for(template_version: str) -> str:
+    """The namespace a fresh store starts with for a template version."""
     return f"nr:{template_version}"
+
+
+@dataclass(frozen=True)
+class Pointers:
+    """Which namespace the site serves, and which one a rebuild is filling (blue/green).
+
+    ``active`` names the namespace readers use; ``shadow`` (set with a TTL that the rebuild
+    keeps refreshing) names one being rebuilt, which the live renderer writes as well. A
+    switch sets ``active`` and announces it on ``switch``; an interrupted rebuild leaves
+    ``active`` alone, and its shadow simply expires.
+    """
+
+    template_version: str
+
+    @property
+    def active(self) -> str:
+        return f"nr:active:{self.template_version}"
+
+    @property
+    def shadow(self) -> str:
+        return f"nr:shadow:{self.template_version}"
+
+    @property
+    def switch(self) -> str:
+        return f"nr:switch:{self.template_version}"
+
+    async def resolve(self, redis: aioredis.Redis) -> tuple[str, str | None]:
+        """The active namespace (claiming the default one if none is set yet) and the shadow, if any."""
+        active, shadow = await redis.mget([self.active, self.shadow])
+        if active is None:
+            await redis.set(self.active, namespace_for(self.template_version), nx=True)
+            active = await redis.get(self.active)
+        return active.decode(), shadow.decode() if shadow else None
+
+    async def switch_to(self, redis: aioredis.Redis, namespace: str) -> None:
+        """Make ``namespace`` the one readers use, atomically, and tell them."""
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.active, namespace)
+            pipe.delete(self.shadow)
+            pipe.publish(self.switch, namespace)
+            await pipe.execute()
 
 
 def connect(url: str, **kwargs: Any) -> aioredis.Redis:

@@ -23,7 +23,7 @@ from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker, process_batch
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
-from newsroom.common.store import GONE, Keys, WriteBatch, connect, namespace_for
+from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, connect
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import Page, Renderer
 
@@ -177,16 +177,34 @@ def live_message(iid: str, quote: QuoteUpdated) -> bytes:
 
 renderer = Renderer(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes)
 redis = connect(settings.redis_url)
-writer = FragmentWriter(redis, namespace_for(settings.template_version), renderer)
+pointers = Pointers(settings.template_version)
+_writers: dict[str, FragmentWriter] = {}
+
+
+async def writers() -> list[FragmentWriter]:
+    """The active namespace's writer, plus a rebuild's shadow namespace while one is running."""
+    active, shadow = await pointers.resolve(redis)
+    out = []
+    for namespace in (active, shadow):
+        if namespace is None:
+            continue
+        if namespace not in _writers:
+            if len(_writers) > 4:  # namespaces of finished rebuilds
+                _writers.clear()
+            _writers[namespace] = FragmentWriter(redis, namespace, renderer)
+            await _writers[namespace].setup()
+        out.append(_writers[namespace])
+    return out
 
 
 async def handle_enriched(record: Record, envelope: Any) -> list[Any]:
     data = envelope.data
     if isinstance(data, ArticleEnriched):
-        wrote = await writer.article(data)
+        wrote = any([await w.article(data) for w in await writers()])
         log.info("article rendered" if wrote else "stale revision skipped", article_id=record.key)
     elif isinstance(data, ArticleRetracted):
-        await writer.retract(data)
+        for w in await writers():
+            await w.retract(data)
         log.info("article retracted", article_id=data.article_id)
     else:
         raise ValueError(f"{envelope.type} does not belong on {ENRICHED.name}")
@@ -206,7 +224,8 @@ async def on_snapshots(records: list[Record]) -> None:
             snapshots.append(record.envelope.data)
         else:
             await publisher.dead_letter(record, record.error or "not a quote snapshot")
-    await writer.quotes(snapshots)
+    for w in await writers():
+        await w.quotes(snapshots)
 
 
 async def _ready() -> bool:
@@ -217,7 +236,7 @@ async def _ready() -> bool:
 async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
-    await writer.setup()
+    await writers()
     yield
     await redis.aclose()
     log.info("rendering stopped")

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from newsroom.common.logging import configure_logging
 from newsroom.common.settings import get_settings
-from newsroom.common.store import GONE, FragmentReader, Keys, connect, dependencies, namespace_for
+from newsroom.common.store import GONE, FragmentReader, Keys, Pointers, connect, dependencies
 
 SERVICE = "web"
 settings = get_settings()
@@ -113,10 +113,11 @@ class PageCache:
 class Site:
     """The ASGI application."""
 
-    def __init__(self, redis_url: str, namespace: str) -> None:
+    def __init__(self, redis_url: str, template_version: str) -> None:
         self.redis_url = redis_url
-        self.namespace = namespace
-        self.keys = Keys(namespace)
+        self.pointers = Pointers(template_version)
+        self.namespace = ""
+        self.keys = Keys(self.namespace)
         self.redis: aioredis.Redis | None = None
         self.reader: FragmentReader | None = None
         self.cache = PageCache()
@@ -125,7 +126,8 @@ class Site:
     async def startup(self) -> None:
         configure_logging(SERVICE)
         self.redis = connect(self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        self.reader = FragmentReader(self.redis, self.namespace)
+        with contextlib.suppress(RedisError, OSError):  # Redis may be down at start: the listener retries
+            self._use((await self.pointers.resolve(self.redis))[0])
         self._listener = asyncio.create_task(self._listen())
         log.info("web ready", namespace=self.namespace)
 
@@ -137,18 +139,38 @@ class Site:
         if self.redis is not None:
             await self.redis.aclose()
 
+    def _use(self, namespace: str) -> None:
+        """Serve from ``namespace`` from now on (start-up, or a blue/green switch)."""
+        assert self.redis is not None
+        if namespace != self.namespace:
+            self.namespace = namespace
+            self.keys = Keys(namespace)
+            self.reader = FragmentReader(self.redis, namespace)
+            self.cache.clear()
+            log.info("serving namespace", namespace=namespace)
+
     async def _listen(self) -> None:
-        """Follow the invalidation channel; cache only while following it."""
+        """Follow switches and invalidations; cache only while following them."""
         assert self.redis is not None
         while True:
             pubsub = self.redis.pubsub()
             try:
+                await pubsub.subscribe(self.pointers.switch)
+                self._use((await self.pointers.resolve(self.redis))[0])
                 await pubsub.subscribe(self.keys.invalidations)
                 self.cache.clear()
                 self.cache.enabled = True
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    if message["channel"] == self.pointers.switch.encode():
+                        old = self.keys.invalidations
+                        self._use(message["data"].decode())
+                        await pubsub.subscribe(self.keys.invalidations)
+                        await pubsub.unsubscribe(old)
+                        self.cache.clear()
+                    else:
                         self.cache.invalidate(orjson.loads(message["data"]))
             except (RedisError, OSError) as exc:
                 log.warning("invalidation channel lost; caching off until it is back", error=str(exc))
@@ -210,8 +232,9 @@ class Site:
         entry = self.cache.get(page)
         if entry is None:
             epoch = self.cache.epoch
-            assert self.reader is not None
             try:
+                if self.reader is None:  # Redis was down at start-up and has not come back yet
+                    raise ConnectionError("page store not reached yet")
                 result = await self.reader.page(page)
             except (RedisError, OSError) as exc:
                 log.warning("page store unavailable", error=str(exc), page=page)
@@ -354,4 +377,4 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
-app = Site(settings.redis_url, namespace_for(settings.template_version))
+app = Site(settings.redis_url, settings.template_version)

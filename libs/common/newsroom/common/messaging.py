@@ -21,6 +21,8 @@ from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from newsroom.common.events import Envelope, EventDecodeError, decode, encode
+from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED
+from newsroom.common.ops import DEAD_LETTERS as DEAD_LETTERS_TOTAL
 from newsroom.common.settings import Settings
 from newsroom.common.topics import DEAD_LETTERS, Topic
 
@@ -141,26 +143,41 @@ class Publisher:
 
     async def dead_letter(self, record: Record, reason: str) -> None:
         """Park a record on the dead-letter topic with the reason and where it came from."""
-        attempts = int(record.header("dlq-attempts") or 0)
-        headers = {
-            "dlq-reason": reason[:2000],
-            "dlq-service": self.service,
-            "dlq-topic": record.topic,
-            "dlq-partition": str(record.partition),
-            "dlq-offset": str(record.offset),
-            "dlq-failed-at": datetime.now(UTC).isoformat(),
-            "dlq-attempts": str(attempts),
-        }
-        await self.broker.publish(
-            record.value, DEAD_LETTERS.name, key=(record.key or "").encode(), headers=headers
-        )
-        log.warning(
-            "record dead-lettered",
-            reason=reason,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
+        await self.dead_letter_many([(record, reason)])
+
+    async def dead_letter_many(self, items: Sequence[tuple[Record, str]]) -> None:
+        """Park several records in one burst, then wait for the broker to acknowledge them all."""
+        failed_at = datetime.now(UTC).isoformat()
+        pending = []
+        for record, reason in items:
+            headers = {
+                "dlq-reason": reason[:2000],
+                "dlq-service": self.service,
+                "dlq-topic": record.topic,
+                "dlq-partition": str(record.partition),
+                "dlq-offset": str(record.offset),
+                "dlq-failed-at": failed_at,
+                "dlq-attempts": record.header("dlq-attempts") or "0",
+            }
+            pending.append(
+                await self.broker.publish(
+                    record.value,
+                    DEAD_LETTERS.name,
+                    key=(record.key or "").encode(),
+                    headers=headers,
+                    no_confirm=True,
+                )
+            )
+            log.warning(
+                "record dead-lettered",
+                reason=reason,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        if pending:
+            await asyncio.gather(*pending)
+        DEAD_LETTERS_TOTAL.labels(self.service).inc(len(pending))
 
 
 Handler = Callable[[Record, Envelope], Awaitable[Iterable[Outgoing]]]
@@ -173,20 +190,24 @@ async def process_batch(records: list[Record], handle: Handler, publisher: Publi
     that a batch costs one produce request per partition.
     """
     out: list[Outgoing] = []
-    handled = 0
-    for record in records:
-        if record.envelope is None:
-            await publisher.dead_letter(record, record.error or "undecodable")
-            continue
-        with bound_to(record.envelope):
-            try:
-                out.extend(await handle(record, record.envelope))
-                handled += 1
-            except Exception as exc:  # a bad event must not stop the consumer: park it with the reason
-                log.exception("event failed")
-                await publisher.dead_letter(record, f"{type(exc).__name__}: {exc}")
-    await publisher.publish(out)
-    return handled
+    poison: list[tuple[Record, str]] = []
+    service = publisher.service
+    with BATCH_SECONDS.labels(service).time():
+        for record in records:
+            if record.envelope is None:
+                poison.append((record, record.error or "undecodable"))
+                continue
+            with bound_to(record.envelope):
+                try:
+                    out.extend(await handle(record, record.envelope))
+                    EVENTS_PROCESSED.labels(service, record.envelope.type).inc()
+                except Exception as exc:  # a bad event must not stop the consumer: park it with the reason
+                    log.exception("event failed")
+                    EVENTS_FAILED.labels(service, record.envelope.type).inc()
+                    poison.append((record, f"{type(exc).__name__}: {exc}"))
+        await publisher.dead_letter_many(poison)
+        await publisher.publish(out)
+    return len(records) - len(poison)
 
 
 async def read_topic(

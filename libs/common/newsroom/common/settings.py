@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     quote_delay_minutes: int = 20
     """``NEWSROOM_QUOTE_DELAY_MINUTES``: public quotes show what was true this long ago."""
 
+    quote_delay_by_exchange: Annotated[dict[str, int], NoDecode] = {}
+    """``NEWSROOM_QUOTE_DELAY_BY_EXCHANGE``: per-exchange delays in minutes, e.g. ``TYO=20,NYSE=15``."""
+
+    quote_coalesce_seconds: float = 1.0
+    """``NEWSROOM_QUOTE_COALESCE_SECONDS``: at most one public snapshot per instrument this often."""
+
+    quote_splits_file: str | None = None
+    """``NEWSROOM_QUOTE_SPLITS_FILE``: known splits, CSV ``instrument,date,ratio`` (default: bundled)."""
+
     watchlist: Annotated[tuple[str, ...], NoDecode] = DEFAULT_WATCHLIST
     """``NEWSROOM_WATCHLIST``: the "Recent Quotes" instruments, ``EXCHANGE:SYMBOL``, comma separated."""
 
@@ -98,6 +107,14 @@ class Settings(BaseSettings):
     """``NEWSROOM_TEMPLATE_VERSION``: part of every fragment key; bump to roll out new templates."""
 
     _split = field_validator("api_keys", "watchlist", mode="before")(_split_csv)
+
+    @field_validator("quote_delay_by_exchange", mode="before")
+    @classmethod
+    def _minutes_by_exchange(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = (part.split("=", 1) for part in value.split(",") if part.strip())
+            return {code.strip().upper(): int(minutes) for code, minutes in pairs}
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

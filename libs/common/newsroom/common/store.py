@@ -88,6 +88,10 @@ class Keys:
         return f"{self.prefix}quote:{instrument}"
 
 
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def namespace_for(template_version: str) -> str:
     """The namespace a fresh store starts with for a template version."""
     return f"nr:{template_version}"
@@ -123,7 +127,7 @@ class Pointers:
         if active is None:
             await redis.set(self.active, namespace_for(self.template_version), nx=True)
             active = await redis.get(self.active)
-        return active.decode(), shadow.decode() if shadow else None
+        return _text(active), _text(shadow) if shadow else None
 
     async def switch_to(self, redis: aioredis.Redis, namespace: str) -> None:
         """Make ``namespace`` the one readers use, atomically, and tell them."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -67,7 +68,8 @@ _EXCHANGE_WORDS = {
 _SYMBOL = r"[A-Z0-9][A-Za-z0-9]{0,5}(?:[./-][A-Z]{1,2})?"
 _FORM = re.compile(
     r"\(\s*(?P<exch>NYSE(?:\s*American|\s*Arca)?|NASDAQ(?:GS|GM|CM)?|Nasdaq|TYO|TSE|Tokyo)"
-    rf"\s*:\s*(?P<syms>{_SYMBOL}(?:\s*[,;/]\s*(?:(?:NYSE|NASDAQ|Nasdaq)\s*:\s*)?{_SYMBOL})*)\s*\)"
+    rf"\s*:\s*(?P<syms>(?P<first>{_SYMBOL})(?P<more>(?:\s*[,;/]\s*(?:(?:NYSE|NASDAQ|Nasdaq)\s*:\s*)?{_SYMBOL})*))"
+    r"\s*\)"
 )
 
 
@@ -262,10 +264,9 @@ def _reads_as_name(text: str, start: int, end: int, *, opening: bool) -> bool:
     after = _word_after(text, end)
     if after == "'s" or after.lower().strip(".,") in LEGAL_FORMS:
         return True
-    initial = _sentence_start(text, start)
-    if initial and not opening:
+    if not opening and _sentence_start(text, start):
         return False
-    return not (_titled(_word_before(text, start)) or _titled(after))
+    return not (_titled(after) or _titled(_word_before(text, start)))
 
 
 @lru_cache(maxsize=4096)
@@ -341,16 +342,27 @@ class Tagger:
     def _explicit(self, text: str, skeleton: bytes, rank: int, scale: int, hits: list[_Hit]) -> _Names:
         """Stage 1: exchange-tagged forms; returns the names written just before them."""
         names: _Names = {}
-        for m in _forms(text):
+        i = text.find("(")
+        while i >= 0:
+            m = _FORM.match(text, i)
+            if m is None:
+                i = text.find("(", i + 1)
+                continue
+            i = text.find("(", m.end())
             exchange = _EXCHANGE_WORDS.get(m.group("exch").upper().replace(" ", ""), "NYSE")
-            offset = m.start("syms")
+            if m.group("more"):
+                offset = m.start("syms")
+                symbols = [
+                    (offset + sm.start(), offset + sm.end(), sm.group())
+                    for sm in _SYMBOL_IN_LIST.finditer(m.group("syms"))
+                ]
+            else:
+                symbols = [(m.start("first"), m.end("first"), m.group("first"))]
             found = 0
-            for sm in _SYMBOL_IN_LIST.finditer(m.group("syms")):
-                symbol = sm.group()
+            for start, end, symbol in symbols:
                 if symbol in _EXCHANGE_WORDS:
                     continue
                 target = self._lookup_or_unlisted(exchange, symbol)
-                start, end = offset + sm.start(), offset + sm.end()
                 confidence = 1.0 if target.security.source else UNLISTED_CONFIDENCE
                 hits.append(
                     (rank + start - (end - start) * scale, start, end, target, "explicit", confidence)
@@ -514,35 +526,36 @@ def _caps_match(span: str, surface: str) -> bool:
     return True
 
 
-def _forms(text: str) -> Iterator[re.Match[str]]:
-    """The matches of :data:`_FORM` in ``text``, as ``finditer`` gives them, but sought faster."""
-    i = text.find("(")
-    while i >= 0:
-        m = _FORM.match(text, i)
-        if m is not None:
-            yield m
-            i = text.find("(", m.end())
-        else:
-            i = text.find("(", i + 1)
-
-
 def _name_before(text: str, pos: int) -> str:
     """The capitalised name ending just before ``pos`` ("Intel Corp." before "(NASDAQ: INTC)")."""
     head = text[max(0, pos - 80) : pos].rstrip()
     run = _NAME_RUN_REVERSED.match(head[::-1])
     if run is None:
         return ""
+    words = run.group()[::-1].split(" ")
+    if "," in run.group() or "." in run.group():
+        words = _name_words(words)
+    while words and not words[0][:1].isupper():
+        words.pop(0)
+    return " ".join(words).strip(" ,")
+
+
+def _name_words(run: list[str]) -> list[str]:
+    """The words of a run of name words that belong to the name before it ends, in text order.
+
+    Read from the end: a comma ends the name unless a legal form follows it ("Apple, Inc."), and so
+    does a full stop after a word longer than an abbreviation ("... in Japan. Sony Corp.").
+    """
     kept: list[str] = []
-    for token in reversed(run.group()[::-1].split(" ")):
+    for token in reversed(run):
         bare = token.rstrip(",")
         if token.endswith(",") and kept and kept[-1].lower().strip(".,") not in LEGAL_FORMS:
             break
         if bare.endswith(".") and kept and bare.lower().strip(".") not in LEGAL_FORMS and len(bare) > 3:
             break
         kept.append(token)
-    while kept and not kept[-1][:1].isupper():
-        kept.pop()
-    return " ".join(reversed(kept)).strip(" ,")
+    kept.reverse()
+    return kept
 
 
 def _remember(names: _Names, name: str, after: int, target: _Target) -> None:
@@ -567,14 +580,19 @@ def _tickers(text: str, skeleton: bytes, chosen: list[_Hit], scale: int) -> list
             written[target.ticker] = written.get(target.ticker, 0) + 1
     n = len(text)
     for symbol, target in named.items():
-        if target.probe and skeleton.count(target.probe) <= written.get(symbol, 0):
+        most = skeleton.count(target.probe) if target.probe else n  # the text holds it no more often
+        if most <= written.get(symbol, 0):
             continue  # the text holds the ticker nowhere but in its explicit forms
         if target.distinctive:
-            where = _find_words(text, symbol, 0, n, ticker=True)
+            where = _find_words(text, symbol, 0, n, ticker=True, most=most)
             confidence = CONFIDENCE["ticker"]
         else:  # a word or a letter: only near a mention by another stage
             places = sorted(hit[1] for hit in chosen if hit[3].ticker == symbol)
-            where = [i for lo, hi in _near(places) for i in _find_words(text, symbol, lo, hi, ticker=True)]
+            where = [
+                i
+                for lo, hi in _near(places)
+                for i in _find_words(text, symbol, lo, hi, ticker=True, most=most)
+            ]
             confidence = NEAR_TICKER_CONFIDENCE
         length = len(symbol)
         found.extend((i - length * scale, i, i + length, target, "ticker", confidence) for i in where)
@@ -612,17 +630,22 @@ def _select(hits: list[_Hit], taken: bytearray, chosen: list[_Hit]) -> None:
             chosen.append(hit)
 
 
-def _find_words(text: str, word: str, start: int, stop: int, *, ticker: bool = False) -> list[int]:
+def _find_words(
+    text: str, word: str, start: int, stop: int, *, ticker: bool = False, most: int = sys.maxsize
+) -> list[int]:
     """Where ``word`` occurs in ``text[start:stop]`` as a whole word (case-sensitive).
 
     A ``ticker`` must also not be part of a dotted or hyphenated word, a cashtag or a possessive.
+    The search stops after ``most`` occurrences, whole words or not, when the caller knows there are
+    no more.
     """
     before = _TICKER_BEFORE if ticker else _WORD_BEFORE
     after = _TICKER_AFTER if ticker else _WORD_AFTER
     found = []
     size = len(word)
     i = text.find(word, start, stop)
-    while i >= 0:
+    while i >= 0 and most:
+        most -= 1
         end = i + size
         if i == 0 or not (text[i - 1] in before or text[i - 1].isalnum()):
             tail = text[end : end + 2]

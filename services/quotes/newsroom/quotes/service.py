@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -32,11 +32,10 @@ from prometheus_client import Counter
 
 from newsroom.common.events import TickReceived, new_envelope
 from newsroom.common.logging import configure_logging
-from newsroom.common.messaging import Publisher, batch_subscription, make_broker
+from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker
 from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED, ops_routes
-from newsroom.common.ops import DEAD_LETTERS as DEAD_LETTERED
 from newsroom.common.settings import Settings, get_settings
-from newsroom.common.topics import DEAD_LETTERS, SNAPSHOTS, TICKS, ensure_topics
+from newsroom.common.topics import SNAPSHOTS, TICKS, ensure_topics
 from newsroom.quotes.domain import QuoteBook
 from newsroom.quotes.pipeline import BatchOutcome, book_config, ingest
 
@@ -58,7 +57,6 @@ lock = asyncio.Lock()
 
 _APPLIED = TICK_OUTCOMES.labels("applied")
 _PROCESSED = EVENTS_PROCESSED.labels(SERVICE, TickReceived.TYPE)
-_DEAD = DEAD_LETTERED.labels(SERVICE)
 _BATCH = BATCH_SECONDS.labels(SERVICE)
 
 
@@ -92,39 +90,6 @@ def _count(outcome: BatchOutcome) -> None:
         EVENTS_FAILED.labels(SERVICE, f"{TickReceived.TYPE}:{code}").inc(n)
     for code, n in outcome.rejected.items():
         TICK_OUTCOMES.labels(code).inc(n)
-    if outcome.poison:
-        _DEAD.inc(len(outcome.poison))
-
-
-async def _dead_letter(records: Sequence[ConsumerRecord[Any, Any]], poison: list[tuple[int, str]]) -> None:
-    """Park every poison record of a batch on the dead-letter topic in one burst, then await the acks.
-
-    Same record and headers as :meth:`Publisher.dead_letter`, but one produce request instead of
-    one round trip per record (a flood of bad ticks must not stall the consumer).
-    """
-    failed_at = datetime.now(UTC).isoformat()
-    pending = []
-    for i, reason in poison:
-        rec = records[i]
-        attempts = next((v for k, v in rec.headers or () if k == "dlq-attempts"), b"0")
-        headers = {
-            "dlq-reason": reason[:2000],
-            "dlq-service": SERVICE,
-            "dlq-topic": rec.topic,
-            "dlq-partition": str(rec.partition),
-            "dlq-offset": str(rec.offset),
-            "dlq-failed-at": failed_at,
-            "dlq-attempts": attempts.decode("utf-8", "replace"),
-        }
-        pending.append(
-            await broker.publish(
-                rec.value or b"", DEAD_LETTERS.name, key=rec.key or b"", headers=headers, no_confirm=True
-            )
-        )
-        log.warning(
-            "record dead-lettered", reason=reason, topic=rec.topic, partition=rec.partition, offset=rec.offset
-        )
-    await asyncio.gather(*pending)
 
 
 async def raw_batch(message: StreamMessage[Any]) -> list[ConsumerRecord[Any, Any]]:
@@ -144,7 +109,9 @@ async def on_ticks(records: list[Any]) -> None:
     _count(outcome)
     try:
         if outcome.poison:
-            await _dead_letter(records, outcome.poison)
+            await publisher.dead_letter_many(
+                [(Record.from_consumer_record(records[i]), reason) for i, reason in outcome.poison]
+            )
         await flush_due()
     except (
         Exception

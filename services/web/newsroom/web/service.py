@@ -256,13 +256,14 @@ class Site:
             return
         assert self.redis is not None
         try:
-            body: bytes | None = await self.redis.get(self.keys.frag(f"asset:{name}"))
+            body = await self.redis.get(self.keys.frag(f"asset:{name}"))
         except (RedisError, OSError):
             await respond(send, 503, b"", b"text/plain")
             return
         if body is None:
             await respond(send, 404, NOT_FOUND)
             return
+        body = body if isinstance(body, bytes) else body.encode()
         extra = [(b"etag", etag_of(body)), (b"cache-control", b"public, max-age=300")]
         if _header(scope, b"if-none-match") == extra[0][1]:
             await respond(send, 304, b"", extra=extra)

@@ -1,1 +1,1 @@
-"""Benchmarks: each ``bench_*.py`` prints its figures as ratios against a baseline measured in the same run."""
+"""Benchmarks: each ``bench_*.py`` prints its figures as ratios against a same-run baseline."""

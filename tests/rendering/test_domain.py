@@ -13,7 +13,13 @@ BODY = "<p>Intel Corp. (NASDAQ: INTC) and <b>Intel</b> again; the S&amp;P 500 fe
 
 
 def mention(
-    text: str, needle: str, symbol: str, exchange: str, kind: str = "equity", nth: int = 0
+    text: str,
+    needle: str,
+    symbol: str,
+    exchange: str,
+    kind: str = "equity",
+    nth: int = 0,
+    stage: str = "name",
 ) -> Mention:
     start = -1
     for _ in range(nth + 1):
@@ -23,7 +29,7 @@ def mention(
         exchange=exchange,
         start=start,
         end=start + len(needle),
-        stage="explicit",
+        stage=stage,
         kind=kind,
     )
 
@@ -32,7 +38,7 @@ def enriched() -> ArticleEnriched:
     text = html_text(BODY).text
     mentions = (
         mention(text, "Intel Corp.", "INTC", "NASDAQ"),
-        mention(text, "INTC", "INTC", "NASDAQ"),
+        mention(text, "INTC", "INTC", "NASDAQ", stage="explicit"),
         mention(text, "Intel", "INTC", "NASDAQ", nth=1),
         mention(text, "S&P 500", "SPX", "INDEX", kind="index"),
     )
@@ -55,11 +61,12 @@ def enriched() -> ArticleEnriched:
 
 
 def test_mentions_are_linked_and_the_first_gets_a_chip_slot() -> None:
-    """Every mention links to its quote page; one chip slot per instrument; even inside inline markup."""
+    """Every mention links to its quote page, even inside inline markup; one chip per instrument."""
     out = link_mentions(BODY, enriched().mentions)
     assert out.count('href="/quote/NASDAQ/INTC"') == 3
     assert '<b><a class="ticker"' in out  # a mention inside inline markup is linked within it
     assert out.count("\x00chip:NASDAQ:INTC\x00") == 1
+    assert "INTC</a>)\x00chip:NASDAQ:INTC\x00" in out  # after the explicit form, not inside it
     assert 'href="/quote/INDEX/SPX"' in out
     assert "chip:INDEX:SPX" not in out
 

@@ -36,6 +36,9 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("demo", help="load the demo content into a running stack")
     p.set_defaults(func=cmd_demo)
+    __import__("newsroom.cli.ops", fromlist=["register"]).register(sub)  # tail, lag, dlq, status
+    __import__("newsroom.cli.replay", fromlist=["register"]).register(sub)  # replay (reset offsets)
+    __import__("newsroom.cli.rebuild", fromlist=["register"]).register(sub)  # rebuild fragments|enrichment
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -75,8 +75,11 @@ class Enricher:
             return changed
 
     def enrich(self, envelope: Envelope) -> ArticleEnriched:
-        article = envelope.data
-        assert isinstance(article, ArticleContent)
+        assert isinstance(envelope.data, ArticleContent)
+        return self.enrich_payload(envelope.data)
+
+    def enrich_payload(self, article: ArticleContent, enrichment_revision: int = 1) -> ArticleEnriched:
+        """Tag one article revision with the current security master."""
         if self.tagger is None:
             raise RuntimeError("security master not loaded")
         body = html_text(article.body_html).text
@@ -84,6 +87,7 @@ class Enricher:
         tickers = self.tagger.summarize(mentions, body, headline=article.headline)
         return ArticleEnriched(
             article=ArticleContent.model_validate(article.model_dump()),
+            enrichment_revision=enrichment_revision,
             tagger_version=TAGGER_VERSION,
             mentions=tuple(mentions),
             tickers=tickers,

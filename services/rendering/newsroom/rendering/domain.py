@@ -149,25 +149,47 @@ class _ItemView:
 
 
 def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
-    """Link every mention to its quote page; the first mention of an instrument gets a live chip."""
+    """Link every mention to its quote page, and give each instrument one live chip.
+
+    The chip follows the instrument's first mention, or the explicit form right after it
+    ("Intel Corp. (NASDAQ: INTC)" gets its chip after the closing parenthesis).
+    """
     mapped = html_text(body_html)
     spans: list[tuple[int, int, Mention]] = []
     for mention in sorted(mentions, key=lambda m: m.start):
         span = mapped.html_span(mention.start, mention.end, body_html)
         if span and (not spans or span[0] >= spans[-1][1]):
             spans.append((span[0], span[1], mention))
+    chip_after: dict[int, str] = {}
     seen: set[str] = set()
+    for i, (_, _, mention) in enumerate(spans):
+        iid = f"{mention.exchange}:{mention.symbol}"
+        if mention.kind != "equity" or iid in seen:
+            continue
+        seen.add(iid)
+        last = i
+        for k in range(i + 1, len(spans)):
+            if spans[k][0] - spans[last][1] > 40:
+                break
+            other = spans[k][2]
+            if other.stage == "explicit" and (other.exchange, other.symbol) == (
+                mention.exchange,
+                mention.symbol,
+            ):
+                last = k
+        chip_after[last] = iid
     out: list[str] = []
     pos = 0
-    for start, end, mention in spans:
-        iid = f"{mention.exchange}:{mention.symbol}"
+    for i, (start, end, mention) in enumerate(spans):
         out.append(body_html[pos:start])
         href = escape(f"/quote/{mention.exchange}/{mention.symbol}")
-        title = escape(mention.name or iid)
+        title = escape(mention.name or f"{mention.exchange}:{mention.symbol}")
         out.append(f'<a class="ticker" href="{href}" title="{title}">{body_html[start:end]}</a>')
-        if mention.kind == "equity" and iid not in seen:
-            seen.add(iid)
-            out.append(slot(f"chip:{iid}"))
         pos = end
+        if i in chip_after:
+            if body_html.startswith(")", pos):
+                out.append(")")
+                pos += 1
+            out.append(slot(f"chip:{chip_after[i]}"))
     out.append(body_html[pos:])
     return "".join(out)

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -68,12 +68,16 @@ UNAVAILABLE = (
 
 @dataclass(frozen=True, slots=True)
 class Cached:
-    """A page ready to send: status, body and headers."""
+    """A page ready to send: status, body, its own headers and the full header list, built once."""
 
     status: int
     body: bytes
     headers: list[tuple[bytes, bytes]]
     etag: bytes | None
+    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.response_headers[:] = response_headers(self.body, HTML, self.headers)
 
 
 class PageCache:
@@ -121,6 +125,7 @@ class Site:
         self.redis: aioredis.Redis | None = None
         self.reader: FragmentReader | None = None
         self.cache = PageCache()
+        self._routed: dict[str, str] = {}  # request path -> page, memoised route matching
         self._listener: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
@@ -204,10 +209,17 @@ class Site:
         if scope["method"] not in ("GET", "HEAD"):
             await respond(send, 405, b"method not allowed\n", b"text/plain", extra=[(b"allow", b"GET, HEAD")])
             return
+        page = self._routed.get(path)
+        if page is not None:
+            await self._page(scope, send, page)
+            return
         for pattern, to_page in ROUTES:
             match = pattern.match(path)
             if match:
-                await self._page(scope, send, to_page(match))
+                if len(self._routed) > 100_000:
+                    self._routed.clear()
+                self._routed[path] = page = to_page(match)
+                await self._page(scope, send, page)
                 return
         if path == "/healthz":
             await respond(send, 200, b"ok\n", b"text/plain")
@@ -245,9 +257,8 @@ class Site:
         if entry.etag is not None and _header(scope, b"if-none-match") == entry.etag:
             await respond(send, 304, b"", extra=entry.headers)
             return
-        await respond(
-            send, entry.status, b"" if scope["method"] == "HEAD" else entry.body, extra=entry.headers
-        )
+        await send({"type": "http.response.start", "status": entry.status, "headers": entry.response_headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else entry.body})
 
     async def _asset(self, scope: Scope, send: Send, name: str) -> None:
         ext = name.rsplit(".", 1)[-1]
@@ -360,20 +371,28 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: bytes = b"text/html; charset=utf-8",
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
+HTML = b"text/html; charset=utf-8"
+
+
+def response_headers(
+    body: bytes, content_type: bytes, extra: list[tuple[bytes, bytes]] | None
+) -> list[tuple[bytes, bytes]]:
     headers = [
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
         *SECURITY_HEADERS,
     ]
-    if extra:
-        headers.extend(extra)
+    return headers + extra if extra else headers
+
+
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = HTML,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = response_headers(body, content_type, extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

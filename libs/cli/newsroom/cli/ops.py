@@ -1,0 +1,703 @@
+"""Operator subcommands: ``topics --describe``, ``tail``, ``lag``, ``dlq`` and ``status``.
+
+Also the Kafka helpers the ``replay`` and ``rebuild`` commands share: partitions, start and
+end offsets, committed offsets and live members of a group, time and duration parsing.
+
+The embedded broker reports a partition's end as the first offset of its last record batch
+plus one, so anything computed from end offsets (message counts, lag) is marked approximate;
+readers here keep whole fetches and stop once their position reaches the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+from rich.console import Console, Group
+from rich.json import JSON as RichJSON
+from rich.table import Table
+from rich.text import Text
+
+from newsroom.common.events import EventDecodeError, decode
+from newsroom.common.settings import Settings, get_settings
+from newsroom.common.topics import ALL_TOPICS, DEAD_LETTERS
+
+SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
+MAX_DLQ_ATTEMPTS = 3
+REDRIVE_GROUP = "newsroom-dlq-redrive"
+
+
+def console() -> Console:
+    """A rich console; wide enough for tables when output goes to a pipe or a file."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=200)
+
+
+# --------------------------------------------------------------------------- time and offsets
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$", re.IGNORECASE
+)
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``2h30m``, ``1d`` or ISO 8601 (``PT1H``, ``P1DT2H``) as a timedelta."""
+    text = text.strip()
+    iso = _ISO_DURATION.match(text)
+    if iso and any(iso.groupdict().values()):
+        parts = {k: float(v) for k, v in iso.groupdict().items() if v}
+        return timedelta(
+            days=parts.get("d", 0),
+            hours=parts.get("h", 0),
+            minutes=parts.get("m", 0),
+            seconds=parts.get("s", 0),
+        )
+    matches = list(_DURATION.finditer(text))
+    if not matches or "".join(m.group(0) for m in matches).replace(" ", "") != text.replace(" ", ""):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90s, 15m, 2h, 1d or PT1H)")
+    return timedelta(seconds=sum(float(m.group(1)) * _UNITS[m.group(2).lower()] for m in matches))
+
+
+def parse_datetime(text: str) -> datetime:
+    """An ISO 8601 date or date-time; without a zone it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_from(text: str) -> str | datetime:
+    """``earliest``, ``latest``, an ISO date-time or a duration back from now."""
+    if text in ("earliest", "latest"):
+        return text
+    try:
+        return parse_datetime(text)
+    except argparse.ArgumentTypeError:
+        return datetime.now(UTC) - parse_duration(text)
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A partition's first offset and (as the broker reports it) its end offset."""
+
+    begin: int
+    end: int
+
+    @property
+    def approx_count(self) -> int:
+        return max(0, self.end - self.begin)
+
+
+def plain_consumer(settings: Settings, group_id: str | None = None, **kwargs: Any) -> AIOKafkaConsumer:
+    """A consumer that never joins a group and never auto-commits (``assign`` it)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        **kwargs,
+    )
+
+
+def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of the named topics that exist, in order."""
+    out: list[TopicPartition] = []
+    for topic in topics:
+        out += [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    return out
+
+
+async def spans(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> dict[TopicPartition, Span]:
+    """Start and (reported) end offsets of the given partitions."""
+    if not tps:
+        return {}
+    begin = await consumer.beginning_offsets(list(tps))
+    end = await consumer.end_offsets(list(tps))
+    return {tp: Span(begin[tp], end[tp]) for tp in tps}
+
+
+async def admin_client(settings: Settings) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="newsroom-ops")
+    await admin.start()
+    return admin
+
+
+async def committed_offsets(
+    admin: AIOKafkaAdminClient, group: str, tps: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The group's committed offsets for those of ``tps`` it has committed (asked partition by partition)."""
+    if not tps:
+        return {}
+    found = await admin.list_consumer_group_offsets(group, partitions=list(tps))
+    return {tp: om.offset for tp, om in found.items() if om.offset >= 0}
+
+
+async def live_members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
+    """Member ids of the group as the coordinator describes it (none for an unknown group)."""
+    members: list[str] = []
+    for response in await admin.describe_consumer_groups([group]):
+        for entry in response.groups:
+            error_code, group_id, _state, _ptype, _proto, group_members = entry[:6]
+            if error_code == 0 and group_id == group:
+                members += [m[0] for m in group_members]
+    return members
+
+
+async def list_groups(admin: AIOKafkaAdminClient) -> list[str]:
+    return sorted({str(g[0]) for g in await admin.list_consumer_groups()})
+
+
+async def commit_offsets(settings: Settings, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit offsets for ``group`` without joining it (assign + commit; no subscribe, no rebalance)."""
+    consumer = plain_consumer(settings, group_id=group)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in offsets.items()})
+    finally:
+        await consumer.stop()
+
+
+async def scan(
+    settings: Settings,
+    topic: str,
+    *,
+    start: str | datetime = "earliest",
+    follow: bool = False,
+    max_records: int = 1000,
+) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
+    """Read a topic without a group from ``start`` (earliest, latest or a time), whole fetches at a time.
+
+    Without ``follow`` it stops once every partition's position reached the end seen at the start.
+    """
+    consumer = plain_consumer(settings, max_poll_records=max_records)
+    await consumer.start()
+    try:
+        tps = partitions_of(consumer, [topic])
+        if not tps:
+            return
+        consumer.assign(tps)
+        if start == "earliest":
+            await consumer.seek_to_beginning(*tps)
+        elif start == "latest":
+            await consumer.seek_to_end(*tps)
+        else:
+            assert isinstance(start, datetime)
+            found = await consumer.offsets_for_times({tp: to_ms(start) for tp in tps})
+            for tp in tps:
+                hit = found.get(tp)
+                if hit is None:
+                    await consumer.seek_to_end(tp)
+                else:
+                    consumer.seek(tp, hit.offset)
+        end = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if await consumer.position(tp) < end[tp]}
+        while follow or remaining:
+            fetched = await consumer.getmany(*(tps if follow else remaining), timeout_ms=500)
+            for tp, recs in fetched.items():
+                if not follow and await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+                if recs:
+                    yield recs
+    finally:
+        await consumer.stop()
+
+
+def header(rec: ConsumerRecord[Any, Any], name: str) -> str | None:
+    for k, v in rec.headers or ():
+        if k == name:
+            return bytes(v).decode("utf-8", "replace")
+    return None
+
+
+def when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``tail``, ``lag``, ``dlq``, ``status`` and ``topics --describe``."""
+    topics = sub.choices.get("topics")
+    if topics is not None:
+        original = topics.get_default("func")
+        topics.add_argument(
+            "--describe", action="store_true", help="partitions, start/end offsets and message counts"
+        )
+        topics.add_argument("--exact", action="store_true", help="with --describe: count by reading")
+
+        def topics_cmd(args: argparse.Namespace) -> int:
+            if args.describe:
+                return cmd_topics_describe(args)
+            return int(original(args) or 0)
+
+        topics.set_defaults(func=topics_cmd)
+
+    p = sub.add_parser(
+        "tail",
+        help="print a topic's events, decoded",
+        description="Print a topic's records as decoded events (offset, time, key, type and payload).",
+    )
+    p.add_argument("topic", help="topic name, e.g. newsroom.articles")
+    p.add_argument(
+        "--from",
+        dest="start",
+        type=parse_from,
+        default="earliest",
+        help="earliest (default), latest, an ISO date-time, or a duration back from now (15m, 2h)",
+    )
+    p.add_argument("--key", help="only records with this key")
+    p.add_argument("--follow", "-f", action="store_true", help="keep waiting for new records")
+    p.add_argument("--limit", type=int, default=0, help="stop after this many records (0: no limit)")
+    p.add_argument("--compact", action="store_true", help="one line per record, no payload")
+    p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser(
+        "lag",
+        help="consumer lag per group and partition",
+        description="Committed offset, end offset and lag of every consumer group (lag is approximate "
+        "on the embedded broker, whose end offset is that of its last batch).",
+    )
+    p.add_argument("--group", action="append", help="only this group (repeatable)")
+    p.set_defaults(func=cmd_lag)
+
+    dlq = sub.add_parser("dlq", help=f"inspect and redrive dead letters ({DEAD_LETTERS.name})")
+    actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    p = actions.add_parser("list", help="one row per dead letter: where it came from, why, attempts")
+    p.add_argument("--key", help="only records with this key")
+    p.set_defaults(func=cmd_dlq_list)
+    p = actions.add_parser("show", help="headers and decoded value of dead letters by offset")
+    p.add_argument("offsets", type=int, nargs="+", help="offsets on the dead-letter topic")
+    p.set_defaults(func=cmd_dlq_show)
+    p = actions.add_parser(
+        "redrive",
+        help="republish dead letters to their original topic (loop-guarded)",
+        description=(
+            "Republish each selected dead letter's original value and key to the topic named in its "
+            "dlq-topic header, with dlq-attempts incremented. A record already redriven "
+            f"--max-attempts times (default {MAX_DLQ_ATTEMPTS}) is skipped: a message that keeps failing "
+            "is not redriven forever. Without --offset, only dead letters not yet redriven are taken "
+            f"(tracked as group {REDRIVE_GROUP!r}), unless --key or --topic narrow the selection."
+        ),
+    )
+    p.add_argument("--offset", type=int, action="append", help="redrive this dead letter (repeatable)")
+    p.add_argument("--key", help="only dead letters with this key")
+    p.add_argument("--topic", help="only dead letters from this original topic")
+    p.add_argument("--max-attempts", type=int, default=MAX_DLQ_ATTEMPTS, help="loop guard")
+    p.add_argument("--dry-run", action="store_true", help="show what would be redriven, publish nothing")
+    p.set_defaults(func=cmd_dlq_redrive)
+
+    p = sub.add_parser("status", help="services' readiness, consumer lag and dead letters")
+    p.add_argument("--watch", action="store_true", help="refresh live until Ctrl-C")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
+    p.set_defaults(func=cmd_status)
+
+
+# --------------------------------------------------------------------------- topics --describe
+
+
+async def describe_topics(settings: Settings, exact: bool) -> Table:
+    """A table of every declared topic's partitions with start/end offsets and message counts."""
+    consumer = plain_consumer(settings)
+    await consumer.start()
+    try:
+        tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
+        found = await spans(consumer, tps)
+    finally:
+        await consumer.stop()
+    counts: dict[TopicPartition, int] = {}
+    if exact:
+        for topic in ALL_TOPICS:
+            async for batch in scan(settings, topic.name):
+                for rec in batch:
+                    tp = TopicPartition(rec.topic, rec.partition)
+                    counts[tp] = counts.get(tp, 0) + 1
+    table = Table(
+        title="topics" + ("" if exact else " (counts approximate: end = last batch's first offset + 1)")
+    )
+    for col in ("topic", "partition", "start", "end", "messages"):
+        table.add_column(col, justify="left" if col == "topic" else "right")
+    for tp in tps:
+        span = found[tp]
+        count = str(counts.get(tp, 0)) if exact else f"≈{span.approx_count}"
+        table.add_row(tp.topic, str(tp.partition), str(span.begin), str(span.end), count)
+    return table
+
+
+def cmd_topics_describe(args: argparse.Namespace) -> int:
+    console().print(asyncio.run(describe_topics(get_settings(), args.exact)))
+    return 0
+
+
+# --------------------------------------------------------------------------- tail
+
+
+def render_record(rec: ConsumerRecord[Any, Any], compact: bool) -> Group | Text:
+    """One record, decoded where possible, for the terminal."""
+    key = rec.key.decode("utf-8", "replace") if rec.key is not None else "-"
+    value: bytes = rec.value or b""
+    line = Text()
+    line.append(f"{rec.topic}[{rec.partition}]@{rec.offset}", style="bold cyan")
+    line.append(f" {when(rec.timestamp)} ", style="dim")
+    line.append(f"key={key} ", style="yellow")
+    try:
+        envelope = decode(value)
+    except EventDecodeError as exc:
+        line.append(f"undecodable: {exc}", style="bold red")
+        if compact:
+            return line
+        return Group(line, Text(value[:2000].decode("utf-8", "replace")))
+    line.append(f"{envelope.type} v{envelope.version}", style="bold green")
+    line.append(f" by {envelope.producer}", style="dim")
+    if compact:
+        return line
+    return Group(line, RichJSON(envelope.model_dump_json(), indent=2))
+
+
+async def tail(settings: Settings, args: argparse.Namespace) -> int:
+    out = console()
+    shown = 0
+    async for batch in scan(settings, args.topic, start=args.start, follow=args.follow):
+        for rec in batch:
+            if args.key is not None and (rec.key or b"").decode("utf-8", "replace") != args.key:
+                continue
+            out.print(render_record(rec, args.compact))
+            shown += 1
+            if args.limit and shown >= args.limit:
+                return 0
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(tail(get_settings(), args))
+    except KeyboardInterrupt:
+        return 0
+
+
+# --------------------------------------------------------------------------- lag
+
+
+@dataclass(frozen=True)
+class LagRow:
+    group: str
+    tp: TopicPartition
+    committed: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)
+
+
+async def lag_rows(settings: Settings, groups: Sequence[str] | None = None) -> list[LagRow]:
+    """Committed offset and (reported) end of every partition each group has committed on."""
+    admin = await admin_client(settings)
+    consumer = plain_consumer(settings)
+    await consumer.start()
+    try:
+        tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
+        ends = await consumer.end_offsets(tps) if tps else {}
+        rows: list[LagRow] = []
+        for group in groups or await list_groups(admin):
+            for tp, off in sorted((await committed_offsets(admin, group, tps)).items()):
+                rows.append(LagRow(group, tp, off, ends[tp]))
+        return rows
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def lag_table(rows: Sequence[LagRow]) -> Table:
+    table = Table(title="consumer lag (approximate on the embedded broker)")
+    for col in ("group", "topic", "partition", "committed", "end", "lag"):
+        table.add_column(col, justify="left" if col in ("group", "topic") else "right")
+    for row in rows:
+        style = "red" if row.lag > 1000 else "yellow" if row.lag > 0 else ""
+        table.add_row(row.group, row.tp.topic, str(row.tp.partition), str(row.committed), str(row.end),
+                      Text(str(row.lag), style=style))  # fmt: skip
+    return table
+
+
+def cmd_lag(args: argparse.Namespace) -> int:
+    rows = asyncio.run(lag_rows(get_settings(), args.group))
+    console().print(lag_table(rows) if rows else "no consumer group has committed offsets yet")
+    return 0
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record of the dead-letter topic and what its headers say."""
+
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k == name:
+                return bytes(v).decode("utf-8", "replace")
+        return None
+
+    @property
+    def attempts(self) -> int:
+        try:
+            return int(self.header("dlq-attempts") or 0)
+        except ValueError:
+            return 0
+
+    @property
+    def key_text(self) -> str:
+        return self.key.decode("utf-8", "replace") if self.key is not None else ""
+
+
+async def dead_letters(settings: Settings, from_offset: int = 0) -> list[DeadLetter]:
+    """Every record on the dead-letter topic (single partition), from ``from_offset``."""
+    out: list[DeadLetter] = []
+    async for batch in scan(settings, DEAD_LETTERS.name):
+        for rec in batch:
+            if rec.offset >= from_offset:
+                out.append(
+                    DeadLetter(rec.offset, rec.timestamp, rec.key, rec.value or b"",
+                               tuple((k, bytes(v)) for k, v in rec.headers or ()))
+                )  # fmt: skip
+    return out
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    letters = asyncio.run(dead_letters(get_settings()))
+    if args.key is not None:
+        letters = [d for d in letters if d.key_text == args.key]
+    table = Table(title=f"{DEAD_LETTERS.name}: {len(letters)} record(s)")
+    for col in ("offset", "failed at", "service", "from", "key", "attempts", "reason"):
+        table.add_column(col, justify="right" if col in ("offset", "attempts") else "left")
+    for d in letters:
+        origin = f"{d.header('dlq-topic')}[{d.header('dlq-partition')}]@{d.header('dlq-offset')}"
+        table.add_row(str(d.offset), d.header("dlq-failed-at") or when(d.timestamp_ms),
+                      d.header("dlq-service") or "", origin, d.key_text, str(d.attempts),
+                      (d.header("dlq-reason") or "")[:120])  # fmt: skip
+    console().print(table)
+    return 0
+
+
+def cmd_dlq_show(args: argparse.Namespace) -> int:
+    wanted = set(args.offsets)
+    out = console()
+    found = [d for d in asyncio.run(dead_letters(get_settings(), min(wanted))) if d.offset in wanted]
+    for d in found:
+        out.rule(f"dead letter @{d.offset}")
+        headers = Table(show_header=False)
+        for k, v in d.headers:
+            headers.add_row(k, bytes(v).decode("utf-8", "replace"))
+        out.print(headers)
+        try:
+            out.print(RichJSON(orjson.dumps(orjson.loads(d.value)).decode(), indent=2))
+        except orjson.JSONDecodeError:
+            out.print(Text(d.value[:4000].decode("utf-8", "replace")))
+    missing = wanted - {d.offset for d in found}
+    if missing:
+        out.print(f"[red]no dead letter at offset(s) {', '.join(map(str, sorted(missing)))}[/red]")
+        return 1
+    return 0
+
+
+@dataclass
+class RedrivePlan:
+    """Which dead letters go back to their topics and which the loop guard holds back."""
+
+    redrive: list[DeadLetter]
+    exhausted: list[DeadLetter]
+    unroutable: list[DeadLetter]
+    next_offset: int | None  # where the redrive group resumes, when the selection is unfiltered
+
+
+async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedrivePlan:
+    tp = TopicPartition(DEAD_LETTERS.name, 0)
+    unfiltered = not args.offset and args.key is None and args.topic is None
+    start = 0
+    if unfiltered:
+        admin = await admin_client(settings)
+        try:
+            start = (await committed_offsets(admin, REDRIVE_GROUP, [tp])).get(tp, 0)
+        finally:
+            await admin.close()
+    letters = await dead_letters(settings, start)
+    if args.offset:
+        letters = [d for d in letters if d.offset in set(args.offset)]
+    if args.key is not None:
+        letters = [d for d in letters if d.key_text == args.key]
+    if args.topic is not None:
+        letters = [d for d in letters if d.header("dlq-topic") == args.topic]
+    plan = RedrivePlan([], [], [], None)
+    for d in letters:
+        if not d.header("dlq-topic"):
+            plan.unroutable.append(d)
+        elif d.attempts >= args.max_attempts:
+            plan.exhausted.append(d)
+        else:
+            plan.redrive.append(d)
+    if unfiltered and letters:
+        plan.next_offset = max(d.offset for d in letters) + 1
+    return plan
+
+
+async def redrive(settings: Settings, letters: Sequence[DeadLetter]) -> int:
+    """Republish each dead letter's value and key to its original topic with ``dlq-attempts`` + 1."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        linger_ms=settings.linger_ms,
+        acks="all",
+        enable_idempotence=False,
+    )
+    await producer.start()
+    try:
+        pending = []
+        for d in letters:
+            headers = [(k, v) for k, v in d.headers if not k.startswith("dlq-")]
+            headers += [
+                ("dlq-attempts", str(d.attempts + 1).encode()),
+                ("dlq-redriven-from", str(d.offset).encode()),
+            ]
+            topic = d.header("dlq-topic")
+            assert topic is not None
+            pending.append(await producer.send(topic, value=d.value, key=d.key, headers=headers))
+        await asyncio.gather(*pending)
+        return len(pending)
+    finally:
+        await producer.stop()
+
+
+def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    out = console()
+    plan = asyncio.run(plan_redrive(settings, args))
+    table = Table(title="redrive plan" + (" (dry run)" if args.dry_run else ""))
+    for col in ("offset", "to topic", "key", "attempts", "action"):
+        table.add_column(col)
+    for d in plan.redrive:
+        table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), "redrive")
+    for d in plan.exhausted:
+        guard = Text(f"skip: {d.attempts} attempts (max {args.max_attempts})", style="yellow")
+        table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), guard)
+    for d in plan.unroutable:
+        table.add_row(
+            str(d.offset), "?", d.key_text, str(d.attempts), Text("skip: no dlq-topic", style="red")
+        )
+    out.print(table)
+    if args.dry_run:
+        out.print(
+            f"dry run: would redrive {len(plan.redrive)}, skip {len(plan.exhausted) + len(plan.unroutable)}"
+        )
+        return 0
+    sent = asyncio.run(redrive(settings, plan.redrive))
+    if plan.next_offset is not None:
+        asyncio.run(
+            commit_offsets(settings, REDRIVE_GROUP, {TopicPartition(DEAD_LETTERS.name, 0): plan.next_offset})
+        )
+    out.print(
+        f"redriven: {sent}; skipped by the loop guard: {len(plan.exhausted)}; "
+        f"without a topic: {len(plan.unroutable)}"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- status
+
+
+async def readiness(settings: Settings) -> dict[str, tuple[int | None, float]]:
+    """Each service's /readyz status code (None if unreachable) and how long it took to answer."""
+
+    async def probe(client: httpx.AsyncClient, service: str) -> tuple[str, tuple[int | None, float]]:
+        started = time.perf_counter()
+        try:
+            r = await client.get(f"http://{settings.host}:{settings.port_of(service)}/readyz")
+            return service, (r.status_code, time.perf_counter() - started)
+        except httpx.HTTPError:
+            return service, (None, time.perf_counter() - started)
+
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        return dict(await asyncio.gather(*(probe(client, s) for s in SERVICES)))
+
+
+async def status_view(settings: Settings) -> Group:
+    """The services table, lag per group and dead-letter count, as one renderable."""
+    ready = await readiness(settings)
+    services = Table(title=f"services ({datetime.now(UTC).isoformat(timespec='seconds')})")
+    for col in ("service", "port", "ready", "answered in"):
+        services.add_column(col)
+    for service, (code, took) in ready.items():
+        state = (
+            Text("ready", style="green")
+            if code == 200
+            else Text("down" if code is None else f"not ready ({code})", style="red")
+        )
+        services.add_row(service, str(settings.port_of(service)), state, f"{took * 1000:.0f} ms")
+    parts: list[Any] = [services]
+    try:
+        rows = await lag_rows(settings)
+        groups = Table(title="consumer groups (lag approximate)")
+        for col in ("group", "partitions", "lag"):
+            groups.add_column(col, justify="left" if col == "group" else "right")
+        totals: dict[str, tuple[int, int]] = {}
+        for row in rows:
+            n, lag = totals.get(row.group, (0, 0))
+            totals[row.group] = (n + 1, lag + row.lag)
+        for group, (n, lag) in sorted(totals.items()):
+            groups.add_row(group, str(n), Text(str(lag), style="yellow" if lag else ""))
+        parts.append(groups)
+        consumer = plain_consumer(settings)
+        await consumer.start()
+        try:
+            dlq = await spans(consumer, partitions_of(consumer, [DEAD_LETTERS.name]))
+        finally:
+            await consumer.stop()
+        count = sum(s.approx_count for s in dlq.values())
+        parts.append(Text(f"dead letters: ≈{count}", style="red" if count else "green"))
+    except Exception as exc:  # the broker being down is a status to show, not a crash
+        parts.append(Text(f"broker unreachable: {type(exc).__name__}: {exc}", style="bold red"))
+    return Group(*parts)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    out = console()
+    if not args.watch:
+        view = asyncio.run(status_view(settings))
+        out.print(view)
+        return 0
+    from rich.live import Live
+
+    async def watch() -> None:
+        with Live(await status_view(settings), console=out, refresh_per_second=4) as live:
+            while True:
+                await asyncio.sleep(args.interval)
+                live.update(await status_view(settings))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(watch())
+    return 0

@@ -1,0 +1,474 @@
+"""``newsroom rebuild fragments|enrichment``: rebuild derived state from the log.
+
+``rebuild fragments`` is blue/green. It names a fresh namespace ``nr:<template version>:<UTC
+timestamp>``, points the shadow pointer at it (with a TTL it keeps refreshing, so the live
+renderer writes every new event there too), renders the whole log into it with the renderer's
+own :class:`~newsroom.rendering.service.FragmentWriter` (quote snapshots first, then every
+enriched article and retraction in log order per article), switches the active pointer
+atomically, and finally gives the old namespace's keys a TTL so in-flight readers finish.
+Until the switch the site keeps serving the old namespace: an interrupted rebuild changes
+nothing a reader sees, and its partial namespace expires.
+
+``rebuild enrichment`` re-tags the latest revision of every article that is not retracted
+with the current tagger and security master, publishing ``ArticleEnriched`` with an
+enrichment revision one above the highest the enriched topic holds for that article; the
+renderer then picks the new revisions up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiokafka import ConsumerRecord
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from newsroom.cli.ops import console, partitions_of, plain_consumer, spans
+from newsroom.common.events import (
+    ArticleContent,
+    ArticleEnriched,
+    ArticleRetracted,
+    EventDecodeError,
+    QuoteUpdated,
+    decode,
+    new_envelope,
+)
+from newsroom.common.messaging import Outgoing, read_topic
+from newsroom.common.settings import Settings, get_settings
+from newsroom.common.store import Pointers, connect
+from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
+
+SHADOW_TTL_S = 30
+EXPIRE_OLD_S = 300
+PRODUCER = "rebuild"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``newsroom rebuild fragments`` and ``newsroom rebuild enrichment``."""
+    p = sub.add_parser("rebuild", help="rebuild derived state from the log (fragments, enrichment)")
+    actions = p.add_subparsers(dest="rebuild_command", required=True, metavar="WHAT")
+    f = actions.add_parser(
+        "fragments",
+        help="blue/green: render the whole log into a fresh namespace, then switch the site to it",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    f.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    f.add_argument("--concurrency", type=int, default=64, help="articles rendered at once (default 64)")
+    f.add_argument(
+        "--expire-old",
+        type=int,
+        default=EXPIRE_OLD_S,
+        help="seconds the old namespace lives on (default 300)",
+    )
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f.set_defaults(func=cmd_rebuild_fragments)
+
+    e = actions.add_parser(
+        "enrichment",
+        help="re-tag every article with the current tagger (new enrichment revisions)",
+        description=__doc__.split("\n\n")[2] if __doc__ else None,
+    )
+    e.add_argument("--dry-run", action="store_true", help="tag and count, publish nothing")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_rebuild_enrichment)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class RateColumn(ProgressColumn):
+    """Events per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} ev/s" if speed else "- ev/s", style="progress.data.speed")
+
+
+def progress_bar(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        console=console(),
+        disable=not enabled,
+    )
+
+
+async def approx_counts(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
+    """Messages per topic from start/end offsets (approximate on the embedded broker)."""
+    consumer = plain_consumer(settings)
+    await consumer.start()
+    try:
+        found = await spans(consumer, partitions_of(consumer, topics))
+    finally:
+        await consumer.stop()
+    counts = dict.fromkeys(topics, 0)
+    for tp, span in found.items():
+        counts[tp.topic] += span.approx_count
+    return counts
+
+
+# --------------------------------------------------------------------------- rebuild fragments
+
+
+@dataclass
+class FragmentSummary:
+    """What a fragments rebuild did."""
+
+    old_namespace: str
+    new_namespace: str
+    quotes: int = 0
+    articles: int = 0
+    skipped: int = 0
+    retractions: int = 0
+    undecodable: int = 0
+    expired_old_keys: int = 0
+    seconds: float = 0.0
+    switched: bool = False
+
+    @property
+    def events(self) -> int:
+        return self.quotes + self.articles + self.skipped + self.retractions
+
+    def table(self) -> Table:
+        table = Table(title="rebuild fragments: summary", show_header=False)
+        rows: list[tuple[str, str]] = [
+            ("old namespace", self.old_namespace),
+            ("new namespace", self.new_namespace + ("  (active)" if self.switched else "  (not switched)")),
+            ("quote snapshots", f"{self.quotes:,}"),
+            ("articles rendered", f"{self.articles:,}"),
+            ("stale or retracted skipped", f"{self.skipped:,}"),
+            ("retractions", f"{self.retractions:,}"),
+            ("undecodable records", f"{self.undecodable:,}"),
+            ("old keys expiring", f"{self.expired_old_keys:,}"),
+            ("wall time", f"{self.seconds:.1f} s"),
+            ("rate", f"{self.events / self.seconds:,.0f} events/s" if self.seconds else "-"),
+        ]
+        for k, v in rows:
+            table.add_row(k, v)
+        return table
+
+
+def new_namespace(template_version: str) -> str:
+    """``nr:<template version>:<UTC timestamp>``: sorts by time; never collides with ``nr:<tv>``'s keys."""
+    return f"nr:{template_version}:{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+
+
+NAMESPACE_KINDS = ("page", "frag", "z", "meta", "quote")
+
+
+async def expire_namespace(redis: aioredis.Redis, namespace: str, seconds: int) -> int:
+    """Give every key of ``namespace`` a TTL; returns how many keys it found.
+
+    Matches ``<namespace>:<kind>:*`` per kind, so a namespace nested under this one by name
+    (``nr:t1`` and ``nr:t1:2026…``) is never touched.
+    """
+    found = 0
+    for kind in NAMESPACE_KINDS:
+        batch: list[bytes] = []
+        async for key in redis.scan_iter(match=f"{namespace}:{kind}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                found += await _expire(redis, batch, seconds)
+                batch = []
+        found += await _expire(redis, batch, seconds)
+    return found
+
+
+async def _expire(redis: aioredis.Redis, keys: list[bytes], seconds: int) -> int:
+    if keys:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.expire(key, seconds)
+            await pipe.execute()
+    return len(keys)
+
+
+@contextlib.asynccontextmanager
+async def shadow_pointer(redis: aioredis.Redis, pointers: Pointers, namespace: str) -> AsyncIterator[None]:
+    """Hold the shadow pointer on ``namespace`` (refreshing its TTL) for the duration of the block."""
+    if not await redis.set(pointers.shadow, namespace, ex=SHADOW_TTL_S, nx=True):
+        other = await redis.get(pointers.shadow)
+        raise SystemExit(
+            f"another rebuild is running (shadow {other!r}); it expires within {SHADOW_TTL_S}s if it died"
+        )
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(SHADOW_TTL_S / 3)
+            if await redis.get(pointers.shadow) == namespace.encode():
+                await redis.expire(pointers.shadow, SHADOW_TTL_S)
+
+    task = asyncio.create_task(refresh())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if await redis.get(pointers.shadow) == namespace.encode():  # not switched: stop the double writes
+            await redis.delete(pointers.shadow)
+
+
+def _decoded(batch: list[ConsumerRecord[Any, Any]]) -> Iterator[tuple[str, Any]]:
+    for rec in batch:
+        try:
+            envelope = decode(rec.value or b"")
+        except EventDecodeError:
+            yield (rec.key or b"").decode("utf-8", "replace"), None
+            continue
+        yield (rec.key or b"").decode("utf-8", "replace"), envelope.data
+
+
+async def render_log(
+    settings: Settings,
+    writer: Any,
+    summary: FragmentSummary,
+    progress: Progress,
+    concurrency: int,
+) -> None:
+    """Quote snapshots first, then the enriched articles, into ``writer``'s namespace."""
+    counts = await approx_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
+    quotes_task = progress.add_task("quote snapshots", total=counts[SNAPSHOTS.name] or None)
+    async for batch in read_topic(settings, SNAPSHOTS.name):
+        snapshots: list[QuoteUpdated] = []
+        for _, data in _decoded(batch):
+            if isinstance(data, QuoteUpdated):
+                snapshots.append(data)
+            else:
+                summary.undecodable += 1
+        if snapshots:
+            await writer.quotes(snapshots)
+        summary.quotes += len(snapshots)
+        progress.advance(quotes_task, len(batch))
+
+    articles_task = progress.add_task("enriched articles", total=counts[ENRICHED.name] or None)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def apply(events: list[Any]) -> None:
+        """One article's events, in log order (revisions and retractions must not overtake each other)."""
+        async with gate:
+            for data in events:
+                if isinstance(data, ArticleEnriched):
+                    if await writer.article(data):
+                        summary.articles += 1
+                    else:
+                        summary.skipped += 1
+                elif isinstance(data, ArticleRetracted):
+                    await writer.retract(data)
+                    summary.retractions += 1
+                else:
+                    summary.undecodable += 1
+
+    async for batch in read_topic(settings, ENRICHED.name, max_records=5000):
+        by_key: dict[str, list[Any]] = {}
+        for key, data in _decoded(batch):
+            by_key.setdefault(key, []).append(data)
+        await asyncio.gather(*(apply(events) for events in by_key.values()))
+        progress.advance(articles_task, len(batch))
+
+
+async def rebuild_fragments(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    concurrency: int = 64,
+    expire_old: int = EXPIRE_OLD_S,
+    show_progress: bool = True,
+) -> FragmentSummary:
+    """The blue/green rebuild; returns its summary (``switched`` False for a dry run)."""
+    from newsroom.rendering.domain import Renderer
+    from newsroom.rendering.service import FragmentWriter
+
+    out = console()
+    redis = connect(settings.redis_url)
+    pointers = Pointers(settings.template_version)
+    started = time.perf_counter()
+    try:
+        old, _shadow = await pointers.resolve(redis)
+        summary = FragmentSummary(old, new_namespace(settings.template_version))
+        if dry_run:
+            counts = await approx_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
+            plan = Table(title="rebuild fragments (dry run)", show_header=False)
+            plan.add_row("active namespace (serving)", old)
+            plan.add_row("would build", summary.new_namespace)
+            for topic, n in counts.items():
+                plan.add_row(f"records on {topic}", f"≈{n:,}")
+            plan.add_row("then", f"switch {pointers.active}, expire {old}:* after {expire_old}s")
+            out.print(plan)
+            return summary
+        renderer = Renderer(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes)
+        writer = FragmentWriter(redis, summary.new_namespace, renderer)
+        switched = False
+        try:
+            async with shadow_pointer(redis, pointers, summary.new_namespace):
+                await writer.setup()
+                with progress_bar(show_progress) as progress:
+                    await render_log(settings, writer, summary, progress, concurrency)
+                current, _ = await pointers.resolve(redis)
+                if current != old:
+                    raise SystemExit(f"the active namespace changed to {current} meanwhile; not switching")
+                await pointers.switch_to(redis, summary.new_namespace)
+                switched = summary.switched = True
+        finally:
+            if not switched:  # interrupted or refused: the site never saw it; let the partial namespace go
+                await expire_namespace(redis, summary.new_namespace, 60)
+        summary.expired_old_keys = await expire_namespace(redis, old, expire_old)
+        summary.seconds = time.perf_counter() - started
+        return summary
+    finally:
+        await redis.aclose()
+
+
+def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    summary = asyncio.run(
+        rebuild_fragments(
+            settings,
+            dry_run=args.dry_run,
+            concurrency=args.concurrency,
+            expire_old=args.expire_old,
+            show_progress=not args.no_progress,
+        )
+    )
+    if not args.dry_run:
+        console().print(summary.table())
+    return 0
+
+
+# --------------------------------------------------------------------------- rebuild enrichment
+
+
+@dataclass
+class EnrichmentSummary:
+    """What an enrichment rebuild did."""
+
+    articles: int = 0
+    retagged: int = 0
+    changed: int = 0
+    retracted: int = 0
+    seconds: float = 0.0
+    published: bool = False
+
+    def table(self) -> Table:
+        table = Table(title="rebuild enrichment: summary", show_header=False)
+        for k, v in (
+            ("articles on the log", f"{self.articles:,}"),
+            ("re-tagged" + ("" if self.published else " (dry run: not published)"), f"{self.retagged:,}"),
+            ("tickers changed", f"{self.changed:,}"),
+            ("retracted (skipped)", f"{self.retracted:,}"),
+            ("wall time", f"{self.seconds:.1f} s"),
+        ):
+            table.add_row(k, v)
+        return table
+
+
+@dataclass
+class LogState:
+    """Per article: its latest content revision, highest enrichment revision, last tickers, retraction."""
+
+    latest: dict[str, ArticleContent] = field(default_factory=dict)
+    enrichment_revision: dict[str, int] = field(default_factory=dict)
+    tickers: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    retracted: set[str] = field(default_factory=set)
+
+
+async def read_state(settings: Settings) -> LogState:
+    """Fold the articles and enriched topics into what ``rebuild enrichment`` needs."""
+    state = LogState()
+    best: dict[str, tuple[int, int]] = {}
+    async for batch in read_topic(settings, ENRICHED.name):
+        for _, data in _decoded(batch):
+            if isinstance(data, ArticleEnriched):
+                aid = data.article.article_id
+                erev = data.enrichment_revision
+                state.enrichment_revision[aid] = max(erev, state.enrichment_revision.get(aid, 0))
+                version = (data.article.revision, erev)
+                if version >= best.get(aid, (0, 0)):
+                    best[aid] = version
+                    state.tickers[aid] = tuple(sorted((t.exchange, t.symbol) for t in data.tickers))
+            elif isinstance(data, ArticleRetracted):
+                state.retracted.add(data.article_id)
+    async for batch in read_topic(settings, ARTICLES.name):
+        for _, data in _decoded(batch):
+            if isinstance(data, ArticleContent):
+                current = state.latest.get(data.article_id)
+                if current is None or data.revision >= current.revision:
+                    state.latest[data.article_id] = data
+            elif isinstance(data, ArticleRetracted):
+                state.retracted.add(data.article_id)
+    return state
+
+
+async def rebuild_enrichment(
+    settings: Settings, *, dry_run: bool = False, show_progress: bool = True, burst: int = 500
+) -> EnrichmentSummary:
+    """Re-tag every live article and publish the new enrichment revisions (unless ``dry_run``)."""
+    from newsroom.common.messaging import Publisher, make_broker
+    from newsroom.enrichment.master import build_master
+    from newsroom.enrichment.securities import published_securities
+    from newsroom.enrichment.service import Enricher
+
+    started = time.perf_counter()
+    summary = EnrichmentSummary(published=not dry_run)
+    state = await read_state(settings)
+    enricher = Enricher()
+    securities = list((await published_securities(settings)).values()) or build_master()
+    await enricher.update(securities)
+    summary.articles = len(state.latest)
+    todo = [a for aid, a in state.latest.items() if aid not in state.retracted]
+    summary.retracted = summary.articles - len(todo)
+    broker = None if dry_run else make_broker(PRODUCER, settings)
+    if broker is not None:
+        await broker.start()
+    try:
+        publisher = Publisher(broker, PRODUCER) if broker is not None else None
+        with progress_bar(show_progress) as progress:
+            task = progress.add_task("re-tagging articles", total=len(todo))
+            for i in range(0, len(todo), burst):
+                out: list[Outgoing] = []
+                for article in todo[i : i + burst]:
+                    erev = state.enrichment_revision.get(article.article_id, 0) + 1
+                    enriched = enricher.enrich_payload(article, enrichment_revision=erev)
+                    tickers = tuple(sorted((t.exchange, t.symbol) for t in enriched.tickers))
+                    summary.changed += tickers != state.tickers.get(article.article_id)
+                    out.append((ENRICHED, article.article_id, new_envelope(enriched, producer=PRODUCER)))
+                if publisher is not None:
+                    await publisher.publish(out)
+                summary.retagged += len(out)
+                progress.advance(task, len(out))
+    finally:
+        if broker is not None:
+            await broker.stop()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def cmd_rebuild_enrichment(args: argparse.Namespace) -> int:
+    summary = asyncio.run(
+        rebuild_enrichment(get_settings(), dry_run=args.dry_run, show_progress=not args.no_progress)
+    )
+    console().print(summary.table())
+    return 0

@@ -1,0 +1,86 @@
+"""Helpers for the replay tests: the CLI against the session stack, Redis snapshots, consumer lag."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from newsroom.cli.ops import lag_rows
+from newsroom.common.settings import Settings
+from newsroom.common.store import Pointers, connect
+from tests.conftest import apoll
+
+GROUPS = ("enrichment", "rendering-articles", "rendering-quotes", "quotes")
+
+
+def new_article(**over: Any) -> dict[str, Any]:
+    """An API submission naming two instruments, unique to this call."""
+    tag = uuid.uuid4().hex
+    body = {
+        "headline": f"Replay story {tag[:6]}",
+        "body": (
+            f"Advanced Micro Devices, Inc. (NASDAQ: AMD) rose while Intel Corp. (NASDAQ: INTC) fell.\n\n"
+            f"Analysts at the desk weighed in. Ref {tag}."
+        ),
+        "source": "replay-test",
+        "id": tag,
+        "published_at": datetime.now(UTC).isoformat(),
+    }
+    body.update(over)
+    return body
+
+
+async def active_namespace(settings: Settings) -> str:
+    """The namespace the web serves now."""
+    redis = connect(settings.redis_url)
+    try:
+        return (await Pointers(settings.template_version).resolve(redis))[0]
+    finally:
+        await redis.aclose()
+
+
+async def pipeline_idle(settings: Settings) -> None:
+    """Wait until every service group has consumed up to the end of its topics (lag 0)."""
+
+    async def lags() -> list[Any]:
+        return [r for r in await lag_rows(settings, list(GROUPS)) if r.lag > 0]
+
+    await apoll(lags, lambda rows: not rows, timeout=60, interval=0.5)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def snapshot_pages(redis: aioredis.Redis, namespace: str, paths: Iterable[str]) -> dict[str, Any]:
+    """Each page's manifest and every fragment it names (``@z`` lists expanded to their item fragments)."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        manifest = [_text(m) for m in await redis.lrange(f"{namespace}:page:{path}", 0, -1)]
+        out[f"page:{path}"] = manifest
+        for name in manifest:
+            if name.startswith("@z "):
+                continue
+            if name != "@gone":
+                out[f"frag:{name}"] = await redis.get(f"{namespace}:frag:{name}")
+    return out
+
+
+async def snapshot_frags(redis: aioredis.Redis, namespace: str, names: Iterable[str]) -> dict[str, Any]:
+    """The named fragments' bytes (None where absent)."""
+    return {f"frag:{n}": await redis.get(f"{namespace}:frag:{n}") for n in names}
+
+
+def quote_paths(iids: Iterable[str]) -> list[str]:
+    return [f"quote/{iid.replace(':', '/')}" for iid in iids]
+
+
+def slug_of(path: str) -> str:
+    match = re.fullmatch(r"/news/(.+)", path)
+    assert match, path
+    return match.group(1)

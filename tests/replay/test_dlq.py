@@ -1,0 +1,76 @@
+"""``newsroom dlq redrive`` over the real broker: a record that keeps failing is not redriven forever."""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+
+from aiokafka import AIOKafkaProducer
+
+from newsroom.cli.ops import MAX_DLQ_ATTEMPTS, DeadLetter, dead_letters
+from newsroom.common.messaging import read_topic
+from newsroom.common.settings import Settings
+from newsroom.common.topics import ARTICLES, DEAD_LETTERS
+from tests.conftest import RunningStack, apoll
+from tests.ingestion.helpers import newsroom
+
+
+async def letters_for(settings: Settings, key: str) -> list[DeadLetter]:
+    return [d for d in await dead_letters(settings) if d.key_text == key]
+
+
+async def count_on_articles(settings: Settings, key: str) -> int:
+    n = 0
+    async for batch in read_topic(settings, ARTICLES.name):
+        n += sum(1 for rec in batch if rec.key == key.encode())
+    return n
+
+
+async def test_redrive_stops_at_max_attempts(stack: RunningStack) -> None:
+    """Each redrive bumps dlq-attempts; at the maximum the dead letter is skipped, nothing republished."""
+    settings = stack.settings
+    key = f"poison-{uuid.uuid4().hex}"
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    try:
+        headers = [
+            ("dlq-reason", b"not JSON"),
+            ("dlq-service", b"test"),
+            ("dlq-topic", ARTICLES.name.encode()),
+            ("dlq-partition", b"0"),
+            ("dlq-offset", b"0"),
+            ("dlq-attempts", b"0"),
+        ]
+        await producer.send_and_wait(DEAD_LETTERS.name, b"{not an event " + key.encode(), key=key.encode(),
+                                     headers=headers)  # fmt: skip
+    finally:
+        await producer.stop()
+
+    for attempt in range(1, MAX_DLQ_ATTEMPTS + 1):
+        newest = (await letters_for(settings, key))[-1]
+        assert newest.attempts == attempt - 1
+        result = newsroom(stack, "dlq", "redrive", "--offset", str(newest.offset))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "redriven: 1" in result.stdout, result.stdout
+
+        # the enrichment service fails on it again and dead-letters it with the attempt count it carried
+        def failed_again(found: list[DeadLetter], n: int = attempt) -> bool:
+            return found[-1].attempts == n and found[-1].header("dlq-service") == "enrichment"
+
+        await apoll(partial(letters_for, settings, key), failed_again, timeout=60)
+
+    newest = (await letters_for(settings, key))[-1]
+    assert newest.attempts == MAX_DLQ_ATTEMPTS
+    republished = await count_on_articles(settings, key)
+    assert republished == MAX_DLQ_ATTEMPTS
+
+    result = newsroom(stack, "dlq", "redrive", "--offset", str(newest.offset))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "redriven: 0" in result.stdout
+    assert "loop guard: 1" in result.stdout
+    assert await count_on_articles(settings, key) == republished
+    dry = newsroom(stack, "dlq", "redrive", "--key", key, "--dry-run")
+    assert dry.returncode == 0
+    assert "dry run: would redrive" in dry.stdout
+    assert await count_on_articles(settings, key) == republished

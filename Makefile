@@ -23,8 +23,8 @@ lint: ## ruff and mypy
 bench: ## benchmarks, printed as ratios against baselines measured in the same run
 	$(BIN)/python -m benchmarks
 
-soak: ## the stack at `make run` rates for a while: freshness and batch counts per partition
-	$(BIN)/python -m benchmarks.soak
+soak: ## the stack at `make run` rates for longer (BENCH_SOAK_SECONDS, default 600 here): freshness per quarter
+	BENCH_SOAK_SECONDS=$${BENCH_SOAK_SECONDS:-600} $(BIN)/python -m benchmarks soak
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache artifacts

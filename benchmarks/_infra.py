@@ -16,9 +16,15 @@ from newsroom.common.topics import ensure_topics
 
 @contextlib.contextmanager
 def embedded(
-    *, services: tuple[str, ...] = (), extra_env: dict[str, str] | None = None
+    *,
+    services: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
+    commands: dict[str, list[str]] | None = None,
 ) -> Iterator[Settings]:
-    """Yield Settings pointing at a fresh broker and Redis (and the named services, started)."""
+    """Yield Settings pointing at a fresh broker and Redis (and the named services, started).
+
+    ``commands`` are further ``newsroom`` commands (name -> arguments) started after the services.
+    """
     with tempfile.TemporaryDirectory(prefix="newsroom-bench-") as tmp:
         env = {
             "NEWSROOM_BROKER_URL": f"127.0.0.1:{free_port()}",
@@ -49,6 +55,8 @@ def embedded(
                 if name in services:
                     proc = stack.start_service(name, env)
                     wait_ready(f"http://127.0.0.1:{settings.port_of(name)}/readyz", 120, proc)
+            for name, args in (commands or {}).items():
+                stack.start_command(name, args, env)
             yield settings
         finally:
             stack.stop()

@@ -76,6 +76,13 @@ async def test_rebuild_is_byte_identical_and_the_site_switches(stack: RunningSta
         assert after == before
         assert await redis.ttl(f"{old}:page:home") > 0, "the old namespace expires"
         for url, body in served.items():
+            import difflib
+            now = httpx.get(stack.web + url).content
+            if now != body:
+                print("DIFF", url, "\n".join(difflib.unified_diff(body.decode().splitlines(), now.decode().splitlines(), lineterm="")))
+                keys = await redis.keys("*z:latest*")
+                for k in keys:
+                    print("ZSET", k, await redis.zrevrange(k, 0, -1, withscores=True))
             poll(partial(httpx.get, stack.web + url), partial(same_body, body))
         # the web follows the switch: an article rendered after it exists only in the new namespace
         _, later = submit(stack, new_article())

@@ -7,7 +7,6 @@ that need it ask for ``stack``. Tests isolate themselves by using their own arti
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from newsroom.cli.stack import SERVICE_ORDER, Stack, free_port, wait_ready
+from newsroom.cli.stack import Stack, private_stack
 from newsroom.common.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,54 +104,20 @@ def publish_and_wait(
     return path
 
 
-def _stack_env(tmp: Path) -> dict[str, str]:
-    broker, redis = free_port(), free_port()
-    return {
-        "NEWSROOM_ENVIRONMENT": "test",
-        "NEWSROOM_BROKER_URL": f"127.0.0.1:{broker}",
-        "NEWSROOM_REDIS_URL": f"redis://127.0.0.1:{redis}/0",
-        "NEWSROOM_WEB_PORT": str(free_port()),
-        "NEWSROOM_API_PORT": str(free_port()),
-        "NEWSROOM_ENRICHMENT_PORT": str(free_port()),
-        "NEWSROOM_QUOTES_PORT": str(free_port()),
-        "NEWSROOM_RENDERING_PORT": str(free_port()),
-        "NEWSROOM_API_KEYS": f"{API_KEY},other-key-9876543210",
-        "NEWSROOM_RUN_DIR": str(tmp),
-        "NEWSROOM_DEMO_SIMULATE": "0",
-    }
-
-
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """The real broker and a private Redis, without the services."""
-    tmp = tmp_path_factory.mktemp("stack")
-    env = _stack_env(tmp)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    settings = Settings()
-    broker_port = int(settings.bootstrap_servers[0].rsplit(":", 1)[1])
-    redis_port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
-    stack = Stack(broker_port=broker_port, redis_port=redis_port, run_dir=tmp, quiet=True)
-    try:
-        stack.start_broker()
-        stack.start_redis()
-        from newsroom.common.topics import ensure_topics
-
-        asyncio.run(ensure_topics(settings.bootstrap_servers))
+    extra = {
+        "NEWSROOM_ENVIRONMENT": "test",
+        "NEWSROOM_API_KEYS": f"{API_KEY},other-key-9876543210",
+        "NEWSROOM_DEMO_SIMULATE": "0",
+    }
+    with private_stack(tmp_path_factory.mktemp("stack"), extra) as (settings, env, stack):
         yield RunningStack(settings, env, stack)
-    finally:
-        stack.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")
 def stack(infra: RunningStack) -> RunningStack:
     """Every service running as its own process against the session's broker and Redis."""
-    for name in SERVICE_ORDER:
-        proc = infra.stack.start_service(name, infra.env)
-        wait_ready(f"http://127.0.0.1:{infra.settings.port_of(name)}/readyz", 120, proc)
+    infra.stack.start_services(infra.settings, infra.env)
     return infra

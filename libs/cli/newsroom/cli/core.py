@@ -10,7 +10,6 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import structlog
@@ -116,9 +115,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from newsroom.cli.stack import SERVICE_ORDER, Stack, wait_ready
+    from newsroom.cli.stack import Stack
     from newsroom.common.logging import configure_logging
-    from newsroom.common.topics import ensure_topics
 
     configure_logging("dev")
     settings = get_settings()
@@ -129,9 +127,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
         env["NEWSROOM_API_KEYS"] = "dev-key"
         log.warning("NEWSROOM_API_KEYS not set: using the development key 'dev-key'")
     api_key = env.get("NEWSROOM_API_KEYS") or settings.api_keys[0].get_secret_value()
-    broker_port = int(settings.bootstrap_servers[0].rsplit(":", 1)[1])
-    own_redis = "NEWSROOM_REDIS_URL" not in os.environ
-    redis_port = urlparse(settings.redis_url).port or 6379
     run_dir = Path(settings.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -139,15 +134,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    stack = Stack(broker_port=broker_port, redis_port=redis_port if own_redis else None, run_dir=run_dir)
+    # a Redis named by NEWSROOM_REDIS_URL is someone else's: use it, don't start one
+    stack = Stack.for_settings(settings, run_dir, own_redis="NEWSROOM_REDIS_URL" not in os.environ)
     try:
-        stack.start_broker()
-        stack.start_redis()
-        asyncio.run(ensure_topics(settings.bootstrap_servers))
-        for name in SERVICE_ORDER:
-            proc = stack.start_service(name, env)
-            wait_ready(f"http://{settings.host}:{settings.port_of(name)}/readyz", 120, proc)
-            log.info("service ready", service=name)
+        stack.start_infra(settings)
+        stack.start_services(settings, env)
         if not args.no_demo:
             load_demo(settings, api_key)
         if settings.demo_simulate and not args.no_demo:

@@ -205,7 +205,7 @@ async def scan(
             found = await consumer.offsets_for_times({tp: to_ms(start) for tp in tps})
             for tp in tps:
                 hit = found.get(tp)
-                if hit is None:
+                if hit is None or hit.timestamp < 0:  # nothing that recent (the embedded broker says -1)
                     await consumer.seek_to_end(tp)
                 else:
                     consumer.seek(tp, hit.offset)

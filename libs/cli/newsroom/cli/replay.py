@@ -120,7 +120,11 @@ async def make_plan(settings: Settings, args: argparse.Namespace) -> Plan:
             moment = datetime.now(UTC) - (args.by_duration or timedelta(0))
         if moment is not None and tps:
             hits = await consumer.offsets_for_times({tp: to_ms(moment) for tp in tps})
-            by_time = {tp: (hit.offset if hit is not None else None) for tp, hit in hits.items()}
+            # no record at or after the time: Kafka answers None, the embedded broker timestamp -1
+            by_time = {
+                tp: (hit.offset if hit is not None and hit.timestamp >= 0 else None)
+                for tp, hit in hits.items()
+            }
         moves = [
             Move(tp, current.get(tp), target_offset(args, current.get(tp), found[tp].begin, found[tp].end,
                                                     by_time.get(tp)), found[tp].begin, found[tp].end)

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
@@ -39,6 +40,24 @@ class PublishFailed(RuntimeError):
     """The broker did not acknowledge a publish; nothing was decided for the caller."""
 
 
+@dataclass
+class _Submission:
+    article: ArticleIn
+    article_id: str | None
+    correlation_id: str | None
+    future: asyncio.Future[Decision]
+
+
+def _settle(future: asyncio.Future[Decision], outcome: Decision | BaseException) -> None:
+    """Resolve a waiting request unless its client has already gone."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 class Ingestor:
     """Serialises decisions so revisions stay monotonic, and publishes each event whole.
 
@@ -51,6 +70,8 @@ class Ingestor:
         self.publisher = publisher
         self.registry = registry or ArticleRegistry()
         self.lock = asyncio.Lock()
+        self._waiting: list[_Submission] = []
+        self._committer: asyncio.Task[None] | None = None
         self.ready = False
         self.settings: Settings | None = None
 
@@ -86,9 +107,13 @@ class Ingestor:
 
     async def _publish(self, decisions: list[Decision], correlation_id: str | None) -> None:
         """Publish the decisions' events as one burst; on failure the registry goes stale."""
+        await self._publish_each([(d, correlation_id) for d in decisions])
+
+    async def _publish_each(self, decisions: list[tuple[Decision, str | None]]) -> None:
+        """Like :meth:`_publish`, each event with its own request's correlation id."""
         items = [
             (ARTICLES, d.article_id, new_envelope(d.event, producer=SERVICE, correlation_id=correlation_id))
-            for d in decisions
+            for d, correlation_id in decisions
             if d.event is not None
         ]
         try:
@@ -101,13 +126,46 @@ class Ingestor:
     async def submit(
         self, article: ArticleIn, *, article_id: str | None = None, correlation_id: str | None = None
     ) -> Decision:
+        """Decide and publish one submission (a revision of ``article_id`` if given).
+
+        Group commit: submissions that arrive while a burst is being published wait for the
+        next one together, each decided in arrival order, so concurrent clients share one
+        produce round trip instead of queueing for a round trip each.
+        """
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Submission(article, article_id, correlation_id, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting())
+        return await future
+
+    async def _commit_waiting(self) -> None:
         async with self.lock:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                await self._commit(group)
+
+    async def _commit(self, group: list[_Submission]) -> None:
+        decided: list[tuple[_Submission, Decision]] = []
+        try:
             await self._resync()
-            decision = self.registry.submit(article, article_id=article_id)
-            await self._publish([decision], correlation_id)
-            if decision.event is not None:
-                self.registry.apply(decision.event)
-            return decision
+            for item in group:
+                try:
+                    decision = self.registry.submit(item.article, article_id=item.article_id)
+                except ValueError as exc:
+                    _settle(item.future, exc)
+                    continue
+                if decision.event is not None:
+                    self.registry.apply(decision.event)  # undone by the rebuild if the burst fails
+                decided.append((item, decision))
+            await self._publish_each([(d, item.correlation_id) for item, d in decided])
+        except Exception as exc:  # PublishFailed, or a bug: every waiting client hears of it
+            for item in group:
+                _settle(item.future, exc)
+            if not isinstance(exc, PublishFailed):
+                raise
+            return
+        for item, decision in decided:
+            _settle(item.future, decision)
 
     async def submit_many(
         self, articles: list[ArticleIn | str], correlation_id: str | None = None

@@ -113,9 +113,7 @@ async def on_ticks(records: list[Any]) -> None:
                 [(Record.from_consumer_record(records[i]), reason) for i, reason in outcome.poison]
             )
         await flush_due()
-    except (
-        Exception
-    ) as exc:  # the broker is unwell: have the batch re-delivered (applied ticks are dupes then)
+    except Exception as exc:  # the broker is unwell: re-deliver the batch (its applied ticks are dupes then)
         log.warning("batch output failed; re-delivering the batch", error=repr(exc))
         raise NackMessage() from exc
     _BATCH.observe(time.perf_counter() - started)

@@ -7,6 +7,7 @@ Layout, under one namespace (``nr:<template version>``)::
     z:<list>           ZSET   article ids scored by publication time (latest, ticker:<EXCH:SYM>)
     meta:<article id>  HASH   revision, slug, retracted flag: the renderer's idempotency guard
     quote:<EXCH:SYM>   STRING the latest public snapshot (JSON) the renderer has applied
+    instruments        HASH   instrument id -> name: whose quote fragments and quote page exist
 
 A manifest entry ``@z <list> <limit> [<article id>]`` expands to the ``item:<id>`` fragments
 of the newest ``limit`` ids in ``z:<list>``, skipping the given article (the page's own).
@@ -86,6 +87,11 @@ class Keys:
 
     def quote(self, instrument: str) -> str:
         return f"{self.prefix}quote:{instrument}"
+
+    @property
+    def instruments(self) -> str:
+        """HASH instrument id -> name ("" if unknown): whose quote fragments and page exist."""
+        return f"{self.prefix}instruments"
 
 
 def _text(value: object) -> str:

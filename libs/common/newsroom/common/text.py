@@ -7,25 +7,44 @@ The tagger works on plain text; the renderer links mentions inside the HTML. Bot
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from html import unescape
 
 _TOKEN = re.compile(r"<[^>]*>|&(?:#\d+|#x[0-9a-fA-F]+|\w+);|[^<&]+|&")
 _BLOCK = re.compile(r"</?(p|h[1-6]|li|br|blockquote|tr|div|figure|figcaption|ul|ol|table)\b", re.I)
 
+_TEXT, _ENTITY, _BREAK = 0, 1, 2
+
 
 @dataclass(frozen=True)
 class MappedText:
-    """``text`` plus, for each of its characters, the HTML span it came from (``(-1, -1)`` if none)."""
+    """``text`` plus the segments it was made of: runs of literal text, entities, block breaks.
+
+    Segment ``i`` starts at ``starts[i]`` in ``text``, came from ``html[html_starts[i]:html_ends[i]]``
+    and is of kind ``kinds[i]``; a literal run maps character for character.
+    """
 
     text: str
-    spans: tuple[tuple[int, int], ...]
+    starts: tuple[int, ...]
+    html_starts: tuple[int, ...]
+    html_ends: tuple[int, ...]
+    kinds: tuple[int, ...]
+
+    def _html_pos(self, index: int, *, end: bool) -> int:
+        seg = bisect_right(self.starts, index) - 1
+        kind = self.kinds[seg]
+        if kind == _BREAK:
+            return -1
+        if kind == _ENTITY:
+            return self.html_ends[seg] if end else self.html_starts[seg]
+        return self.html_starts[seg] + (index - self.starts[seg]) + (1 if end else 0)
 
     def html_span(self, start: int, end: int, html: str) -> tuple[int, int] | None:
         """The HTML range holding text[start:end], or None when markup interrupts it."""
-        if start >= end or end > len(self.spans):
+        if start >= end or end > len(self.text) or start < 0:
             return None
-        h_start, h_end = self.spans[start][0], self.spans[end - 1][1]
+        h_start, h_end = self._html_pos(start, end=False), self._html_pos(end - 1, end=True)
         if h_start < 0 or h_end < 0 or "<" in html[h_start:h_end]:
             return None
         return h_start, h_end
@@ -33,23 +52,33 @@ class MappedText:
 
 def html_text(html: str) -> MappedText:
     """Strip tags, unescape entities and separate blocks with blank lines, keeping offsets."""
-    chars: list[str] = []
-    spans: list[tuple[int, int]] = []
+    pieces: list[str] = []
+    starts: list[int] = []
+    h_starts: list[int] = []
+    h_ends: list[int] = []
+    kinds: list[int] = []
+    length = 0
+
+    def add(piece: str, h_start: int, h_end: int, kind: int) -> None:
+        nonlocal length
+        pieces.append(piece)
+        starts.append(length)
+        h_starts.append(h_start)
+        h_ends.append(h_end)
+        kinds.append(kind)
+        length += len(piece)
+
     for match in _TOKEN.finditer(html):
-        token, pos = match.group(), match.start()
-        if token.startswith("<"):
-            if _BLOCK.match(token) and chars and chars[-1] != "\n":
-                chars.extend("\n\n")
-                spans.extend([(-1, -1), (-1, -1)])
-        elif token.startswith("&") and len(token) > 1:
-            for ch in unescape(token):
-                chars.append(ch)
-                spans.append((pos, match.end()))
+        token, pos, stop = match.group(), match.start(), match.end()
+        if token[0] == "<":
+            if _BLOCK.match(token) and pieces and not pieces[-1].endswith("\n"):
+                add("\n\n", -1, -1, _BREAK)
+        elif token[0] == "&" and len(token) > 1:
+            add(unescape(token), pos, stop, _ENTITY)
         else:
-            for i, ch in enumerate(token):
-                chars.append(ch)
-                spans.append((pos + i, pos + i + 1))
-    while chars and chars[-1] == "\n":
-        chars.pop()
-        spans.pop()
-    return MappedText("".join(chars), tuple(spans))
+            add(token, pos, stop, _TEXT)
+    while kinds and kinds[-1] == _BREAK:
+        length -= len(pieces.pop())
+        for column in (starts, h_starts, h_ends, kinds):
+            column.pop()
+    return MappedText("".join(pieces), tuple(starts), tuple(h_starts), tuple(h_ends), tuple(kinds))

@@ -52,6 +52,13 @@ class FragmentWriter:
             batch.set_fragment(name, html)
         batch.set_manifest(page.path, page.manifest)
 
+    def _put_instrument(self, batch: WriteBatch, iid: str, name: str, quote: QuoteUpdated | None) -> None:
+        """An instrument's quote fragments and quote page, recorded as written (with its name)."""
+        for frag, html in self.renderer.quote_fragments(iid, quote).items():
+            batch.set_fragment(frag, html)
+        self._put_page(batch, self.renderer.quote_page(iid, name or None))
+        batch.pipe.hset(self.keys.instruments, iid, name)
+
     async def _quotes(self, iids: list[str]) -> dict[str, QuoteUpdated | None]:
         if not iids:
             return {}
@@ -71,18 +78,26 @@ class FragmentWriter:
     async def article(self, enriched: ArticleEnriched) -> bool:
         """Write an article revision's page; False when it is stale or retracted."""
         a = enriched.article
-        meta = await self.redis.hgetall(self.keys.meta(a.article_id))
+        tickers = [f"{t.exchange}:{t.symbol}" for t in enriched.tickers]
+        async with self.redis.pipeline(transaction=False) as read:
+            read.hgetall(self.keys.meta(a.article_id))
+            read.hmget(self.keys.instruments, tickers) if tickers else read.ping()
+            meta, shown = await read.execute()
         if meta.get(b"retracted") == b"1":
             return False
         version = (a.revision, enriched.enrichment_revision)
         if meta and (int(meta[b"rev"]), int(meta[b"erev"])) > version:
             return False
         page = self.renderer.article(enriched)
-        tickers = [f"{t.exchange}:{t.symbol}" for t in enriched.tickers]
-        names = {f"{t.exchange}:{t.symbol}": t.name for t in enriched.tickers}
+        names = {f"{t.exchange}:{t.symbol}": t.name or "" for t in enriched.tickers}
         old_frags = orjson.loads(meta[b"frags"]) if meta else []
         old_tickers = orjson.loads(meta[b"tickers"]) if meta else []
-        quotes = await self._quotes(tickers)
+        # instruments whose quote fragments and page are missing, or whose page lacks the name
+        new_instruments = [
+            iid for iid, known in zip(tickers, shown if tickers else [], strict=True)
+            if known is None or (not known and names[iid])
+        ]  # fmt: skip
+        quotes = await self._quotes(new_instruments)
         score = a.published_at.timestamp()
 
         batch = self._batch()
@@ -96,9 +111,8 @@ class FragmentWriter:
             batch.list_remove(f"ticker:{iid}", a.article_id)
         for iid in tickers:
             batch.list_add(f"ticker:{iid}", a.article_id, score)
-            for name, html in self.renderer.quote_fragments(iid, quotes[iid]).items():
-                batch.set_fragment(name, html)
-            self._put_page(batch, self.renderer.quote_page(iid, names[iid]))
+        for iid in new_instruments:
+            self._put_instrument(batch, iid, names[iid], quotes[iid])
         batch.pipe.hset(
             self.keys.meta(a.article_id),
             mapping={
@@ -137,11 +151,11 @@ class FragmentWriter:
         for s in snapshots:
             if s.instrument_id not in latest or s.as_of >= latest[s.instrument_id].as_of:
                 latest[s.instrument_id] = s
-        stored = await self._quotes(list(latest))
-        async with self.redis.pipeline(transaction=False) as probe:
-            for q in latest.values():
-                probe.exists(self.keys.page(f"quote/{q.exchange}/{q.symbol}"))
-            has_page = dict(zip(latest, await probe.execute(), strict=True))
+        iids = list(latest)
+        stored = await self._quotes(iids)
+        known = (
+            dict(zip(iids, await self.redis.hmget(self.keys.instruments, iids), strict=True)) if iids else {}
+        )
         batch = self._batch()
         changed = 0
         for iid, quote in latest.items():
@@ -150,10 +164,11 @@ class FragmentWriter:
                 continue
             changed += 1
             batch.pipe.set(self.keys.quote(iid), quote.model_dump_json())
-            for name, html in self.renderer.quote_fragments(iid, quote).items():
-                batch.set_fragment(name, html)
-            if not has_page[iid]:  # an instrument no article named yet still gets a quote page
-                self._put_page(batch, self.renderer.quote_page(iid, None))
+            if known[iid] is None:  # an instrument no article named yet still gets a quote page
+                self._put_instrument(batch, iid, "", quote)
+            else:
+                for name, html in self.renderer.quote_fragments(iid, quote).items():
+                    batch.set_fragment(name, html)
             batch.pipe.publish(self.keys.live_quotes, live_message(iid, quote))
         await batch.execute()
         return changed

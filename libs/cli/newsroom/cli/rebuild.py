@@ -290,40 +290,6 @@ async def render_log(
         progress.advance(articles_task, len(batch))
 
 
-def memo_renderer(settings: Settings) -> Any:
-    """The renderer with its per-instrument pieces memoised for the length of one rebuild.
-
-    ``Renderer`` promises the same bytes for the same input, and every article re-renders the
-    quote chip, row, detail and page of each instrument it names; a rebuild renders those once
-    per (instrument, quote) and (instrument, name) instead.
-    """
-    from newsroom.rendering.domain import Page, Renderer
-
-    class MemoRenderer(Renderer):
-        def __init__(self) -> None:
-            super().__init__(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes)
-            self._fragments: dict[tuple[str, QuoteUpdated | None], dict[str, str]] = {}
-            self._pages: dict[tuple[str, str | None], Page] = {}
-
-        def quote_fragments(self, iid: str, quote: QuoteUpdated | None) -> dict[str, str]:
-            key = (iid, quote)
-            if key not in self._fragments:
-                if len(self._fragments) > 50_000:
-                    self._fragments.clear()
-                self._fragments[key] = super().quote_fragments(iid, quote)
-            return dict(self._fragments[key])
-
-        def quote_page(self, iid: str, name: str | None) -> Page:
-            key = (iid, name)
-            if key not in self._pages:
-                if len(self._pages) > 50_000:
-                    self._pages.clear()
-                self._pages[key] = super().quote_page(iid, name)
-            return self._pages[key]
-
-    return MemoRenderer()
-
-
 async def rebuild_fragments(
     settings: Settings,
     *,
@@ -333,6 +299,7 @@ async def rebuild_fragments(
     show_progress: bool = True,
 ) -> FragmentSummary:
     """The blue/green rebuild; returns its summary (``switched`` False for a dry run)."""
+    from newsroom.rendering.domain import Renderer
     from newsroom.rendering.service import FragmentWriter
 
     out = console()
@@ -352,7 +319,11 @@ async def rebuild_fragments(
             plan.add_row("then", f"switch {pointers.active}, expire {old}:* after {expire_old}s")
             out.print(plan)
             return summary
-        writer = FragmentWriter(redis, summary.new_namespace, memo_renderer(settings))
+        writer = FragmentWriter(
+            redis,
+            summary.new_namespace,
+            Renderer(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes),
+        )
         switched = False
         try:
             async with shadow_pointer(redis, pointers, summary.new_namespace):

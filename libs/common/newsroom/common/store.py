@@ -166,13 +166,19 @@ class WriteBatch:
         self.keys = keys
         self.pipe = redis.pipeline(transaction=True)
         self.touched: set[str] = set()
+        self._sets: dict[str, str] = {}  # fragments go out as one MSET and one DEL
+        self._deletes: set[str] = set()
 
     def set_fragment(self, name: str, html: str) -> None:
-        self.pipe.set(self.keys.frag(name), html)
+        key = self.keys.frag(name)
+        self._sets[key] = html
+        self._deletes.discard(key)
         self.touched.add(f"frag:{name}")
 
     def delete_fragment(self, name: str) -> None:
-        self.pipe.delete(self.keys.frag(name))
+        key = self.keys.frag(name)
+        self._deletes.add(key)
+        self._sets.pop(key, None)
         self.touched.add(f"frag:{name}")
 
     def set_manifest(self, path: str, manifest: tuple[str, ...] | list[str]) -> None:
@@ -190,6 +196,10 @@ class WriteBatch:
         self.touched.add(f"z:{name}")
 
     async def execute(self) -> list[Any]:
+        if self._sets:
+            self.pipe.mset(self._sets)
+        if self._deletes:
+            self.pipe.delete(*self._deletes)
         if self.touched:
             self.pipe.publish(self.keys.invalidations, orjson.dumps(sorted(self.touched)))
         result: list[Any] = await self.pipe.execute()

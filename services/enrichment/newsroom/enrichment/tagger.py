@@ -22,13 +22,15 @@ import math
 import re
 import string
 import sys
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 import ahocorasick
+from pydantic import BaseModel
 
 from newsroom.common.events import Mention, SecurityListed, TaggedTicker
 from newsroom.enrichment.master import (
@@ -52,6 +54,8 @@ NEAR_TICKER_CONFIDENCE = 0.7  # a word-like ticker, tagged only near another men
 # plain ones, and hyphens become spaces so that "Coca-Cola" and "Coca Cola" read alike.
 _SPACE_CHARS = '-‐‑‒–—/()[]{},;:"“”«»*|<>?\n\r\t\u00a0_~=+#@%^'
 _NORMALISE = str.maketrans({**{c: " " for c in _SPACE_CHARS}, "’": "'", "‘": "'", "`": "'"})
+# ``_lower(normalise(text))`` for ASCII text, as one table over its bytes (bytes.translate is cheap).
+_ASCII_KEYS = bytes(ord(chr(b).translate(_NORMALISE).lower()) if b < 128 else b for b in range(256))
 
 _EXCHANGE_WORDS = {
     "NYSE": "NYSE",
@@ -78,9 +82,11 @@ class _ShortForm:
     """A single-symbol explicit form, and how to find it fast.
 
     ``pattern`` is only tried where ``anchor`` occurs (``back`` characters after the form's start),
-    and the anchor only sought where the text's skeleton (see :func:`_skeleton`) matches ``sign``.
+    and the anchor only sought where the text's skeleton (see :func:`_skeleton`) matches ``sign``;
+    ``hint`` is a literal every match of ``sign`` holds (cheaper to look for first).
     """
 
+    hint: bytes
     sign: re.Pattern[bytes]
     anchor: re.Pattern[str]
     back: int
@@ -98,6 +104,7 @@ class _ShortForm:
 
 _SHORT_FORMS = (
     _ShortForm(
+        b".T",
         re.compile(rb"[0-9][0-9A-Z]{3}\.T"),
         re.compile(r"\.T"),
         4,
@@ -105,6 +112,7 @@ _SHORT_FORMS = (
         "TYO",
     ),
     _ShortForm(
+        b"<",
         re.compile(rb"<"),
         re.compile(r"<"),
         0,
@@ -112,6 +120,7 @@ _SHORT_FORMS = (
         "",
     ),
     _ShortForm(
+        b"$",
         re.compile(rb"\$[A-Z]"),
         re.compile(r"\$"),
         0,
@@ -136,6 +145,7 @@ _WORD_AFTER = "_&"
 _TICKER_AFTER = "_&'’"
 
 LEAD_CHARS = 400
+_REMEMBERED = 65536  # a tagger's memos forget all at once beyond this (their keys come from texts)
 NEAR_CHARS = 300
 
 
@@ -152,6 +162,31 @@ class _Target:
     ticker: str  # the symbol its bare ticker is written as; "" unless a US equity (no bare tickers)
     distinctive: bool  # the ticker is neither a word nor one or two letters: tagged anywhere
     probe: bytes  # the ticker as it would appear in the text's skeleton (b"" when it cannot)
+    # The fields of its mentions by (stage, confidence), "start" and "end" to fill in (see fields()).
+    _fields: dict[tuple[str, float], dict[str, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def fields(self, stage: str, confidence: float) -> dict[str, Any]:
+        """Its mentions' fields for ``stage`` and ``confidence``, in :class:`Mention` field order.
+
+        Shared: a mention's fields are a copy with ``start`` and ``end`` set (copying a dict is
+        cheaper than building one).
+        """
+        fields = self._fields.get((stage, confidence))
+        if fields is None:
+            fields = self._fields[stage, confidence] = {
+                "symbol": self.symbol,
+                "exchange": self.exchange,
+                "mic": self.mic,
+                "name": self.name,
+                "start": 0,
+                "end": 0,
+                "stage": stage,
+                "confidence": confidence,
+                "kind": self.kind,
+            }
+        return fields
 
     @classmethod
     def of(cls, security: SecurityListed, words: frozenset[str]) -> _Target:
@@ -172,7 +207,12 @@ class _Target:
 
 _MENTION_FIELDS = frozenset(Mention.model_fields)  # every field is set; a frozen model never changes it
 _new_object = object.__new__
-_set_slot = object.__setattr__
+# The setters of the attributes every model instance holds (``__dict__`` and three slots), straight
+# from their descriptors: cheaper than ``object.__setattr__``, which looks each one up by name.
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _trusted_mention(values: dict[str, Any]) -> Mention:
@@ -180,12 +220,13 @@ def _trusted_mention(values: dict[str, Any]) -> Mention:
 
     What ``Mention.model_construct`` does, without its per-field bookkeeping, which made building
     mentions the tagger's costliest step; a test checks the result equals a validated mention.
+    (:meth:`Tagger.tag` does the same inline.)
     """
     mention: Mention = _new_object(Mention)
-    _set_slot(mention, "__dict__", values)
-    _set_slot(mention, "__pydantic_fields_set__", _MENTION_FIELDS)
-    _set_slot(mention, "__pydantic_extra__", None)
-    _set_slot(mention, "__pydantic_private__", None)
+    _set_dict(mention, values)
+    _set_fields_set(mention, _MENTION_FIELDS)
+    _set_extra(mention, None)
+    _set_private(mention, None)
     return mention
 
 
@@ -199,18 +240,23 @@ class _Alias(NamedTuple):
     opening: bool  # may open a sentence: several words, or the name of an index or index member
     target: _Target
     stage: str
-    confidence: float
+    fields: dict[str, Any]  # target.fields(stage, its confidence)
 
 
-# A candidate mention: (order, start, end, target, stage, confidence). ``order`` is
-# ``rank + start - length * scale``, with ``scale`` above any offset in the text and ``rank`` a
-# multiple of ``scale ** 2`` that grows as the stage's authority falls, so that sorting by it puts
-# the more authoritative stage first, then the longer hit, then the earlier.
-_Hit = tuple[int, int, int, _Target, str, float]
+# A candidate mention: (start, end, target, stage, fields), ``fields`` from ``target.fields(stage,
+# confidence)``. Where candidates overlap, the more
+# authoritative stage wins (:data:`STAGE_PRIORITY`), then the longer hit, then the earlier, then the
+# one found first (explicit forms, then aliases, then names); see :func:`_resolve`.
+_Hit = tuple[int, int, _Target, str, dict[str, Any]]
 # Names written before explicit forms: (name, instrument id) -> (where its later uses start, target).
 _Names = dict[tuple[str, str], tuple[int, _Target]]
-_ORDER = itemgetter(0)
-_START = itemgetter(1)
+_START = itemgetter(0)
+_END = itemgetter(1)
+
+
+def _authority(hit: _Hit) -> tuple[int, int, int]:
+    """The order in which overlapping hits are taken: stage, then the longer, then the earlier."""
+    return (STAGE_PRIORITY[hit[3]], hit[0] - hit[1], hit[0])
 
 
 def normalise(text: str) -> str:
@@ -294,6 +340,10 @@ class Tagger:
         self.master = master
         words = common_words()
         self._targets = {security.instrument_id: _Target.of(security, words) for security in master}
+        # What explicit forms named: (exchange, symbol) -> (target, its fields); see _lookup_or_unlisted.
+        self._explicit_targets: dict[tuple[str, str], tuple[_Target, dict[str, Any]]] = {}
+        # The forms of a name before an explicit form to seek: (name, instrument id) -> forms.
+        self._alias_forms: dict[tuple[str, str], tuple[str, ...]] = {}
         self._automaton = ahocorasick.Automaton()
         entries: dict[str, _Alias] = {}
         for security in master:
@@ -316,7 +366,7 @@ class Tagger:
                     opening,
                     self._targets[security.instrument_id],
                     stage,
-                    CONFIDENCE[stage],
+                    self._targets[security.instrument_id].fields(stage, CONFIDENCE[stage]),
                 )
         for key, entry in entries.items():
             self._automaton.add_word(key, entry)
@@ -337,9 +387,9 @@ class Tagger:
         return self._automaton
 
     # ------------------------------------------------------------------------------------------ stages
-    # Each stage appends its hits to ``hits``; ``rank`` orders its hits among the others (see _Hit).
+    # Each stage appends its hits to ``hits`` (see _Hit).
 
-    def _explicit(self, text: str, skeleton: bytes, rank: int, scale: int, hits: list[_Hit]) -> _Names:
+    def _explicit(self, text: str, skeleton: bytes, hits: list[_Hit]) -> _Names:
         """Stage 1: exchange-tagged forms; returns the names written just before them."""
         names: _Names = {}
         i = text.find("(")
@@ -349,89 +399,120 @@ class Tagger:
                 i = text.find("(", i + 1)
                 continue
             i = text.find("(", m.end())
-            exchange = _EXCHANGE_WORDS.get(m.group("exch").upper().replace(" ", ""), "NYSE")
-            if m.group("more"):
-                offset = m.start("syms")
+            written, syms, first, more = m.groups()
+            exchange = _EXCHANGE_WORDS.get(written.upper().replace(" ", ""), "NYSE")
+            if more:
+                offset = m.start(2)
                 symbols = [
                     (offset + sm.start(), offset + sm.end(), sm.group())
-                    for sm in _SYMBOL_IN_LIST.finditer(m.group("syms"))
+                    for sm in _SYMBOL_IN_LIST.finditer(syms)
                 ]
             else:
-                symbols = [(m.start("first"), m.end("first"), m.group("first"))]
+                start = m.start(3)
+                symbols = [(start, start + len(first), first)]
             found = 0
             for start, end, symbol in symbols:
                 if symbol in _EXCHANGE_WORDS:
                     continue
-                target = self._lookup_or_unlisted(exchange, symbol)
-                confidence = 1.0 if target.security.source else UNLISTED_CONFIDENCE
-                hits.append(
-                    (rank + start - (end - start) * scale, start, end, target, "explicit", confidence)
-                )
+                target, fields = self._lookup_or_unlisted(exchange, symbol)
+                hits.append((start, end, target, "explicit", fields))
                 found += 1
             if found == 1:
-                _remember(names, _name_before(text, m.start()), m.end(), hits[-1][3])
+                _remember(names, _name_before(text, m.start()), m.end(), hits[-1][2])
         for form in _SHORT_FORMS:
+            if form.hint not in skeleton:
+                continue
             for m in form.find(text, skeleton):
                 ric = m.groupdict().get("ric")
                 listed = self.master.get(_RIC_EXCHANGE[ric] if ric else form.exchange, m.group("sym"))
                 if listed is not None:
                     target = self._targets[listed.instrument_id]
                     start, end = m.span("sym")
-                    hits.append((rank + start - (end - start) * scale, start, end, target, "explicit", 1.0))
+                    hits.append((start, end, target, "explicit", target.fields("explicit", 1.0)))
                     _remember(names, _name_before(text, m.start()), m.end(), target)
         return names
 
-    def _lookup_or_unlisted(self, exchange: str, symbol: str) -> _Target:
-        """The master's listing, or (for an exchange-tagged symbol it lacks) a bare, sourceless one."""
+    def _lookup_or_unlisted(self, exchange: str, symbol: str) -> tuple[_Target, dict[str, Any]]:
+        """The master's listing, or (for an exchange-tagged symbol it lacks) a bare, sourceless one.
+
+        With the fields of an explicit form's mention of it; remembered per (exchange, symbol).
+        """
+        key = (exchange, symbol)
+        known = self._explicit_targets.get(key)
+        if known is not None:
+            return known
         listed = self.master.get(exchange, symbol)
         if listed is not None:
-            return self._targets[listed.instrument_id]
-        symbol = symbol.upper().replace(".", "-").replace("/", "-")
-        unlisted = SecurityListed(
-            instrument_id=f"{exchange}:{symbol}",
-            symbol=symbol,
-            exchange=exchange,
-            name=symbol,
-            source="",
-            as_of="",
-        )
-        return _Target.of(unlisted, common_words())
+            target = self._targets[listed.instrument_id]
+        else:
+            symbol = symbol.upper().replace(".", "-").replace("/", "-")
+            unlisted = SecurityListed(
+                instrument_id=f"{exchange}:{symbol}",
+                symbol=symbol,
+                exchange=exchange,
+                name=symbol,
+                source="",
+                as_of="",
+            )
+            target = _Target.of(unlisted, common_words())
+        known = (target, target.fields("explicit", 1.0 if target.security.source else UNLISTED_CONFIDENCE))
+        if len(self._explicit_targets) >= _REMEMBERED:
+            self._explicit_targets.clear()
+        self._explicit_targets[key] = known
+        return known
 
-    def _aliases(self, text: str, names: _Names, rank: int, scale: int, hits: list[_Hit]) -> None:
+    def _aliases(self, text: str, names: _Names, hits: list[_Hit]) -> None:
         """Stage 2a: later uses of a name that an explicit form tied to an instrument.
 
         A form of the name that the automaton knows, spelt alike, for the same instrument is left to
         the name stage, which finds it anyway.
         """
         n = len(text)
-        confidence = CONFIDENCE["alias"]
-        for (name, _), (after, target) in names.items():
-            for form, key, surface in _name_forms(name):
-                known = self._automaton.get(key, None)
-                if known is not None and known.target is target and known.surface == surface:
-                    continue
+        for named, (after, target) in names.items():
+            forms = self._alias_forms.get(named)
+            if forms is None:
+                forms = self._forms_to_find(named[0], target)
+            for form in forms:
                 length = len(form)
+                fields = target.fields("alias", CONFIDENCE["alias"])
                 hits.extend(
-                    (rank + start - length * scale, start, start + length, target, "alias", confidence)
+                    (start, start + length, target, "alias", fields)
                     for start in _find_words(text, form, after, n)
                 )
 
-    def _names(self, text: str, rank: int, scale: int, hits: list[_Hit]) -> None:
-        """Stage 2 and 4: names, aliases and index names through the automaton."""
-        normal = normalise(text)
-        padded = " " + _lower(normal)
+    def _forms_to_find(self, name: str, target: _Target) -> tuple[str, ...]:
+        """The forms of ``name`` that the alias stage seeks for ``target`` (remembered per pair)."""
+        forms = []
+        for form, key, surface in _name_forms(name):
+            known = self._automaton.get(key, None)
+            if known is not None and known.target is target and known.surface == surface:
+                continue
+            forms.append(form)
+        if len(self._alias_forms) >= _REMEMBERED:
+            self._alias_forms.clear()
+        found = self._alias_forms[name, target.security.instrument_id] = tuple(forms)
+        return found
+
+    def _names(self, text: str, padded: str, hits: list[_Hit]) -> None:
+        """Stage 2 and 4: names, aliases and index names through the automaton.
+
+        ``padded`` is the text as the automaton reads it: a space, then ``_lower(normalise(text))``.
+        """
         n = len(text)
+        append = hits.append
         for end, entry in self._automaton.iter(padded):
             if end < n and padded[end + 1].isalnum():
                 continue
-            length, surface, strict, common, opening, target, stage, confidence = entry
+            length, surface, strict, common, opening, target, stage, fields = entry
             start = end - length
-            span = normal[start:end]
-            if span != surface and (strict or not _caps_match(span, surface)):
-                continue
+            span = text[start:end]
+            if span != surface:
+                span = span.translate(_NORMALISE)
+                if span != surface and (strict or not _caps_match(span, surface)):
+                    continue
             if common and not _reads_as_name(text, start, end, opening=opening):
                 continue
-            hits.append((rank + start - length * scale, start, end, target, stage, confidence))
+            append((start, end, target, stage, fields))
 
     # ------------------------------------------------------------------------------------------ public
 
@@ -440,34 +521,44 @@ class Tagger:
 
         The more authoritative stage wins an overlap, then the longer hit, then the earlier.
         """
-        scale = len(text) + 1
-        rank = scale * scale
         hits: list[_Hit] = []
-        skeleton = _skeleton(text)
-        names = self._explicit(text, skeleton, STAGE_PRIORITY["explicit"] * rank, scale, hits)
-        self._aliases(text, names, STAGE_PRIORITY["alias"] * rank, scale, hits)
-        self._names(text, STAGE_PRIORITY["name"] * rank, scale, hits)
-        taken = bytearray(len(text))
-        chosen: list[_Hit] = []
-        _select(hits, taken, chosen)
-        _select(_tickers(text, skeleton, chosen, scale), taken, chosen)
-        chosen.sort(key=_START)
-        return [
-            _trusted_mention(
-                {
-                    "symbol": target.symbol,
-                    "exchange": target.exchange,
-                    "mic": target.mic,
-                    "name": target.name,
-                    "start": start,
-                    "end": end,
-                    "stage": stage,
-                    "confidence": confidence,
-                    "kind": target.kind,
-                }
-            )
-            for _, start, end, target, stage, confidence in chosen
-        ]
+        if text.isascii():  # the common case: both of the text's derived forms from its bytes
+            raw = text.encode("ascii")
+            skeleton = raw.translate(None, _NOT_IN_TICKERS)
+            padded = " " + raw.translate(_ASCII_KEYS).decode("ascii")
+        else:
+            skeleton = _skeleton(text)
+            padded = " " + _lower(normalise(text))
+        names = self._explicit(text, skeleton, hits)
+        if names:
+            self._aliases(text, names, hits)
+        self._names(text, padded, hits)
+        chosen = _resolve(hits)
+        tickers = _tickers(text, skeleton, chosen)
+        if tickers:
+            chosen = _add_tickers(chosen, tickers)
+        # As _trusted_mention, inline: this runs for every mention of every article.
+        mentions: list[Mention] = []
+        append = mentions.append
+        new, set_dict, set_fields_set, set_extra, set_private = (
+            _new_object,
+            _set_dict,
+            _set_fields_set,
+            _set_extra,
+            _set_private,
+        )
+        fields_set = _MENTION_FIELDS
+        for start, end, _, _, fields in chosen:
+            values = fields.copy()
+            values["start"] = start
+            values["end"] = end
+            mention = new(Mention)
+            set_dict(mention, values)
+            set_fields_set(mention, fields_set)
+            set_extra(mention, None)
+            set_private(mention, None)
+            append(mention)
+        return mentions
 
     def summarize(
         self, mentions: Iterable[Mention], text: str, headline: str | None = None
@@ -566,36 +657,37 @@ def _remember(names: _Names, name: str, after: int, target: _Target) -> None:
             names[key] = (after, target)
 
 
-def _tickers(text: str, skeleton: bytes, chosen: list[_Hit], scale: int) -> list[_Hit]:
-    """Stage 3: bare tickers of US equities that the article already names (``chosen``, by _select)."""
-    named = {hit[3].ticker: hit[3] for hit in chosen if hit[3].ticker}
+def _tickers(text: str, skeleton: bytes, chosen: list[_Hit]) -> list[_Hit]:
+    """Stage 3: bare tickers of US equities that the article already names (``chosen``, in text order)."""
+    named: dict[str, _Target] = {}
+    written: dict[str, int] = {}  # how often an explicit form writes the ticker as it is
+    ambiguous = False  # two instruments in ``chosen`` share a ticker
+    for start, end, target, stage, _ in chosen:
+        ticker = target.ticker
+        if ticker:
+            if named.setdefault(ticker, target) is not target:
+                ambiguous = True
+            if stage == "explicit" and text[start:end] == ticker:
+                written[ticker] = written.get(ticker, 0) + 1
     found: list[_Hit] = []
     if not named:
         return found
-    written: dict[str, int] = {}  # how often an explicit form writes the ticker as it is
-    for _, start, end, target, stage, _ in chosen:
-        if stage != "explicit":
-            break  # explicit hits come first
-        if text[start:end] == target.ticker:
-            written[target.ticker] = written.get(target.ticker, 0) + 1
+    if ambiguous:  # the instrument of the hit taken last (in the order of _resolve) has the ticker
+        named = {hit[2].ticker: hit[2] for hit in sorted(chosen, key=_authority) if hit[2].ticker}
     n = len(text)
     for symbol, target in named.items():
         most = skeleton.count(target.probe) if target.probe else n  # the text holds it no more often
         if most <= written.get(symbol, 0):
             continue  # the text holds the ticker nowhere but in its explicit forms
         if target.distinctive:
-            where = _find_words(text, symbol, 0, n, ticker=True, most=most)
-            confidence = CONFIDENCE["ticker"]
+            where = _find_ticker(text, symbol, 0, n, most)
+            fields = target.fields("ticker", CONFIDENCE["ticker"])
         else:  # a word or a letter: only near a mention by another stage
-            places = sorted(hit[1] for hit in chosen if hit[3].ticker == symbol)
-            where = [
-                i
-                for lo, hi in _near(places)
-                for i in _find_words(text, symbol, lo, hi, ticker=True, most=most)
-            ]
-            confidence = NEAR_TICKER_CONFIDENCE
+            places = [hit[0] for hit in chosen if hit[2].ticker == symbol]
+            where = [i for lo, hi in _near(places) for i in _find_ticker(text, symbol, lo, hi, most)]
+            fields = target.fields("ticker", NEAR_TICKER_CONFIDENCE)
         length = len(symbol)
-        found.extend((i - length * scale, i, i + length, target, "ticker", confidence) for i in where)
+        found.extend((i, i + length, target, "ticker", fields) for i in where)
     return found
 
 
@@ -616,18 +708,93 @@ def _near(places: list[int]) -> list[tuple[int, int]]:
     return windows
 
 
-def _select(hits: list[_Hit], taken: bytearray, chosen: list[_Hit]) -> None:
-    """Add to ``chosen``, in order, the ``hits`` that overlap nothing ``taken``; mark them taken.
+def _resolve(hits: list[_Hit]) -> list[_Hit]:
+    """The ``hits`` that win where hits overlap (see :func:`_take`), in text order.
 
-    Hits are taken in their order (see ``_Hit``): the more authoritative stage first, then the longer
-    hit, then the earlier.
+    Hits that overlap no other are taken as they are; only each run of overlapping ones is ordered.
+    Sorts ``hits`` by start (keeping the order found among equal starts).
     """
-    hits.sort(key=_ORDER)
+    hits.sort(key=_START)
+    chosen: list[_Hit] = []
+    run: list[_Hit] = []
+    reach = -1  # where the current run of overlapping hits ends
     for hit in hits:
-        start, end = hit[1], hit[2]
-        if taken.find(1, start, end) < 0:
-            taken[start:end] = b"\x01" * (end - start)
-            chosen.append(hit)
+        if hit[0] >= reach:
+            if len(run) == 1:
+                chosen.append(run[0])
+            elif run:
+                chosen.extend(_take(run))
+            run = [hit]
+            reach = hit[1]
+        else:
+            run.append(hit)
+            if hit[1] > reach:
+                reach = hit[1]
+    if len(run) == 1:
+        chosen.append(run[0])
+    elif run:
+        chosen.extend(_take(run))
+    return chosen
+
+
+def _take(hits: list[_Hit]) -> list[_Hit]:
+    """Those of ``hits`` that overlap none taken before them, in text order.
+
+    Hits are taken in order of :func:`_authority`: the more authoritative stage first, then the
+    longer hit, then the earlier, then (the sort being stable) the one listed first.
+    """
+    if len(hits) == 2:  # the usual run: one of two wins
+        first, second = hits
+        return [first] if _authority(first) <= _authority(second) else [second]
+    hits.sort(key=_authority)
+    taken: list[_Hit] = []
+    for hit in hits:
+        start, end = hit[0], hit[1]
+        if not any(other[0] < end and start < other[1] for other in taken):
+            taken.append(hit)
+    taken.sort(key=_START)
+    return taken
+
+
+def _add_tickers(chosen: list[_Hit], tickers: list[_Hit]) -> list[_Hit]:
+    """``chosen`` (in text order, none overlapping) with the ``tickers`` that overlap none of them.
+
+    Between overlapping tickers, the one first in order of :func:`_authority` wins.
+    """
+    tickers.sort(key=_authority)
+    starts = [hit[0] for hit in chosen]
+    added: list[_Hit] = []
+    for hit in tickers:
+        start, end = hit[0], hit[1]
+        k = bisect_left(starts, end)  # chosen[k - 1], if any, ends last of those starting before ``end``
+        if k and chosen[k - 1][1] > start:
+            continue
+        if any(other[0] < end and start < other[1] for other in added):
+            continue
+        added.append(hit)
+    if not added:
+        return chosen
+    merged = chosen + added
+    merged.sort(key=_START)
+    return merged
+
+
+def _find_ticker(text: str, ticker: str, start: int, stop: int, most: int) -> list[int]:
+    """``_find_words(text, ticker, start, stop, ticker=True, most=most)``, for the ticker stage."""
+    found = []
+    size = len(ticker)
+    i = text.find(ticker, start, stop)
+    while i >= 0 and most:
+        most -= 1
+        end = i + size
+        if i == 0 or not (text[i - 1] in _TICKER_BEFORE or text[i - 1].isalnum()):
+            tail = text[end : end + 2]
+            if not tail or not (
+                tail[0].isalnum() or tail[0] in _TICKER_AFTER or (tail[0] in "-." and tail[1:].isalnum())
+            ):
+                found.append(i)
+        i = text.find(ticker, end, stop)
+    return found
 
 
 def _find_words(

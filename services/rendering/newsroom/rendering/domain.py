@@ -57,7 +57,10 @@ class Renderer:
         )
         self.env.globals.update(slot=slot, delay=delay_minutes)
         self.watchlist = tuple(watchlist)
-        self.macros: Any = self.env.get_template("macros.html").module
+        macros: Any = self.env.get_template("macros.html").module
+        self.macros = macros
+        # the same on every page: rendered once, not once per article
+        self.env.globals["recent_quotes"] = Markup(macros.recent_quotes(self.watchlist))  # noqa: S704 - our template
 
     # ------------------------------------------------------------------ shared pieces
 
@@ -88,7 +91,7 @@ class Renderer:
         return Page(path, tuple(manifest), fragments)
 
     def home(self) -> Page:
-        return self._page("home", "home", "home.html", watchlist=self.watchlist)
+        return self._page("home", "home", "home.html")
 
     def quote_page(self, iid: str, name: str | None) -> Page:
         exchange, symbol = split_instrument(iid)
@@ -135,7 +138,6 @@ class Renderer:
             a=a,
             body=Markup(body),  # noqa: S704 - sanitised at ingestion (nh3 allow-list), links escaped here
             tickers=[t for t in enriched.tickers if t.kind == "equity"],
-            watchlist=self.watchlist,
         )
 
 

@@ -15,7 +15,9 @@ SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="newsroom", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="newsroom", description="Newsroom: event-sourced microservices that run a financial news site."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from newsroom.cli import core
 

@@ -35,9 +35,11 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("demo", help="load the demo content into a running stack")
     p.set_defaults(func=cmd_demo)
-    __import__("newsroom.cli.ops", fromlist=["register"]).register(sub)  # tail, lag, dlq, status
-    __import__("newsroom.cli.replay", fromlist=["register"]).register(sub)  # replay (reset offsets)
-    __import__("newsroom.cli.rebuild", fromlist=["register"]).register(sub)  # rebuild fragments|enrichment
+    from newsroom.cli import ops, rebuild, replay
+
+    ops.register(sub)  # tail, lag, dlq, status, topics --describe
+    replay.register(sub)  # replay (reset a group's offsets)
+    rebuild.register(sub)  # rebuild fragments | enrichment
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -39,6 +39,13 @@ def test_assets_are_served_from_the_store(stack: RunningStack) -> None:
     assert httpx.get(stack.web + "/assets/nope.exe").status_code == 404
 
 
+def test_metrics_are_exposed(stack: RunningStack) -> None:
+    """The web tier publishes Prometheus metrics, including its page-cache misses."""
+    r = httpx.get(stack.web + "/metrics")
+    assert r.status_code == 200
+    assert "newsroom_web_page_cache_misses_total" in r.text
+
+
 def test_only_get_and_head(stack: RunningStack) -> None:
     """Other methods are 405."""
     assert httpx.post(stack.web + "/").status_code == 405

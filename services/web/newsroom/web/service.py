@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 from redis.exceptions import RedisError
 
 from newsroom.common.logging import configure_logging
@@ -33,6 +34,11 @@ log = structlog.get_logger(SERVICE)
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+CACHE_MISSES = Counter(
+    "newsroom_web_page_cache_misses_total", "Pages assembled from Redis (not served from memory)"
+)
+PAGE_CACHE_SIZE = Gauge("newsroom_web_page_cache_pages", "Assembled pages held in memory")
 
 SECURITY_HEADERS = [
     (
@@ -226,6 +232,9 @@ class Site:
         elif path == "/readyz":
             ok = await self._can_read()
             await respond(send, 200 if ok else 503, b"ok\n" if ok else b"not ready\n", b"text/plain")
+        elif path == "/metrics":
+            PAGE_CACHE_SIZE.set(len(self.cache.pages))
+            await respond(send, 200, generate_latest(), CONTENT_TYPE_LATEST.encode())
         elif path == "/live/quotes":
             await self._live(scope, send)
         elif path.startswith("/assets/"):
@@ -243,6 +252,7 @@ class Site:
     async def _page(self, scope: Scope, send: Send, page: str) -> None:
         entry = self.cache.get(page)
         if entry is None:
+            CACHE_MISSES.inc()
             epoch = self.cache.epoch
             try:
                 if self.reader is None:  # Redis was down at start-up and has not come back yet

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from newsroom.common.events import Mention, SecurityListed
-from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger, default_tagger
+from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger, _find_ticker, _find_words, default_tagger
 
 SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "nikkei-record-article.txt"
 
@@ -210,3 +210,40 @@ def test_mentions_are_the_same_as_validated_ones(tagger: Tagger, seed_text: str)
         assert hash(mention) == hash(validated)
         assert mention.model_fields_set == validated.model_fields_set
         assert mention.model_dump_json() == validated.model_dump_json()
+
+
+@pytest.mark.parametrize("ticker", ["A", "CAT", "AAPL", "BRK-B", "BF.B", "ON"])
+def test_regex_ticker_search_finds_what_the_word_search_finds(ticker: str) -> None:
+    """The ticker stage's regex search accepts exactly the places the plain whole-word search accepts."""
+    contexts = ["", " ", "(", ")", ".", ",", "-", "$", "'", "’", "_", "&", "x", "9", "é", ".B", "-B", ". "]
+    contexts.append("'s")
+    text = " ".join(f"{before}{ticker}{after}" for before in contexts for after in contexts)
+    text = f"{ticker} {text} {ticker}{ticker}A {ticker}"
+    n = len(text)
+    assert _find_ticker(text, ticker, 0, n) == _find_words(text, ticker, 0, n, ticker=True)
+    for lo, hi in [(0, 50), (7, 301), (n // 3, n // 2), (n - 40, n)]:
+        assert _find_ticker(text, ticker, lo, hi) == _find_words(text, ticker, lo, hi, ticker=True)
+
+
+def test_a_ticker_two_named_instruments_share_goes_to_the_one_whose_name_is_taken_last() -> None:
+    """Where two named instruments share a ticker, the bare ticker goes to the instrument of the hit
+    taken last in overlap order (here the shorter name), wherever the ticker stands."""
+
+    def listing(exchange: str, name: str) -> SecurityListed:
+        return SecurityListed(
+            instrument_id=f"{exchange}:XYZW",
+            symbol="XYZW",
+            exchange=exchange,
+            name=name,
+            aliases=(name,),
+            source="test",
+            as_of="2026-01-01",
+        )
+
+    tagger = Tagger.from_master([listing("NYSE", "Xylo Widgets"), listing("NASDAQ", "Xyzzy")])
+    text = "Xylo Widgets said XYZW rose; Xyzzy rose too."
+    assert [(m.exchange, m.stage) for m in tagger.tag(text)] == [
+        ("NYSE", "name"),
+        ("NASDAQ", "ticker"),
+        ("NASDAQ", "name"),
+    ]

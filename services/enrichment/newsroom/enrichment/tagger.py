@@ -23,6 +23,7 @@ import re
 import string
 import sys
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -69,6 +70,8 @@ _EXCHANGE_WORDS = {
     "TSE": "TYO",
     "TOKYO": "TYO",
 }
+# The exchange of each way of writing it that needs no tidying (others: upper-cased, without spaces).
+_EXCHANGE_WRITTEN = {**_EXCHANGE_WORDS, "Nasdaq": "NASDAQ", "Tokyo": "TYO"}
 _SYMBOL = r"[A-Z0-9][A-Za-z0-9]{0,5}(?:[./-][A-Z]{1,2})?"
 _FORM = re.compile(
     r"\(\s*(?P<exch>NYSE(?:\s*American|\s*Arca)?|NASDAQ(?:GS|GM|CM)?|Nasdaq|TYO|TSE|Tokyo)"
@@ -154,6 +157,7 @@ class _Target:
     """An instrument as hits carry it: its listing, its mentions' fields, its bare-ticker rule."""
 
     security: SecurityListed
+    instrument_id: str
     symbol: str
     exchange: str
     mic: str | None
@@ -162,6 +166,7 @@ class _Target:
     ticker: str  # the symbol its bare ticker is written as; "" unless a US equity (no bare tickers)
     distinctive: bool  # the ticker is neither a word nor one or two letters: tagged anywhere
     probe: bytes  # the ticker as it would appear in the text's skeleton (b"" when it cannot)
+    shared: bool  # another instrument the tagger may name could have the same ticker
     # The fields of its mentions by (stage, confidence), "start" and "end" to fill in (see fields()).
     _fields: dict[tuple[str, float], dict[str, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
@@ -188,12 +193,18 @@ class _Target:
             }
         return fields
 
+    @staticmethod
+    def ticker_of(security: SecurityListed) -> str:
+        """The ticker a US equity is written as; "" for anything else (no bare tickers)."""
+        return security.symbol if security.kind == "equity" and security.exchange in US_EXCHANGES else ""
+
     @classmethod
-    def of(cls, security: SecurityListed, words: frozenset[str]) -> _Target:
+    def of(cls, security: SecurityListed, words: frozenset[str], *, shared: bool = True) -> _Target:
         symbol = security.symbol
         us_equity = security.kind == "equity" and security.exchange in US_EXCHANGES
         return cls(
             security,
+            security.instrument_id,
             symbol,
             security.exchange,
             security.mic,
@@ -202,9 +213,13 @@ class _Target:
             symbol if us_equity else "",
             len(symbol) > 2 and symbol.lower() not in words,
             symbol.encode() if us_equity and _skeleton(symbol) == symbol.encode() else b"",
+            shared,
         )
 
 
+# Mentions are built as ``Mention.model_construct`` would, without its per-field bookkeeping (building
+# mentions was the tagger's costliest step): a new instance, its ``__dict__`` (every field, in field
+# order, already valid) and its three slots; a test checks the result equals a validated mention.
 _MENTION_FIELDS = frozenset(Mention.model_fields)  # every field is set; a frozen model never changes it
 _new_object = object.__new__
 # The setters of the attributes every model instance holds (``__dict__`` and three slots), straight
@@ -213,21 +228,6 @@ _set_dict = BaseModel.__dict__["__dict__"].__set__
 _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
-
-
-def _trusted_mention(values: dict[str, Any]) -> Mention:
-    """A :class:`Mention` of ``values`` (every field, in field order, already valid), not validated.
-
-    What ``Mention.model_construct`` does, without its per-field bookkeeping, which made building
-    mentions the tagger's costliest step; a test checks the result equals a validated mention.
-    (:meth:`Tagger.tag` does the same inline.)
-    """
-    mention: Mention = _new_object(Mention)
-    _set_dict(mention, values)
-    _set_fields_set(mention, _MENTION_FIELDS)
-    _set_extra(mention, None)
-    _set_private(mention, None)
-    return mention
 
 
 class _Alias(NamedTuple):
@@ -251,7 +251,6 @@ _Hit = tuple[int, int, _Target, str, dict[str, Any]]
 # Names written before explicit forms: (name, instrument id) -> (where its later uses start, target).
 _Names = dict[tuple[str, str], tuple[int, _Target]]
 _START = itemgetter(0)
-_END = itemgetter(1)
 
 
 def _authority(hit: _Hit) -> tuple[int, int, int]:
@@ -339,7 +338,13 @@ class Tagger:
     def __init__(self, master: SecurityMaster) -> None:
         self.master = master
         words = common_words()
-        self._targets = {security.instrument_id: _Target.of(security, words) for security in master}
+        ticker_count = Counter(_Target.ticker_of(security) for security in master)
+        self._targets = {
+            security.instrument_id: _Target.of(
+                security, words, shared=ticker_count[_Target.ticker_of(security)] > 1
+            )
+            for security in master
+        }
         # What explicit forms named: (exchange, symbol) -> (target, its fields); see _lookup_or_unlisted.
         self._explicit_targets: dict[tuple[str, str], tuple[_Target, dict[str, Any]]] = {}
         # The forms of a name before an explicit form to seek: (name, instrument id) -> forms.
@@ -392,33 +397,49 @@ class Tagger:
     def _explicit(self, text: str, skeleton: bytes, hits: list[_Hit]) -> _Names:
         """Stage 1: exchange-tagged forms; returns the names written just before them."""
         names: _Names = {}
+        explicit_targets = self._explicit_targets
         i = text.find("(")
         while i >= 0:
             m = _FORM.match(text, i)
             if m is None:
                 i = text.find("(", i + 1)
                 continue
-            i = text.find("(", m.end())
+            form_start, form_end = m.span()
+            i = text.find("(", form_end)
             written, syms, first, more = m.groups()
-            exchange = _EXCHANGE_WORDS.get(written.upper().replace(" ", ""), "NYSE")
-            if more:
-                offset = m.start(2)
-                symbols = [
-                    (offset + sm.start(), offset + sm.end(), sm.group())
-                    for sm in _SYMBOL_IN_LIST.finditer(syms)
-                ]
-            else:
+            exchange = _EXCHANGE_WRITTEN.get(written) or _EXCHANGE_WORDS.get(
+                written.upper().replace(" ", ""), "NYSE"
+            )
+            if not more:  # the usual form: one symbol
+                if first in _EXCHANGE_WORDS:
+                    continue
+                known = explicit_targets.get((exchange, first))
+                if known is None:
+                    known = self._lookup_or_unlisted(exchange, first)
                 start = m.start(3)
-                symbols = [(start, start + len(first), first)]
+                target = known[0]
+                hits.append((start, start + len(first), target, "explicit", known[1]))
+                name = _name_before(text, form_start)
+                if name:  # as _remember does
+                    key = (name, target.instrument_id)
+                    if key not in names or names[key][0] > form_end:
+                        names[key] = (form_end, target)
+                continue
+            offset = m.start(2)
+            symbols = [
+                (offset + sm.start(), offset + sm.end(), sm.group()) for sm in _SYMBOL_IN_LIST.finditer(syms)
+            ]
             found = 0
             for start, end, symbol in symbols:
                 if symbol in _EXCHANGE_WORDS:
                     continue
-                target, fields = self._lookup_or_unlisted(exchange, symbol)
-                hits.append((start, end, target, "explicit", fields))
+                known = explicit_targets.get((exchange, symbol))
+                if known is None:
+                    known = self._lookup_or_unlisted(exchange, symbol)
+                hits.append((start, end, known[0], "explicit", known[1]))
                 found += 1
             if found == 1:
-                _remember(names, _name_before(text, m.start()), m.end(), hits[-1][2])
+                _remember(names, _name_before(text, form_start), form_end, hits[-1][2])
         for form in _SHORT_FORMS:
             if form.hint not in skeleton:
                 continue
@@ -490,7 +511,7 @@ class Tagger:
             forms.append(form)
         if len(self._alias_forms) >= _REMEMBERED:
             self._alias_forms.clear()
-        found = self._alias_forms[name, target.security.instrument_id] = tuple(forms)
+        found = self._alias_forms[name, target.instrument_id] = tuple(forms)
         return found
 
     def _names(self, text: str, padded: str, hits: list[_Hit]) -> None:
@@ -530,14 +551,15 @@ class Tagger:
             skeleton = _skeleton(text)
             padded = " " + _lower(normalise(text))
         names = self._explicit(text, skeleton, hits)
+        explicit = hits.copy()
         if names:
             self._aliases(text, names, hits)
         self._names(text, padded, hits)
         chosen = _resolve(hits)
-        tickers = _tickers(text, skeleton, chosen)
+        tickers = _tickers(text, skeleton, chosen, explicit)
         if tickers:
             chosen = _add_tickers(chosen, tickers)
-        # As _trusted_mention, inline: this runs for every mention of every article.
+        # Mentions, not validated (see _MENTION_FIELDS): this runs for every mention of every article.
         mentions: list[Mention] = []
         append = mentions.append
         new, set_dict, set_fields_set, set_extra, set_private = (
@@ -623,8 +645,11 @@ def _name_before(text: str, pos: int) -> str:
     run = _NAME_RUN_REVERSED.match(head[::-1])
     if run is None:
         return ""
-    words = run.group()[::-1].split(" ")
-    if "," in run.group() or "." in run.group():
+    found = run.group()
+    if "," not in found and "." not in found and found[-1:].isupper():
+        return found[::-1]  # the usual case: the run is the name, as the general case below finds
+    words = found[::-1].split(" ")
+    if "," in found or "." in found:
         words = _name_words(words)
     while words and not words[0][:1].isupper():
         words.pop(0)
@@ -652,39 +677,49 @@ def _name_words(run: list[str]) -> list[str]:
 def _remember(names: _Names, name: str, after: int, target: _Target) -> None:
     """Note that ``name`` names ``target`` from ``after`` on (the earliest such place counts)."""
     if name:
-        key = (name, target.security.instrument_id)
+        key = (name, target.instrument_id)
         if key not in names or names[key][0] > after:
             names[key] = (after, target)
 
 
-def _tickers(text: str, skeleton: bytes, chosen: list[_Hit]) -> list[_Hit]:
-    """Stage 3: bare tickers of US equities that the article already names (``chosen``, in text order)."""
-    named: dict[str, _Target] = {}
-    written: dict[str, int] = {}  # how often an explicit form writes the ticker as it is
-    ambiguous = False  # two instruments in ``chosen`` share a ticker
-    for start, end, target, stage, _ in chosen:
-        ticker = target.ticker
-        if ticker:
-            if named.setdefault(ticker, target) is not target:
-                ambiguous = True
-            if stage == "explicit" and text[start:end] == ticker:
-                written[ticker] = written.get(ticker, 0) + 1
+def _tickers(text: str, skeleton: bytes, chosen: list[_Hit], explicit: list[_Hit]) -> list[_Hit]:
+    """Stage 3: bare tickers of US equities that the article already names (``chosen``, in text order).
+
+    ``explicit`` holds the explicit stage's hits (those of them in ``chosen`` count).
+    """
+    named = {hit[2].ticker: hit[2] for hit in chosen}
+    named.pop("", None)
     found: list[_Hit] = []
     if not named:
         return found
-    if ambiguous:  # the instrument of the hit taken last (in the order of _resolve) has the ticker
+    if any(target.shared for target in named.values()):
+        # Another instrument in ``chosen`` may have the ticker: it goes to the one taken last in the
+        # order of _resolve (the more authoritative, the longer, the earlier hit first).
         named = {hit[2].ticker: hit[2] for hit in sorted(chosen, key=_authority) if hit[2].ticker}
+    written: dict[str, int] = {}  # how often an explicit form writes the ticker as it is
+    if len(explicit) > 1:
+        explicit.sort(key=_START)
+        if any(explicit[k][1] > explicit[k + 1][0] for k in range(len(explicit) - 1)):
+            # Some overlap, and lose to each other; only explicit hits beat explicit hits.
+            explicit = [hit for hit in chosen if hit[3] == "explicit"]
+    for start, end, target, _, _ in explicit:
+        ticker = target.ticker
+        if ticker and text[start:end] == ticker:
+            written[ticker] = written.get(ticker, 0) + 1
     n = len(text)
+    count = skeleton.count
     for symbol, target in named.items():
-        most = skeleton.count(target.probe) if target.probe else n  # the text holds it no more often
+        most = count(target.probe) if target.probe else n  # the text holds it no more often
         if most <= written.get(symbol, 0):
             continue  # the text holds the ticker nowhere but in its explicit forms
         if target.distinctive:
-            where = _find_ticker(text, symbol, 0, n, most)
+            where = _find_ticker(text, symbol, 0, n)
+            if not where:
+                continue
             fields = target.fields("ticker", CONFIDENCE["ticker"])
         else:  # a word or a letter: only near a mention by another stage
             places = [hit[0] for hit in chosen if hit[2].ticker == symbol]
-            where = [i for lo, hi in _near(places) for i in _find_ticker(text, symbol, lo, hi, most)]
+            where = [i for lo, hi in _near(places) for i in _find_ticker(text, symbol, lo, hi)]
             fields = target.fields("ticker", NEAR_TICKER_CONFIDENCE)
         length = len(symbol)
         found.extend((i, i + length, target, "ticker", fields) for i in where)
@@ -714,25 +749,34 @@ def _resolve(hits: list[_Hit]) -> list[_Hit]:
     Hits that overlap no other are taken as they are; only each run of overlapping ones is ordered.
     Sorts ``hits`` by start (keeping the order found among equal starts).
     """
+    if not hits:
+        return hits
     hits.sort(key=_START)
     chosen: list[_Hit] = []
-    run: list[_Hit] = []
-    reach = -1  # where the current run of overlapping hits ends
-    for hit in hits:
+    append = chosen.append
+    last = hits[0]  # the latest hit, when it overlaps no earlier one
+    run: list[_Hit] | None = None  # else the run of overlapping hits it belongs to
+    reach = last[1]  # where the latest hit or run ends
+    for i in range(1, len(hits)):
+        hit = hits[i]
         if hit[0] >= reach:
-            if len(run) == 1:
-                chosen.append(run[0])
-            elif run:
+            if run is None:
+                append(last)
+            else:
                 chosen.extend(_take(run))
-            run = [hit]
+                run = None
+            last = hit
             reach = hit[1]
         else:
-            run.append(hit)
+            if run is None:
+                run = [last, hit]
+            else:
+                run.append(hit)
             if hit[1] > reach:
                 reach = hit[1]
-    if len(run) == 1:
-        chosen.append(run[0])
-    elif run:
+    if run is None:
+        append(last)
+    else:
         chosen.extend(_take(run))
     return chosen
 
@@ -761,15 +805,17 @@ def _add_tickers(chosen: list[_Hit], tickers: list[_Hit]) -> list[_Hit]:
 
     Between overlapping tickers, the one first in order of :func:`_authority` wins.
     """
-    tickers.sort(key=_authority)
-    starts = [hit[0] for hit in chosen]
+    tickers.sort(key=_START)
+    apart = all(tickers[k][1] <= tickers[k + 1][0] for k in range(len(tickers) - 1))
+    if not apart:
+        tickers.sort(key=_authority)  # the order they are taken in matters
     added: list[_Hit] = []
     for hit in tickers:
         start, end = hit[0], hit[1]
-        k = bisect_left(starts, end)  # chosen[k - 1], if any, ends last of those starting before ``end``
+        k = bisect_left(chosen, end, key=_START)  # chosen[k - 1], if any, ends last of those before ``end``
         if k and chosen[k - 1][1] > start:
             continue
-        if any(other[0] < end and start < other[1] for other in added):
+        if not apart and any(other[0] < end and start < other[1] for other in added):
             continue
         added.append(hit)
     if not added:
@@ -779,22 +825,26 @@ def _add_tickers(chosen: list[_Hit], tickers: list[_Hit]) -> list[_Hit]:
     return merged
 
 
-def _find_ticker(text: str, ticker: str, start: int, stop: int, most: int) -> list[int]:
-    """``_find_words(text, ticker, start, stop, ticker=True, most=most)``, for the ticker stage."""
-    found = []
-    size = len(ticker)
-    i = text.find(ticker, start, stop)
-    while i >= 0 and most:
-        most -= 1
-        end = i + size
-        if i == 0 or not (text[i - 1] in _TICKER_BEFORE or text[i - 1].isalnum()):
-            tail = text[end : end + 2]
-            if not tail or not (
-                tail[0].isalnum() or tail[0] in _TICKER_AFTER or (tail[0] in "-." and tail[1:].isalnum())
-            ):
-                found.append(i)
-        i = text.find(ticker, end, stop)
-    return found
+@lru_cache(maxsize=16384)
+def _ticker_pattern(ticker: str) -> re.Pattern[str]:
+    """Where ``ticker`` stands as a bare ticker, as :func:`_find_words` (``ticker=True``) accepts it.
+
+    The ticker first, so that the regex engine seeks it as a literal (fast); the character before it
+    checked after it (by a look-behind over the ticker); the characters after it by a look-ahead.
+    """
+    word = re.escape(ticker)
+    before = "".join(re.escape(c) for c in _TICKER_BEFORE)
+    after = "".join(re.escape(c) for c in _TICKER_AFTER)
+    return re.compile(rf"{word}(?<![\w{before}]{word})(?![\w{after}]|[\-.][^\W_])")
+
+
+def _find_ticker(text: str, ticker: str, start: int, stop: int) -> list[int]:
+    """``_find_words(text, ticker, start, stop, ticker=True)``, for the ticker stage."""
+    pattern = _ticker_pattern(ticker)
+    if start == 0 and stop >= len(text):
+        return [m.start() for m in pattern.finditer(text)]
+    # The look-behind sees the text before ``start``; the look-ahead, two characters past ``stop``.
+    return [m.start() for m in pattern.finditer(text, start, stop + 2) if m.end() <= stop]
 
 
 def _find_words(

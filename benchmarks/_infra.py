@@ -4,11 +4,64 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from newsroom.cli.stack import private_stack
 from newsroom.common.settings import Settings
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A measured throughput."""
+
+    records: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+async def raw_consume(
+    settings: Settings, topic: str, *, keep: bool = False
+) -> tuple[Rate, list[ConsumerRecord[Any, Any]]]:
+    """The baseline: read a whole topic with a plain aiokafka consumer (``getmany``, no decoding).
+
+    Whole fetches are kept and reading stops once every partition's position reaches the end
+    offset seen at the start (the embedded broker reports that end as the last batch's base + 1).
+    ``keep`` also returns the records, for a second pass over the very same data.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms, max_poll_records=5000,
+    )  # fmt: skip
+    await consumer.start()
+    kept: list[ConsumerRecord[Any, Any]] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        started = time.perf_counter()
+        remaining = {tp for tp in tps if end[tp] > 0}
+        n = 0
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
+            for tp, recs in fetched.items():
+                n += len(recs)
+                if keep:
+                    kept.extend(recs)
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        return Rate(n, time.perf_counter() - started), kept
+    finally:
+        await consumer.stop()
 
 
 @contextlib.contextmanager

@@ -21,16 +21,15 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from benchmarks._infra import embedded
+from benchmarks._infra import Rate, embedded, raw_consume
 from newsroom.cli.stack import Stack
 from newsroom.common.events import TickReceived, encode, instrument_id, new_envelope
 from newsroom.common.settings import Settings
@@ -43,18 +42,6 @@ INSTRUMENTS = 500
 BURST = 20_000  # records produced before waiting for the acknowledgements
 SERVICE_TIMEOUT_S = 90.0
 GROUP = "quotes"
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A measured throughput."""
-
-    records: int
-    seconds: float
-
-    @property
-    def per_second(self) -> float:
-        return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
 def tick_values(n: int, instruments: int, seed: int = 225) -> list[tuple[bytes, bytes]]:
@@ -115,35 +102,6 @@ async def end_offsets(settings: Settings) -> dict[TopicPartition, int]:
         return dict(await consumer.end_offsets(tps))
     finally:
         await consumer.stop()
-
-
-async def raw_consume(settings: Settings, end: dict[TopicPartition, int]) -> tuple[Rate, list[Any]]:
-    """Read the whole topic with a plain consumer (``getmany``, no decoding); also return the records."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        max_poll_records=5000,
-    )
-    await consumer.start()
-    kept: list[ConsumerRecord[Any, Any]] = []
-    try:
-        tps = list(end)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        started = time.perf_counter()
-        remaining = {tp for tp in tps if end[tp] > 0}
-        while remaining:
-            fetched = await consumer.getmany(*tps, timeout_ms=1000, max_records=5000)
-            for tp, recs in fetched.items():
-                kept.extend(recs)
-                if recs and recs[-1].offset + 1 >= end[tp]:
-                    remaining.discard(tp)
-        elapsed = time.perf_counter() - started
-    finally:
-        await consumer.stop()
-    return Rate(len(kept), elapsed), kept
 
 
 async def committed_total(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> int:
@@ -211,7 +169,7 @@ def main() -> None:
         show("produced (bursts):", asyncio.run(fill(settings, records)))
         end = asyncio.run(end_offsets(settings))
         print("partition ends:", {tp.partition: off for tp, off in sorted(end.items())})
-        raw, consumed = asyncio.run(raw_consume(settings, end))
+        raw, consumed = asyncio.run(raw_consume(settings, TICKS.name, keep=True))
         show("raw aiokafka consume:", raw)
         show("in-process handler:", in_process(settings, consumed))
         service = asyncio.run(service_consume(settings, end, Path(tmp)))

@@ -19,13 +19,11 @@ import argparse
 import asyncio
 import random
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 
-from benchmarks._infra import embedded
+from benchmarks._infra import Rate, embedded, raw_consume
 from newsroom.common.events import ArticleContent, ArticleEnriched, new_envelope
 from newsroom.common.messaging import Outgoing, Publisher
 from newsroom.common.settings import Settings
@@ -45,18 +43,6 @@ FILLER = (
     "Trading volumes were above their thirty-day average as investors weighed the outlook for demand, "
     "margins and capital spending in the second half, while analysts revised their estimates. "
 )
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A measured throughput."""
-
-    records: int
-    seconds: float
-
-    @property
-    def per_second(self) -> float:
-        return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
 def body_text(rng: random.Random) -> str:
@@ -135,35 +121,6 @@ async def fill(settings: Settings, events: list[Outgoing]) -> Rate:
     return Rate(len(events), time.perf_counter() - started)
 
 
-async def raw_consume(settings: Settings) -> Rate:
-    """Read the whole enriched topic with a plain consumer (whole fetches, stop at the reported end)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms, max_poll_records=5000,
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(ENRICHED.name, p)
-            for p in sorted(consumer.partitions_for_topic(ENRICHED.name) or ())
-        ]
-        consumer.assign(tps)
-        started = time.perf_counter()
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if end[tp] > 0}
-        n = 0
-        while remaining:
-            fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
-            for tp, recs in fetched.items():
-                n += len(recs)
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-        return Rate(n, time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
 async def run(settings: Settings, count: int, concurrency: int) -> None:
     """Fill the topic, then measure raw consume and the rebuild over it."""
     base = await templates(TEMPLATES)
@@ -175,7 +132,7 @@ async def run(settings: Settings, count: int, concurrency: int) -> None:
     filled = await fill(settings, events)
     del events
     print(f"fill:    {filled.per_second:,.0f} events/s ({filled.seconds:.1f} s)")
-    raw = await raw_consume(settings)
+    raw, _ = await raw_consume(settings, ENRICHED.name)
     print(f"raw:     {raw.per_second:,.0f} records/s ({raw.records:,} in {raw.seconds:.1f} s)")
 
     from newsroom.cli.rebuild import rebuild_fragments

@@ -52,10 +52,6 @@ class Envelope(BaseModel):
     causation_id: str | None = None
     data: SerializeAsAny[Payload]
 
-    @property
-    def payload(self) -> Payload:
-        return self.data
-
 
 class EventDecodeError(ValueError):
     """A record that is not a valid newsroom event; the reason says why."""

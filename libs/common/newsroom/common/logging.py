@@ -8,15 +8,12 @@ from typing import Any
 
 import structlog
 
-_configured = False
+from newsroom.common.settings import Settings
 
 
 def configure_logging(service: str, *, level: str = "INFO", json: bool | None = None) -> None:
     """Route structlog and the standard library (uvicorn, aiokafka) through one chain."""
-    global _configured
     if json is None:
-        from newsroom.common.settings import Settings
-
         fmt = Settings().log_format
         json = not sys.stderr.isatty() if fmt == "auto" else fmt == "json"
     shared: list[Any] = [
@@ -53,4 +50,3 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool | None = 
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
-    _configured = True

@@ -65,3 +65,27 @@ def test_dockerfile_installs_the_project_and_runs_newsroom() -> None:
     assert "FROM python:3.11" in text
     assert "pip install ." in text
     assert 'ENTRYPOINT ["newsroom"]' in text
+
+
+def test_the_wheel_the_image_installs_carries_templates_and_data(tmp_path: Path) -> None:
+    """`pip install .` (what the Dockerfile runs) ships templates, reference data and demo content."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("newsroom-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in (
+        "newsroom/rendering/templates/article.html",
+        "newsroom/rendering/templates/site.css",
+        "newsroom/enrichment/data/sec_listings.csv",
+        "newsroom/cli/demo/seed.json",
+        "newsroom/quotes/splits.csv",
+        "newsroom/web/service.py",
+    ):
+        assert expected in names, expected

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +31,14 @@ from rich.table import Table
 from rich.text import Text
 
 from newsroom.common.events import EventDecodeError, decode
+from newsroom.common.lag import (
+    LagRow,
+    admin_client,
+    committed_offsets,
+    lag_rows,
+    partitions_of,
+    plain_consumer,
+)
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS, DEAD_LETTERS
 
@@ -107,25 +115,6 @@ class Span:
         return max(0, self.end - self.begin)
 
 
-def plain_consumer(settings: Settings, group_id: str | None = None, **kwargs: Any) -> AIOKafkaConsumer:
-    """A consumer that never joins a group and never auto-commits (``assign`` it)."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=group_id,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        **kwargs,
-    )
-
-
-def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
-    """Every partition of the named topics that exist, in order."""
-    out: list[TopicPartition] = []
-    for topic in topics:
-        out += [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-    return out
-
-
 async def spans(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> dict[TopicPartition, Span]:
     """Start and (reported) end offsets of the given partitions."""
     if not tps:
@@ -133,22 +122,6 @@ async def spans(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> di
     begin = await consumer.beginning_offsets(list(tps))
     end = await consumer.end_offsets(list(tps))
     return {tp: Span(begin[tp], end[tp]) for tp in tps}
-
-
-async def admin_client(settings: Settings) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="newsroom-ops")
-    await admin.start()
-    return admin
-
-
-async def committed_offsets(
-    admin: AIOKafkaAdminClient, group: str, tps: Sequence[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """The group's committed offsets for those of ``tps`` it has committed (asked partition by partition)."""
-    if not tps:
-        return {}
-    found = await admin.list_consumer_group_offsets(group, partitions=list(tps))
-    return {tp: om.offset for tp, om in found.items() if om.offset >= 0}
 
 
 async def live_members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
@@ -160,10 +133,6 @@ async def live_members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
             if error_code == 0 and group_id == group:
                 members += [m[0] for m in group_members]
     return members
-
-
-async def list_groups(admin: AIOKafkaAdminClient) -> list[str]:
-    return sorted({str(g[0]) for g in await admin.list_consumer_groups()})
 
 
 async def commit_offsets(settings: Settings, group: str, offsets: dict[TopicPartition, int]) -> None:
@@ -396,36 +365,6 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- lag
-
-
-@dataclass(frozen=True)
-class LagRow:
-    group: str
-    tp: TopicPartition
-    committed: int
-    end: int
-
-    @property
-    def lag(self) -> int:
-        return max(0, self.end - self.committed)
-
-
-async def lag_rows(settings: Settings, groups: Sequence[str] | None = None) -> list[LagRow]:
-    """Committed offset and (reported) end of every partition each group has committed on."""
-    admin = await admin_client(settings)
-    consumer = plain_consumer(settings)
-    await consumer.start()
-    try:
-        tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
-        ends = await consumer.end_offsets(tps) if tps else {}
-        rows: list[LagRow] = []
-        for group in groups or await list_groups(admin):
-            for tp, off in sorted((await committed_offsets(admin, group, tps)).items()):
-                rows.append(LagRow(group, tp, off, ends[tp]))
-        return rows
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 def lag_table(rows: Sequence[LagRow]) -> Table:

@@ -41,7 +41,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from newsroom.cli.ops import console, partitions_of, plain_consumer, spans
+from newsroom.cli.ops import console, spans
 from newsroom.common.events import (
     ArticleContent,
     ArticleEnriched,
@@ -51,6 +51,7 @@ from newsroom.common.events import (
     decode,
     new_envelope,
 )
+from newsroom.common.lag import partitions_of, plain_consumer
 from newsroom.common.messaging import Outgoing, read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.store import Pointers, connect

@@ -18,18 +18,15 @@ from rich.table import Table
 from rich.text import Text
 
 from newsroom.cli.ops import (
-    admin_client,
     commit_offsets,
-    committed_offsets,
     console,
     live_members,
     parse_datetime,
     parse_duration,
-    partitions_of,
-    plain_consumer,
     spans,
     to_ms,
 )
+from newsroom.common.lag import admin_client, committed_offsets, partitions_of, plain_consumer
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS
 

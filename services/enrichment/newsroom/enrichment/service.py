@@ -25,6 +25,7 @@ from newsroom.common.events import (
     SecurityListed,
     new_envelope,
 )
+from newsroom.common.lag import lag_reporting
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import (
     Outgoing,
@@ -153,7 +154,8 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
     await _load_master()
-    yield
+    async with lag_reporting(settings, ["enrichment"]):
+        yield
     log.info("enrichment stopped")
 
 

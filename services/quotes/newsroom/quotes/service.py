@@ -31,6 +31,7 @@ from faststream.message import StreamMessage
 from prometheus_client import Counter
 
 from newsroom.common.events import TickReceived, new_envelope
+from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker
 from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED, ops_routes
@@ -215,6 +216,7 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
         seconds=round(time.perf_counter() - started, 2),
     )
     _tasks.append(asyncio.create_task(_ticker()))
+    _tasks.append(asyncio.create_task(report_lag(settings, [GROUP])))
     yield
     for task in _tasks:
         task.cancel()

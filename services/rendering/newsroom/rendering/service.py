@@ -19,6 +19,7 @@ import structlog
 from faststream.asgi import AsgiFastStream
 
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, QuoteUpdated
+from newsroom.common.lag import lag_reporting
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker, process_batch
 from newsroom.common.ops import ops_routes
@@ -252,7 +253,8 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
     await writers()
-    yield
+    async with lag_reporting(settings, ["rendering-articles", "rendering-quotes"]):
+        yield
     await redis.aclose()
     log.info("rendering stopped")
 

@@ -1,0 +1,121 @@
+"""Consumer groups seen from outside: committed offsets, end offsets and lag.
+
+Shared by the ``newsroom lag|status|replay`` commands and by every consuming service,
+which exports its own lag as the ``newsroom_consumer_lag`` gauge. On the embedded broker
+the end offset is the last batch's base offset + 1, so lag there is approximate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import Gauge
+
+from newsroom.common.settings import Settings
+from newsroom.common.topics import ALL_TOPICS
+
+CONSUMER_LAG = Gauge(
+    "newsroom_consumer_lag",
+    "Records behind the end of a partition (approximate)",
+    ["group", "topic", "partition"],
+)
+log = structlog.get_logger(__name__)
+
+
+def plain_consumer(settings: Settings, group_id: str | None = None, **kwargs: Any) -> AIOKafkaConsumer:
+    """A consumer that never joins a group and never auto-commits (``assign`` it)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        **kwargs,
+    )
+
+
+def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of the named topics that exist, in order."""
+    out: list[TopicPartition] = []
+    for topic in topics:
+        out += [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    return out
+
+
+async def admin_client(settings: Settings) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="newsroom-lag")
+    await admin.start()
+    return admin
+
+
+async def committed_offsets(
+    admin: AIOKafkaAdminClient, group: str, tps: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The group's committed offsets for those of ``tps`` it has committed (asked partition by partition)."""
+    if not tps:
+        return {}
+    found = await admin.list_consumer_group_offsets(group, partitions=list(tps))
+    return {tp: om.offset for tp, om in found.items() if om.offset >= 0}
+
+
+async def list_groups(admin: AIOKafkaAdminClient) -> list[str]:
+    return sorted({str(g[0]) for g in await admin.list_consumer_groups()})
+
+
+@dataclass(frozen=True)
+class LagRow:
+    group: str
+    tp: TopicPartition
+    committed: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)
+
+
+async def lag_rows(settings: Settings, groups: Sequence[str] | None = None) -> list[LagRow]:
+    """Committed offset and (reported) end of every partition each group has committed on."""
+    admin = await admin_client(settings)
+    consumer = plain_consumer(settings)
+    await consumer.start()
+    try:
+        tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
+        ends = await consumer.end_offsets(tps) if tps else {}
+        rows: list[LagRow] = []
+        for group in groups or await list_groups(admin):
+            for tp, off in sorted((await committed_offsets(admin, group, tps)).items()):
+                rows.append(LagRow(group, tp, off, ends[tp]))
+        return rows
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def report_lag(settings: Settings, groups: Sequence[str], interval: float = 15.0) -> None:
+    """Keep the ``newsroom_consumer_lag`` gauge current for ``groups`` (runs until cancelled)."""
+    while True:
+        try:
+            for row in await lag_rows(settings, groups):
+                CONSUMER_LAG.labels(row.group, row.tp.topic, str(row.tp.partition)).set(row.lag)
+        except Exception as exc:  # a metric must never take the service down; try again next round
+            log.warning("consumer lag not measured", error=str(exc))
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def lag_reporting(settings: Settings, groups: Sequence[str]) -> AsyncIterator[None]:
+    """Run :func:`report_lag` for the lifetime of a service."""
+    task = asyncio.create_task(report_lag(settings, groups))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -709,20 +709,24 @@ def _tickers(text: str, skeleton: bytes, chosen: list[_Hit], explicit: list[_Hit
     n = len(text)
     count = skeleton.count
     for symbol, target in named.items():
-        most = count(target.probe) if target.probe else n  # the text holds it no more often
-        if most <= written.get(symbol, 0):
+        probe = target.probe
+        if (count(probe) if probe else n) <= written.get(symbol, 0):
             continue  # the text holds the ticker nowhere but in its explicit forms
+        # As _find_ticker finds them, inlined (this runs for most tickers of most articles): where a
+        # window ends, the look-ahead sees the two characters past it.
+        finditer = _ticker_pattern(symbol).finditer
         if target.distinctive:
-            where = _find_ticker(text, symbol, 0, n)
+            where = [m.start() for m in finditer(text)]
             if not where:
                 continue
             fields = target.fields("ticker", CONFIDENCE["ticker"])
         else:  # a word or a letter: only near a mention by another stage
             places = [hit[0] for hit in chosen if hit[2].ticker == symbol]
-            where = [i for lo, hi in _near(places) for i in _find_ticker(text, symbol, lo, hi)]
+            windows = _near(places)
+            where = [m.start() for lo, hi in windows for m in finditer(text, lo, hi + 2) if m.end() <= hi]
             fields = target.fields("ticker", NEAR_TICKER_CONFIDENCE)
         length = len(symbol)
-        found.extend((i, i + length, target, "ticker", fields) for i in where)
+        found += [(i, i + length, target, "ticker", fields) for i in where]
     return found
 
 

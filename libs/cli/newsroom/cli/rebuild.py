@@ -55,6 +55,7 @@ from newsroom.common.lag import partitions_of, plain_consumer
 from newsroom.common.messaging import Outgoing, read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.store import Pointers, connect
+from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
 
 SHADOW_TTL_S = 30
@@ -222,13 +223,10 @@ async def shadow_pointer(redis: aioredis.Redis, pointers: Pointers, namespace: s
             if await redis.get(pointers.shadow) == namespace.encode():
                 await redis.expire(pointers.shadow, SHADOW_TTL_S)
 
-    task = asyncio.create_task(refresh())
     try:
-        yield
+        async with in_background(refresh()):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         if await redis.get(pointers.shadow) == namespace.encode():  # not switched: stop the double writes
             await redis.delete(pointers.shadow)
 

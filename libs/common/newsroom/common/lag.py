@@ -8,8 +8,7 @@ the end offset is the last batch's base offset + 1, so lag there is approximate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,15 +106,3 @@ async def report_lag(settings: Settings, groups: Sequence[str], interval: float 
         except Exception as exc:  # a metric must never take the service down; try again next round
             log.warning("consumer lag not measured", error=str(exc))
         await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def lag_reporting(settings: Settings, groups: Sequence[str]) -> AsyncIterator[None]:
-    """Run :func:`report_lag` for the lifetime of a service."""
-    task = asyncio.create_task(report_lag(settings, groups))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

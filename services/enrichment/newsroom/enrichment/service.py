@@ -25,7 +25,7 @@ from newsroom.common.events import (
     SecurityListed,
     new_envelope,
 )
-from newsroom.common.lag import lag_reporting
+from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import (
     Outgoing,
@@ -38,6 +38,7 @@ from newsroom.common.messaging import (
 )
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
+from newsroom.common.tasks import in_background
 from newsroom.common.text import html_text
 from newsroom.common.topics import ARTICLES, ENRICHED, SECURITIES, ensure_topics
 from newsroom.enrichment.master import build_master
@@ -154,7 +155,7 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
     await _load_master()
-    async with lag_reporting(settings, ["enrichment"]):
+    async with in_background(report_lag(settings, ["enrichment"])):
         yield
     log.info("enrichment stopped")
 

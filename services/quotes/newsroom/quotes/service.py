@@ -16,7 +16,6 @@ re-delivered; its snapshots are marked to be published again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -36,6 +35,7 @@ from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker
 from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED, ops_routes
 from newsroom.common.settings import Settings, get_settings
+from newsroom.common.tasks import in_background
 from newsroom.common.topics import SNAPSHOTS, TICKS, ensure_topics
 from newsroom.quotes.domain import QuoteBook
 from newsroom.quotes.pipeline import BatchOutcome, book_config, ingest
@@ -130,9 +130,6 @@ async def _ticker() -> None:
             log.exception("flushing due snapshots failed")
 
 
-_tasks: list[asyncio.Task[None]] = []
-
-
 async def committed_offsets(cfg: Settings, group: str = GROUP) -> dict[TopicPartition, int]:
     """The consumer group's committed offset per ticks partition (partitions without one are left out)."""
     consumer = AIOKafkaConsumer(
@@ -215,13 +212,8 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
         instruments=len(book.instrument_ids),
         seconds=round(time.perf_counter() - started, 2),
     )
-    _tasks.append(asyncio.create_task(_ticker()))
-    _tasks.append(asyncio.create_task(report_lag(settings, [GROUP])))
-    yield
-    for task in _tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with in_background(_ticker(), report_lag(settings, [GROUP])):
+        yield
     log.info("quotes stopped")
 
 

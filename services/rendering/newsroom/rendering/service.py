@@ -19,12 +19,13 @@ import structlog
 from faststream.asgi import AsgiFastStream
 
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, QuoteUpdated
-from newsroom.common.lag import lag_reporting
+from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker, process_batch
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
 from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, connect
+from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import Page, Renderer
 
@@ -253,7 +254,7 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
     await writers()
-    async with lag_reporting(settings, ["rendering-articles", "rendering-quotes"]):
+    async with in_background(report_lag(settings, ["rendering-articles", "rendering-quotes"])):
         yield
     await redis.aclose()
     log.info("rendering stopped")

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
-import redis.asyncio as aioredis
 
 from newsroom.cli import demo
 from newsroom.cli.core import publish_ticks
 from newsroom.common.events import TickReceived
+from newsroom.common.store import connect
 from tests.conftest import RunningStack, apoll, poll, publish_and_wait
 
 NVDA_FRAGMENTS = {"chip:NASDAQ:NVDA", "qrow:NASDAQ:NVDA", "qdetail:NASDAQ:NVDA"}
@@ -34,7 +34,7 @@ async def test_nvda_tick_updates_chip_and_box_and_nothing_else(stack: RunningSta
     path = _seed_article_path(stack)
     price = Decimal("190.00") + Decimal(uuid.uuid4().int % 900) / 100
     shown = f"{price:,.2f}"
-    redis = aioredis.Redis.from_url(stack.settings.redis_url)
+    redis = connect(stack.settings.redis_url)
     await redis.config_set("notify-keyspace-events", "E$")
     pubsub = redis.pubsub()
     await pubsub.psubscribe("__keyevent@0__:set")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from newsroom.common.events import ArticleContent, ArticleEnriched, ArticleRetracted
+from newsroom.common.events import ArticleContent, ArticleEnriched, ArticleRetracted, TaggedTicker
 from newsroom.common.settings import DEFAULT_WATCHLIST
-from newsroom.common.store import FragmentReader
-from newsroom.rendering.domain import Renderer
+from newsroom.common.store import FragmentReader, connect
+from newsroom.rendering.domain import ArticleEvent, Renderer
 from newsroom.rendering.service import FragmentWriter
 from tests.conftest import RunningStack
 from tests.rendering.test_domain import enriched
@@ -19,7 +19,7 @@ from tests.rendering.test_domain import enriched
 
 @pytest.fixture
 async def writer(infra: RunningStack) -> AsyncIterator[FragmentWriter]:
-    redis = aioredis.Redis.from_url(infra.settings.redis_url)
+    redis = connect(infra.settings.redis_url)
     renderer = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20)
     w = FragmentWriter(redis, f"test-{uuid.uuid4().hex}", renderer)
     await w.setup()
@@ -74,3 +74,74 @@ async def test_retraction_is_final(writer: FragmentWriter) -> None:
     home = await page_text(writer, "home")
     assert "Soon gone" not in home
     assert "Zombie" not in home
+
+
+def story(
+    article_id: str, n: int, headline: str, tickers: tuple[tuple[str, str, str], ...]
+) -> ArticleEnriched:
+    """Revision ``n`` of article ``article_id`` listing ``tickers``."""
+    base = revision(n, headline)
+    article = base.article.model_copy(update={"article_id": article_id, "slug": f"story-{article_id}"})
+    listed = tuple(
+        TaggedTicker(symbol=s, exchange=e, name=name or None, mentions=1, relevance=1.0)
+        for s, e, name in tickers
+    )
+    return base.model_copy(update={"article": article, "tickers": listed})
+
+
+async def dump(w: FragmentWriter) -> dict[str, Any]:
+    """Every key of the writer's namespace (namespace cut off) with its value, whatever its type."""
+    out: dict[str, Any] = {}
+    async for raw in w.redis.scan_iter(match=f"{w.namespace}:*"):
+        key = raw.decode().removeprefix(w.namespace)
+        kind = await w.redis.type(raw)
+        if kind == b"string":
+            out[key] = await w.redis.get(raw)
+        elif kind == b"list":
+            out[key] = await w.redis.lrange(raw, 0, -1)
+        elif kind == b"zset":
+            out[key] = await w.redis.zrange(raw, 0, -1, withscores=True)
+        elif kind == b"hash":
+            out[key] = await w.redis.hgetall(raw)
+    return out
+
+
+async def test_a_batch_leaves_the_store_as_one_by_one_application_does(infra: RunningStack) -> None:
+    """Revisions, stale redeliveries and retractions applied as one batch leave the same keys and bytes."""
+    intc, amd = ("INTC", "NASDAQ", ""), ("AMD", "NASDAQ", "Advanced Micro Devices")
+    cat = ("CAT", "NYSE", "Caterpillar")
+    events: list[ArticleEvent] = [
+        story("a1", 1, "First", (intc, amd)),
+        story("b1", 1, "Doomed", (cat,)),
+        story("a1", 2, "Second", (("INTC", "NASDAQ", "Intel"), amd)),  # a name for INTC turns up
+        ArticleRetracted(article_id="b1", revision=2, slug="story-b1"),
+        story("b1", 3, "Zombie", (cat,)),
+        story("a1", 1, "Stale", (intc,)),
+        story("c1", 1, "Plain", ()),
+    ]
+    redis = connect(infra.settings.redis_url)
+    renderer = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20)
+    one_by_one = FragmentWriter(redis, f"test-{uuid.uuid4().hex}", renderer)
+    batched = FragmentWriter(redis, f"test-{uuid.uuid4().hex}", renderer)
+    try:
+        for w in (one_by_one, batched):
+            await w.setup()
+        # the first article already shown, as a live renderer would have left it
+        for w in (one_by_one, batched):
+            await w.apply([story("a1", 1, "First", (intc,))])
+        counts = [await one_by_one.apply([event]) for event in events]
+        applied = await batched.apply(events)
+        assert (applied.rendered, applied.skipped, applied.retracted) == (
+            sum(c.rendered for c in counts),
+            sum(c.skipped for c in counts),
+            1,
+        )
+        assert (applied.rendered, applied.skipped) == (4, 2)
+        expected = await dump(one_by_one)
+        assert await dump(batched) == expected
+        assert expected[":page:news/story-b1"] == [b"@gone"]
+        assert b"Second" in b"".join(v for k, v in expected.items() if k.startswith(":frag:art:a1:2"))
+        assert expected[":instruments"][b"NASDAQ:AMD"] == b"Advanced Micro Devices"
+        assert expected[":instruments"][b"NASDAQ:INTC"] == b"Intel"  # named by the second revision
+    finally:
+        await redis.aclose()

@@ -59,6 +59,7 @@ from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
 
 SHADOW_TTL_S = 30
+CHUNK = 500
 EXPIRE_OLD_S = 300
 PRODUCER = "rebuild"
 
@@ -73,7 +74,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     f.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    f.add_argument("--concurrency", type=int, default=64, help="articles rendered at once (default 64)")
+    f.add_argument(
+        "--chunk", type=int, default=CHUNK, help=f"events applied per atomic write (default {CHUNK})"
+    )
     f.add_argument(
         "--expire-old",
         type=int,
@@ -246,7 +249,7 @@ async def render_log(
     writer: Any,
     summary: FragmentSummary,
     progress: Progress,
-    concurrency: int,
+    chunk: int,
 ) -> None:
     """Quote snapshots first, then the enriched articles, into ``writer``'s namespace."""
     counts = await approx_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
@@ -264,28 +267,19 @@ async def render_log(
         progress.advance(quotes_task, len(batch))
 
     articles_task = progress.add_task("enriched articles", total=counts[ENRICHED.name] or None)
-    gate = asyncio.Semaphore(concurrency)
-
-    async def apply(events: list[Any]) -> None:
-        """One article's events, in log order (revisions and retractions must not overtake each other)."""
-        async with gate:
-            for data in events:
-                if isinstance(data, ArticleEnriched):
-                    if await writer.article(data):
-                        summary.articles += 1
-                    else:
-                        summary.skipped += 1
-                elif isinstance(data, ArticleRetracted):
-                    await writer.retract(data)
-                    summary.retractions += 1
-                else:
-                    summary.undecodable += 1
-
     async for batch in read_topic(settings, ENRICHED.name, max_records=5000):
-        by_key: dict[str, list[Any]] = {}
-        for key, data in _decoded(batch):
-            by_key.setdefault(key, []).append(data)
-        await asyncio.gather(*(apply(events) for events in by_key.values()))
+        events: list[Any] = []
+        for _, data in _decoded(batch):
+            if isinstance(data, ArticleEnriched | ArticleRetracted):
+                events.append(data)
+            else:
+                summary.undecodable += 1
+        # In log order, a chunk at a time: each chunk is one read and one atomic write.
+        for i in range(0, len(events), chunk):
+            applied = await writer.apply(events[i : i + chunk])
+            summary.articles += applied.rendered
+            summary.skipped += applied.skipped
+            summary.retractions += applied.retracted
         progress.advance(articles_task, len(batch))
 
 
@@ -293,7 +287,7 @@ async def rebuild_fragments(
     settings: Settings,
     *,
     dry_run: bool = False,
-    concurrency: int = 64,
+    chunk: int = CHUNK,
     expire_old: int = EXPIRE_OLD_S,
     show_progress: bool = True,
 ) -> FragmentSummary:
@@ -328,7 +322,7 @@ async def rebuild_fragments(
             async with shadow_pointer(redis, pointers, summary.new_namespace):
                 await writer.setup()
                 with progress_bar(show_progress) as progress:
-                    await render_log(settings, writer, summary, progress, concurrency)
+                    await render_log(settings, writer, summary, progress, chunk)
                 current, _ = await pointers.resolve(redis)
                 if current != old:
                     raise SystemExit(f"the active namespace changed to {current} meanwhile; not switching")
@@ -350,7 +344,7 @@ def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
         rebuild_fragments(
             settings,
             dry_run=args.dry_run,
-            concurrency=args.concurrency,
+            chunk=args.chunk,
             expire_old=args.expire_old,
             show_progress=not args.no_progress,
         )

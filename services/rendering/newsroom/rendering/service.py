@@ -8,8 +8,9 @@ bytes, and an older revision never overwrites a newer one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -27,13 +28,47 @@ from newsroom.common.settings import get_settings
 from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, connect
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
-from newsroom.rendering.domain import Page, Renderer
+from newsroom.rendering.domain import (
+    ArticleEvent,
+    Page,
+    Renderer,
+    Stored,
+    article_id_of,
+    instrument_ids,
+    instruments_to_write,
+    outcome,
+)
 
 SERVICE = "rendering"
 settings = get_settings()
 broker = make_broker(SERVICE, settings)
 publisher = Publisher(broker, SERVICE)
 log = structlog.get_logger(SERVICE)
+
+
+META_FIELDS = ("rev", "erev", "retracted", "frags", "tickers")
+
+
+def stored_from_meta(reply: list[bytes | None]) -> Stored:
+    """An article's :class:`Stored` state from ``HMGET meta:<id> META_FIELDS``."""
+    rev, erev, retracted, frags, tickers = reply
+    if rev is None:
+        return Stored(None)
+    return Stored(
+        (int(rev), int(erev or 0)),
+        retracted == b"1",
+        tuple(orjson.loads(frags)) if frags else (),
+        tuple(orjson.loads(tickers)) if tickers else (),
+    )
+
+
+@dataclass
+class Applied:
+    """What :meth:`FragmentWriter.apply` did."""
+
+    rendered: int = 0  # article revisions applied
+    skipped: int = 0  # stale revisions, and revisions of retracted articles
+    retracted: int = 0  # articles retracted
 
 
 class FragmentWriter:
@@ -79,42 +114,71 @@ class FragmentWriter:
 
     async def article(self, enriched: ArticleEnriched) -> bool:
         """Write an article revision's page; False when it is stale or retracted."""
-        a = enriched.article
-        tickers = [f"{t.exchange}:{t.symbol}" for t in enriched.tickers]
+        return (await self.apply([enriched])).rendered > 0
+
+    async def retract(self, event: ArticleRetracted) -> None:
+        """The article vanishes from every list; its URL answers 410 from now on."""
+        await self.apply([event])
+
+    async def apply(self, events: Sequence[ArticleEvent]) -> Applied:
+        """Apply article events (in log order) as one atomic write: as if applied one by one.
+
+        One round trip reads what the store holds for these articles and their instruments; each
+        article's events are folded over that (:func:`~newsroom.rendering.domain.outcome`); only
+        the pages they end with are rendered; one MULTI/EXEC writes them all.
+        """
+        by_article: dict[str, list[ArticleEvent]] = {}
+        for event in events:
+            by_article.setdefault(article_id_of(event), []).append(event)
+        named = sorted(
+            {iid for evs in by_article.values() for e in evs if isinstance(e, ArticleEnriched)
+             for iid in instrument_ids(e)}
+        )  # fmt: skip
         async with self.redis.pipeline(transaction=False) as read:
-            read.hgetall(self.keys.meta(a.article_id))
-            read.hmget(self.keys.instruments, tickers) if tickers else read.ping()
-            meta, shown = await read.execute()
-        if meta.get(b"retracted") == b"1":
-            return False
-        version = (a.revision, enriched.enrichment_revision)
-        if meta and (int(meta[b"rev"]), int(meta[b"erev"])) > version:
-            return False
-        page = self.renderer.article(enriched)
-        names = {f"{t.exchange}:{t.symbol}": t.name or "" for t in enriched.tickers}
-        old_frags = orjson.loads(meta[b"frags"]) if meta else []
-        old_tickers = orjson.loads(meta[b"tickers"]) if meta else []
-        # instruments whose quote fragments and page are missing, or whose page lacks the name
-        new_instruments = [
-            iid for iid, known in zip(tickers, shown if tickers else [], strict=True)
-            if known is None or (not known and names[iid])
-        ]  # fmt: skip
-        quotes = await self._quotes(new_instruments)
-        score = a.published_at.timestamp()
+            for aid in by_article:
+                read.hmget(self.keys.meta(aid), META_FIELDS)
+            if named:
+                read.hmget(self.keys.instruments, named)
+            replies = await read.execute()
+        metas, shown = replies[: len(by_article)], replies[len(by_article) :]
+        names = shown[0] if shown else []
+        known = {iid: None if v is None else v.decode() for iid, v in zip(named, names, strict=True)}
+        outcomes = [
+            outcome(stored_from_meta(meta), evs) for meta, evs in zip(metas, by_article.values(), strict=True)
+        ]
+        instruments = instruments_to_write(outcomes, known)
+        quotes = await self._quotes(list(instruments))
 
         batch = self._batch()
+        applied = Applied()
+        for aid, o in zip(by_article, outcomes, strict=True):
+            applied.rendered += len(o.applied)
+            applied.skipped += o.skipped
+            if o.retraction is not None:
+                applied.retracted += 1
+                self._put_retraction(batch, aid, o.stored, o.retraction)
+            elif o.final is not None:
+                self._put_article(batch, o.stored, o.final)
+        for iid, name in instruments.items():
+            self._put_instrument(batch, iid, name, quotes[iid])
+        await batch.execute()
+        return applied
+
+    def _put_article(self, batch: WriteBatch, stored: Stored, enriched: ArticleEnriched) -> None:
+        a = enriched.article
+        page = self.renderer.article(enriched)
+        tickers = instrument_ids(enriched)
+        score = a.published_at.timestamp()
         self._put_page(batch, page)
-        for name in old_frags:
+        for name in stored.frags:
             if name not in page.fragments:
                 batch.delete_fragment(name)
         batch.set_fragment(f"item:{a.article_id}", self.renderer.item(a, enriched.tickers))
         batch.list_add("latest", a.article_id, score)
-        for iid in set(old_tickers) - set(tickers):
+        for iid in set(stored.tickers) - set(tickers):
             batch.list_remove(f"ticker:{iid}", a.article_id)
         for iid in tickers:
             batch.list_add(f"ticker:{iid}", a.article_id, score)
-        for iid in new_instruments:
-            self._put_instrument(batch, iid, names[iid], quotes[iid])
         batch.pipe.hset(
             self.keys.meta(a.article_id),
             mapping={
@@ -126,26 +190,20 @@ class FragmentWriter:
                 "retracted": 0,
             },
         )
-        await batch.execute()
-        return True
 
-    async def retract(self, event: ArticleRetracted) -> None:
-        """The article vanishes from every list; its URL answers 410 from now on."""
-        meta = await self.redis.hgetall(self.keys.meta(event.article_id))
-        batch = self._batch()
-        for name in orjson.loads(meta[b"frags"]) if meta else []:
+    def _put_retraction(self, batch: WriteBatch, aid: str, stored: Stored, event: ArticleRetracted) -> None:
+        for name in stored.frags:
             batch.delete_fragment(name)
-        for iid in orjson.loads(meta[b"tickers"]) if meta else []:
-            batch.list_remove(f"ticker:{iid}", event.article_id)
-        batch.list_remove("latest", event.article_id)
-        batch.delete_fragment(f"item:{event.article_id}")
+        for iid in stored.tickers:
+            batch.list_remove(f"ticker:{iid}", aid)
+        batch.list_remove("latest", aid)
+        batch.delete_fragment(f"item:{aid}")
         batch.set_manifest(f"news/{event.slug}", [GONE])
         batch.pipe.hset(
-            self.keys.meta(event.article_id),
+            self.keys.meta(aid),
             mapping={"rev": event.revision, "erev": 0, "slug": event.slug, "frags": b"[]",
                      "tickers": b"[]", "retracted": 1},
         )  # fmt: skip
-        await batch.execute()
 
     async def quotes(self, snapshots: list[QuoteUpdated]) -> int:
         """Re-render only the fragments that show these instruments; returns how many changed."""

@@ -1,0 +1,47 @@
+"""The fragment store's client and write batch over a real Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+from newsroom.common.store import Keys, WriteBatch, connect
+from tests.conftest import RunningStack
+
+
+async def test_commands_packed_by_hiredis_round_trip_every_argument_type(infra: RunningStack) -> None:
+    """Text (with non-ASCII), bytes, integers and floats reach Redis as redis-py would send them."""
+    redis = connect(infra.settings.redis_url)
+    key = f"test:{uuid.uuid4().hex}"
+    try:
+        await redis.hset(
+            key, mapping={"text": "Nikkei 225 — 東京", "raw": b"\x00\xff", "int": 7, "float": 1.5}
+        )
+        assert await redis.hgetall(key) == {
+            b"text": "Nikkei 225 — 東京".encode(),
+            b"raw": b"\x00\xff",
+            b"int": b"7",
+            b"float": b"1.5",
+        }
+        await redis.zadd(key + ":z", {"a": 1767225600.25})
+        assert await redis.zscore(key + ":z", "a") == 1767225600.25
+    finally:
+        await redis.delete(key, key + ":z")
+        await redis.aclose()
+
+
+async def test_list_changes_go_out_once_per_list_and_the_last_change_wins(infra: RunningStack) -> None:
+    """Adding then removing a member in one batch removes it; removing then adding keeps it."""
+    redis = connect(infra.settings.redis_url)
+    keys = Keys(f"test-{uuid.uuid4().hex}")
+    try:
+        batch = WriteBatch(redis, keys)
+        batch.list_add("latest", "gone", 1.0)
+        batch.list_remove("latest", "gone")
+        batch.list_remove("latest", "kept")
+        batch.list_add("latest", "kept", 2.0)
+        batch.list_add("latest", "also", 3.0)
+        await batch.execute()
+        assert await redis.zrange(keys.zlist("latest"), 0, -1) == [b"kept", b"also"]
+    finally:
+        await redis.delete(keys.zlist("latest"))
+        await redis.aclose()

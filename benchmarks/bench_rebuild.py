@@ -121,7 +121,7 @@ async def fill(settings: Settings, events: list[Outgoing]) -> Rate:
     return Rate(len(events), time.perf_counter() - started)
 
 
-async def run(settings: Settings, count: int, chunk: int) -> None:
+async def run(settings: Settings, count: int, chunk: int, workers: int | None) -> None:
     """Fill the topic, then measure raw consume and the rebuild over it."""
     base = await templates(TEMPLATES)
     events = article_events(count, base)
@@ -138,7 +138,7 @@ async def run(settings: Settings, count: int, chunk: int) -> None:
     from newsroom.cli.rebuild import rebuild_fragments
 
     started = time.perf_counter()
-    summary = await rebuild_fragments(settings, chunk=chunk, show_progress=False)
+    summary = await rebuild_fragments(settings, chunk=chunk, workers=workers, show_progress=False)
     wall = time.perf_counter() - started
     rebuilt = Rate(summary.articles + summary.skipped + summary.retractions, wall)
     print(f"rebuild: {rebuilt.per_second:,.0f} events/s ({rebuilt.records:,} in {wall:.1f} s; "
@@ -153,9 +153,10 @@ def main() -> None:
         "--count", type=int, default=DEFAULT_COUNT, help=f"articles (default {DEFAULT_COUNT:,})"
     )
     parser.add_argument("--chunk", type=int, default=500, help="events applied per atomic write")
+    parser.add_argument("--workers", type=int, default=None, help="rebuild processes (default: the CLI's)")
     args = parser.parse_args()
     with embedded() as settings:
-        asyncio.run(run(settings, args.count, args.chunk))
+        asyncio.run(run(settings, args.count, args.chunk, args.workers))
 
 
 if __name__ == "__main__":

@@ -50,9 +50,9 @@ def same_body(body: bytes, response: httpx.Response) -> bool:
     return response.content == body
 
 
-def rebuild(stack: RunningStack) -> str:
+def rebuild(stack: RunningStack, *args: str) -> str:
     """Run ``newsroom rebuild fragments`` as a subprocess; returns its output."""
-    result = newsroom(stack, "rebuild", "fragments", "--no-progress")
+    result = newsroom(stack, "rebuild", "fragments", "--no-progress", *args)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -170,7 +170,7 @@ async def test_retraction_survives_rebuild(stack: RunningStack) -> None:
     poll(lambda: httpx.get(stack.web + path), lambda r: r.status_code == 410)
     await pipeline_idle(stack.settings)
 
-    rebuild(stack)
+    rebuild(stack, "--workers", "1")  # in this process (the byte-identity test runs worker processes)
 
     ns = await active_namespace(stack.settings)
     redis = connect(stack.settings.redis_url)

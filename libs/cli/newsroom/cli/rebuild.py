@@ -20,14 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
+import os
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -75,6 +79,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     f.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     f.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes applying the enriched topic's partitions (default: one per partition, "
+        "at most two per core; 1 applies them in this process)",
+    )
+    f.add_argument(
         "--chunk", type=int, default=CHUNK, help=f"events applied per atomic write (default {CHUNK})"
     )
     f.add_argument(
@@ -121,17 +132,22 @@ def progress_bar(enabled: bool) -> Progress:
     )
 
 
-async def approx_counts(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
-    """Messages per topic from start/end offsets (approximate on the embedded broker)."""
+async def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    """Messages per partition of ``topics`` from start/end offsets (approximate on the embedded broker)."""
     consumer = plain_consumer(settings)
     await consumer.start()
     try:
         found = await spans(consumer, partitions_of(consumer, topics))
     finally:
         await consumer.stop()
+    return {tp: span.approx_count for tp, span in found.items()}
+
+
+async def approx_counts(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
+    """Messages per topic from start/end offsets (approximate on the embedded broker)."""
     counts = dict.fromkeys(topics, 0)
-    for tp, span in found.items():
-        counts[tp.topic] += span.approx_count
+    for tp, n in (await partition_counts(settings, topics)).items():
+        counts[tp.topic] += n
     return counts
 
 
@@ -174,6 +190,11 @@ class FragmentSummary:
         for k, v in rows:
             table.add_row(k, v)
         return table
+
+
+def default_workers() -> int:
+    """Worker processes for a fragments rebuild: at most two per core (capped by partitions later)."""
+    return 2 * (os.cpu_count() or 1)
 
 
 def new_namespace(template_version: str) -> str:
@@ -250,9 +271,15 @@ async def render_log(
     summary: FragmentSummary,
     progress: Progress,
     chunk: int,
+    workers: int,
 ) -> None:
     """Quote snapshots first, then the enriched articles, into ``writer``'s namespace."""
-    counts = await approx_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
+    found = await partition_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
+    counts = {
+        topic: sum(n for tp, n in found.items() if tp.topic == topic)
+        for topic in (SNAPSHOTS.name, ENRICHED.name)
+    }
+    parts = sorted(tp.partition for tp in found if tp.topic == ENRICHED.name)
     quotes_task = progress.add_task("quote snapshots", total=counts[SNAPSHOTS.name] or None)
     async for batch in read_topic(settings, SNAPSHOTS.name):
         snapshots: list[QuoteUpdated] = []
@@ -267,20 +294,116 @@ async def render_log(
         progress.advance(quotes_task, len(batch))
 
     articles_task = progress.add_task("enriched articles", total=counts[ENRICHED.name] or None)
-    async for batch in read_topic(settings, ENRICHED.name, max_records=5000):
+    workers = max(1, min(workers, len(parts)))
+    if workers == 1:
+        done = await apply_articles(
+            settings, writer, None, chunk, lambda n: progress.advance(articles_task, n)
+        )
+    else:
+        groups = [parts[i::workers] for i in range(workers)]
+        done = await _in_workers(
+            settings, writer.namespace, groups, chunk, lambda n: progress.update(articles_task, completed=n)
+        )
+    summary.articles += done.rendered
+    summary.skipped += done.skipped
+    summary.retractions += done.retracted
+    summary.undecodable += done.undecodable
+
+
+@dataclass
+class ArticleCounts:
+    """What applying (part of) the enriched topic did."""
+
+    records: int = 0
+    rendered: int = 0
+    skipped: int = 0
+    retracted: int = 0
+    undecodable: int = 0
+
+    def __add__(self, other: ArticleCounts) -> ArticleCounts:
+        return ArticleCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+async def apply_articles(
+    settings: Settings,
+    writer: Any,
+    partitions: list[int] | None,
+    chunk: int,
+    advance: Callable[[int], None],
+) -> ArticleCounts:
+    """Apply the enriched topic's ``partitions`` (None: all) through ``writer``, in log order.
+
+    A chunk of events at a time: each chunk is one read and one atomic write. An article's events
+    share a partition, so partitions can be applied apart.
+    """
+    counts = ArticleCounts()
+    async for batch in read_topic(settings, ENRICHED.name, max_records=5000, partitions=partitions):
         events: list[Any] = []
         for _, data in _decoded(batch):
             if isinstance(data, ArticleEnriched | ArticleRetracted):
                 events.append(data)
             else:
-                summary.undecodable += 1
-        # In log order, a chunk at a time: each chunk is one read and one atomic write.
+                counts.undecodable += 1
         for i in range(0, len(events), chunk):
             applied = await writer.apply(events[i : i + chunk])
-            summary.articles += applied.rendered
-            summary.skipped += applied.skipped
-            summary.retractions += applied.retracted
-        progress.advance(articles_task, len(batch))
+            counts.rendered += applied.rendered
+            counts.skipped += applied.skipped
+            counts.retracted += applied.retracted
+        counts.records += len(batch)
+        advance(len(batch))
+    return counts
+
+
+# The records worker processes have read, summed (set in each worker by _start_worker).
+_progress: Synchronized[int] | None = None
+
+
+def _start_worker(progress: Synchronized[int]) -> None:
+    global _progress
+    _progress = progress
+
+
+def _advance_shared(n: int) -> None:
+    if _progress is not None:
+        with _progress.get_lock():
+            _progress.value += n
+
+
+def _worker(settings: Settings, namespace: str, partitions: list[int], chunk: int) -> ArticleCounts:
+    """In a worker process: apply ``partitions`` of the enriched topic into ``namespace``."""
+    from newsroom.rendering.domain import Renderer
+    from newsroom.rendering.service import FragmentWriter
+
+    async def main() -> ArticleCounts:
+        redis = connect(settings.redis_url)
+        try:
+            renderer = Renderer(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes)
+            writer = FragmentWriter(redis, namespace, renderer)
+            return await apply_articles(settings, writer, partitions, chunk, _advance_shared)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(main())
+
+
+async def _in_workers(
+    settings: Settings, namespace: str, groups: list[list[int]], chunk: int, report: Callable[[int], None]
+) -> ArticleCounts:
+    """Apply each group of partitions in a worker process of its own; ``report`` sees the records done."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process running an event loop
+    progress = context.Value("q", 0)
+    with ProcessPoolExecutor(
+        len(groups), mp_context=context, initializer=_start_worker, initargs=(progress,)
+    ) as pool:
+        loop = asyncio.get_running_loop()
+        running = asyncio.gather(
+            *(loop.run_in_executor(pool, _worker, settings, namespace, group, chunk) for group in groups)
+        )
+        while not running.done():
+            await asyncio.wait({running}, timeout=0.25)
+            report(progress.value)
+        results = await running
+    return sum(results, ArticleCounts())
 
 
 async def rebuild_fragments(
@@ -288,6 +411,7 @@ async def rebuild_fragments(
     *,
     dry_run: bool = False,
     chunk: int = CHUNK,
+    workers: int | None = None,
     expire_old: int = EXPIRE_OLD_S,
     show_progress: bool = True,
 ) -> FragmentSummary:
@@ -322,7 +446,7 @@ async def rebuild_fragments(
             async with shadow_pointer(redis, pointers, summary.new_namespace):
                 await writer.setup()
                 with progress_bar(show_progress) as progress:
-                    await render_log(settings, writer, summary, progress, chunk)
+                    await render_log(settings, writer, summary, progress, chunk, workers or default_workers())
                 current, _ = await pointers.resolve(redis)
                 if current != old:
                     raise SystemExit(f"the active namespace changed to {current} meanwhile; not switching")
@@ -345,6 +469,7 @@ def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
             settings,
             dry_run=args.dry_run,
             chunk=args.chunk,
+            workers=args.workers,
             expire_old=args.expire_old,
             show_progress=not args.no_progress,
         )

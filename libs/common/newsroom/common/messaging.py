@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -217,10 +217,12 @@ async def read_topic(
     from_beginning: bool = True,
     stop_at_end: bool = True,
     max_records: int = 2000,
+    partitions: Collection[int] | None = None,
 ) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
-    """Read a topic without a consumer group (nothing is committed), batch by batch.
+    """Read a topic (or only ``partitions`` of it) without a consumer group, batch by batch.
 
-    With ``stop_at_end`` the iteration ends at the end offsets seen when it started.
+    Nothing is committed. With ``stop_at_end`` the iteration ends at the end offsets seen when it
+    started.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -231,8 +233,8 @@ async def read_topic(
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        found = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(found) if partitions is None or p in partitions]
         consumer.assign(tps)
         if from_beginning:
             await consumer.seek_to_beginning(*tps)

@@ -11,7 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from html import unescape
 
-_TOKEN = re.compile(r"<[^>]*>|&(?:#\d+|#x[0-9a-fA-F]+|\w+);|[^<&]+|&")
+_TOKEN = re.compile(r"<[^>]*>|&(?:#\d+|#x[0-9a-fA-F]+|\w+);|[^<&]+|&|<")  # tiles any string
 _BLOCK = re.compile(r"</?(p|h[1-6]|li|br|blockquote|tr|div|figure|figcaption|ul|ol|table)\b", re.I)
 
 _TEXT, _ENTITY, _BREAK = 0, 1, 2
@@ -58,25 +58,26 @@ def html_text(html: str) -> MappedText:
     h_ends: list[int] = []
     kinds: list[int] = []
     length = 0
-
-    def add(piece: str, h_start: int, h_end: int, kind: int) -> None:
-        nonlocal length
+    stop = 0
+    block = _BLOCK.match
+    # Tokens tile the HTML, so each one starts where the one before it stopped.
+    for token in _TOKEN.findall(html):
+        pos, stop = stop, stop + len(token)
+        first = token[0]
+        if first == "<":
+            if not (block(token) and pieces and not pieces[-1].endswith("\n")):
+                continue
+            piece, kind, h_start, h_end = "\n\n", _BREAK, -1, -1
+        elif first == "&" and len(token) > 1:
+            piece, kind, h_start, h_end = unescape(token), _ENTITY, pos, stop
+        else:
+            piece, kind, h_start, h_end = token, _TEXT, pos, stop
         pieces.append(piece)
         starts.append(length)
         h_starts.append(h_start)
         h_ends.append(h_end)
         kinds.append(kind)
         length += len(piece)
-
-    for match in _TOKEN.finditer(html):
-        token, pos, stop = match.group(), match.start(), match.end()
-        if token[0] == "<":
-            if _BLOCK.match(token) and pieces and not pieces[-1].endswith("\n"):
-                add("\n\n", -1, -1, _BREAK)
-        elif token[0] == "&" and len(token) > 1:
-            add(unescape(token), pos, stop, _ENTITY)
-        else:
-            add(token, pos, stop, _TEXT)
     while kinds and kinds[-1] == _BREAK:
         length -= len(pieces.pop())
         for column in (starts, h_starts, h_ends, kinds):

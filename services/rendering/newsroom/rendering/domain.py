@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -235,6 +236,14 @@ class _ItemView:
         return getattr(self.article, name)
 
 
+@lru_cache(maxsize=16384)
+def _ticker_link(exchange: str, symbol: str, name: str | None) -> str:
+    """The opening tag of a mention's link to its quote page."""
+    href = escape(f"/quote/{exchange}/{symbol}")
+    title = escape(name or f"{exchange}:{symbol}")
+    return f'<a class="ticker" href="{href}" title="{title}">'
+
+
 def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
     """Link every mention to its quote page, and give each instrument one live chip.
 
@@ -269,9 +278,9 @@ def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
     pos = 0
     for i, (start, end, mention) in enumerate(spans):
         out.append(body_html[pos:start])
-        href = escape(f"/quote/{mention.exchange}/{mention.symbol}")
-        title = escape(mention.name or f"{mention.exchange}:{mention.symbol}")
-        out.append(f'<a class="ticker" href="{href}" title="{title}">{body_html[start:end]}</a>')
+        out.append(_ticker_link(mention.exchange, mention.symbol, mention.name))
+        out.append(body_html[start:end])
+        out.append("</a>")
         pos = end
         if i in chip_after:
             if body_html.startswith(")", pos):

@@ -22,12 +22,14 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -330,14 +332,18 @@ async def apply_articles(
     partitions: list[int] | None,
     chunk: int,
     advance: Callable[[int], None],
+    stopping: Callable[[], bool] = lambda: False,
 ) -> ArticleCounts:
     """Apply the enriched topic's ``partitions`` (None: all) through ``writer``, in log order.
 
     A chunk of events at a time: each chunk is one read and one atomic write. An article's events
-    share a partition, so partitions can be applied apart.
+    share a partition, so partitions can be applied apart. Returns early, between chunks, once
+    ``stopping()``.
     """
     counts = ArticleCounts()
     async for batch in read_topic(settings, ENRICHED.name, max_records=5000, partitions=partitions):
+        if stopping():
+            break
         events: list[Any] = []
         for _, data in _decoded(batch):
             if isinstance(data, ArticleEnriched | ArticleRetracted):
@@ -345,6 +351,8 @@ async def apply_articles(
             else:
                 counts.undecodable += 1
         for i in range(0, len(events), chunk):
+            if stopping():
+                return counts
             applied = await writer.apply(events[i : i + chunk])
             counts.rendered += applied.rendered
             counts.skipped += applied.skipped
@@ -354,13 +362,20 @@ async def apply_articles(
     return counts
 
 
-# The records worker processes have read, summed (set in each worker by _start_worker).
+# Shared with the parent (set in each worker by _start_worker): the records all workers have read,
+# and whether to stop after the chunk in hand.
 _progress: Synchronized[int] | None = None
+_stop: EventType | None = None
 
 
-def _start_worker(progress: Synchronized[int]) -> None:
-    global _progress
-    _progress = progress
+def _start_worker(progress: Synchronized[int], stop: EventType) -> None:
+    global _progress, _stop
+    _progress, _stop = progress, stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+
+
+def _stop_set() -> bool:
+    return _stop is not None and _stop.is_set()
 
 
 def _advance_shared(n: int) -> None:
@@ -379,7 +394,7 @@ def _worker(settings: Settings, namespace: str, partitions: list[int], chunk: in
         try:
             renderer = Renderer(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes)
             writer = FragmentWriter(redis, namespace, renderer)
-            return await apply_articles(settings, writer, partitions, chunk, _advance_shared)
+            return await apply_articles(settings, writer, partitions, chunk, _advance_shared, _stop_set)
         finally:
             await redis.aclose()
 
@@ -389,19 +404,28 @@ def _worker(settings: Settings, namespace: str, partitions: list[int], chunk: in
 async def _in_workers(
     settings: Settings, namespace: str, groups: list[list[int]], chunk: int, report: Callable[[int], None]
 ) -> ArticleCounts:
-    """Apply each group of partitions in a worker process of its own; ``report`` sees the records done."""
+    """Apply each group of partitions in a worker process of its own; ``report`` sees the records done.
+
+    Cancelled, it asks the workers to stop after the chunk in hand and waits for them.
+    """
     context = multiprocessing.get_context("spawn")  # no fork of a process running an event loop
-    progress = context.Value("q", 0)
+    progress, stop = context.Value("q", 0), context.Event()
     with ProcessPoolExecutor(
-        len(groups), mp_context=context, initializer=_start_worker, initargs=(progress,)
+        len(groups), mp_context=context, initializer=_start_worker, initargs=(progress, stop)
     ) as pool:
         loop = asyncio.get_running_loop()
         running = asyncio.gather(
             *(loop.run_in_executor(pool, _worker, settings, namespace, group, chunk) for group in groups)
         )
-        while not running.done():
-            await asyncio.wait({running}, timeout=0.25)
-            report(progress.value)
+        try:
+            while not running.done():
+                await asyncio.wait({running}, timeout=0.25)
+                report(progress.value)
+        except asyncio.CancelledError:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(running)
+            raise
         results = await running
     return sum(results, ArticleCounts())
 
@@ -464,8 +488,13 @@ async def rebuild_fragments(
 
 def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
     settings = get_settings()
-    summary = asyncio.run(
-        rebuild_fragments(
+
+    async def main() -> FragmentSummary:
+        # SIGTERM like Ctrl-C: workers stop after the chunk in hand, an unswitched namespace expires
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await rebuild_fragments(
             settings,
             dry_run=args.dry_run,
             chunk=args.chunk,
@@ -473,7 +502,12 @@ def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
             expire_old=args.expire_old,
             show_progress=not args.no_progress,
         )
-    )
+
+    try:
+        summary = asyncio.run(main())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        console().print("rebuild interrupted: the site still serves the old namespace; the new one expires")
+        return 130
     if not args.dry_run:
         console().print(summary.table())
     return 0

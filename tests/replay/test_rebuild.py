@@ -14,9 +14,11 @@ from aiokafka import AIOKafkaProducer
 
 from newsroom.cli import demo
 from newsroom.cli.core import publish_ticks
+from newsroom.cli.rebuild import apply_articles
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
 from newsroom.common.store import GONE, connect
 from newsroom.common.topics import ARTICLES
+from newsroom.rendering.service import Applied
 from tests.conftest import RunningStack, apoll, poll
 from tests.ingestion.helpers import newsroom
 from tests.replay.helpers import (
@@ -182,3 +184,20 @@ async def test_retraction_survives_rebuild(stack: RunningStack) -> None:
         await redis.aclose()
     poll(lambda: httpx.get(stack.web + path), lambda r: r.status_code == 410)
     assert slug not in httpx.get(stack.web + "/").text
+
+
+async def test_applying_the_log_stops_after_the_chunk_in_hand(stack: RunningStack) -> None:
+    """Once asked to stop (SIGTERM, Ctrl-C), applying the enriched topic ends after the chunk in hand."""
+    for _ in range(2):
+        submit(stack, new_article())
+    await pipeline_idle(stack.settings)
+    chunks: list[int] = []
+
+    class Recording:
+        async def apply(self, events: Sequence[object]) -> Applied:
+            chunks.append(len(events))
+            return Applied(rendered=len(events))
+
+    counts = await apply_articles(stack.settings, Recording(), None, 1, lambda n: None, lambda: bool(chunks))
+    assert chunks == [1]
+    assert counts.rendered == 1

@@ -406,7 +406,8 @@ async def _in_workers(
 ) -> ArticleCounts:
     """Apply each group of partitions in a worker process of its own; ``report`` sees the records done.
 
-    Cancelled, it asks the workers to stop after the chunk in hand and waits for them.
+    Cancelled, or when a worker fails, it asks the workers to stop after the chunk in hand and waits
+    for them.
     """
     context = multiprocessing.get_context("spawn")  # no fork of a process running an event loop
     progress, stop = context.Value("q", 0), context.Event()
@@ -421,12 +422,12 @@ async def _in_workers(
             while not running.done():
                 await asyncio.wait({running}, timeout=0.25)
                 report(progress.value)
-        except asyncio.CancelledError:
+            results = await running
+        except BaseException:  # cancelled, or a worker failed: the others stop too
             stop.set()
             with contextlib.suppress(Exception):
                 await asyncio.shield(running)
             raise
-        results = await running
     return sum(results, ArticleCounts())
 
 

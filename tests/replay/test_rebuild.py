@@ -18,7 +18,7 @@ from newsroom.cli.rebuild import apply_articles
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
 from newsroom.common.store import GONE, connect
 from newsroom.common.topics import ARTICLES
-from newsroom.rendering.service import Applied
+from newsroom.rendering.domain import Applied
 from tests.conftest import RunningStack, apoll, poll
 from tests.ingestion.helpers import newsroom
 from tests.replay.helpers import (
@@ -200,4 +200,4 @@ async def test_applying_the_log_stops_after_the_chunk_in_hand(stack: RunningStac
 
     counts = await apply_articles(stack.settings, Recording(), None, 1, lambda n: None, lambda: bool(chunks))
     assert chunks == [1]
-    assert counts.rendered == 1
+    assert counts.applied.rendered == 1

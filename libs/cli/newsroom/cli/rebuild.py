@@ -3,8 +3,9 @@
 ``rebuild fragments`` is blue/green. It names a fresh namespace ``nr:<template version>:<UTC
 timestamp>``, points the shadow pointer at it (with a TTL it keeps refreshing, so the live
 renderer writes every new event there too), renders the whole log into it with the renderer's
-own :class:`~newsroom.rendering.service.FragmentWriter` (quote snapshots first, then every
-enriched article and retraction in log order per article), switches the active pointer
+own :class:`~newsroom.rendering.service.FragmentWriter` (quote snapshots first, then the
+enriched topic: worker processes take its partitions and apply each one's events in log order,
+a chunk per atomic write), switches the active pointer
 atomically, and finally gives the old namespace's keys a TTL so in-flight readers finish.
 Until the switch the site keeps serving the old namespace: an interrupted rebuild changes
 nothing a reader sees, and its partial namespace expires.
@@ -26,7 +27,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as EventType
@@ -63,6 +64,7 @@ from newsroom.common.settings import Settings, get_settings
 from newsroom.common.store import Pointers, connect
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
+from newsroom.rendering.domain import Applied, Renderer
 
 SHADOW_TTL_S = 30
 CHUNK = 500
@@ -145,12 +147,17 @@ async def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[To
     return {tp: span.approx_count for tp, span in found.items()}
 
 
+def by_topic(counts: dict[TopicPartition, int], topics: Sequence[str]) -> dict[str, int]:
+    """Per-partition counts summed per topic."""
+    out = dict.fromkeys(topics, 0)
+    for tp, n in counts.items():
+        out[tp.topic] += n
+    return out
+
+
 async def approx_counts(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
     """Messages per topic from start/end offsets (approximate on the embedded broker)."""
-    counts = dict.fromkeys(topics, 0)
-    for tp, n in (await partition_counts(settings, topics)).items():
-        counts[tp.topic] += n
-    return counts
+    return by_topic(await partition_counts(settings, topics), topics)
 
 
 # --------------------------------------------------------------------------- rebuild fragments
@@ -277,10 +284,7 @@ async def render_log(
 ) -> None:
     """Quote snapshots first, then the enriched articles, into ``writer``'s namespace."""
     found = await partition_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
-    counts = {
-        topic: sum(n for tp, n in found.items() if tp.topic == topic)
-        for topic in (SNAPSHOTS.name, ENRICHED.name)
-    }
+    counts = by_topic(found, [SNAPSHOTS.name, ENRICHED.name])
     parts = sorted(tp.partition for tp in found if tp.topic == ENRICHED.name)
     quotes_task = progress.add_task("quote snapshots", total=counts[SNAPSHOTS.name] or None)
     async for batch in read_topic(settings, SNAPSHOTS.name):
@@ -306,9 +310,9 @@ async def render_log(
         done = await _in_workers(
             settings, writer.namespace, groups, chunk, lambda n: progress.update(articles_task, completed=n)
         )
-    summary.articles += done.rendered
-    summary.skipped += done.skipped
-    summary.retractions += done.retracted
+    summary.articles += done.applied.rendered
+    summary.skipped += done.applied.skipped
+    summary.retractions += done.applied.retracted
     summary.undecodable += done.undecodable
 
 
@@ -316,14 +320,11 @@ async def render_log(
 class ArticleCounts:
     """What applying (part of) the enriched topic did."""
 
-    records: int = 0
-    rendered: int = 0
-    skipped: int = 0
-    retracted: int = 0
+    applied: Applied = field(default_factory=Applied)
     undecodable: int = 0
 
     def __add__(self, other: ArticleCounts) -> ArticleCounts:
-        return ArticleCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+        return ArticleCounts(self.applied + other.applied, self.undecodable + other.undecodable)
 
 
 async def apply_articles(
@@ -353,11 +354,7 @@ async def apply_articles(
         for i in range(0, len(events), chunk):
             if stopping():
                 return counts
-            applied = await writer.apply(events[i : i + chunk])
-            counts.rendered += applied.rendered
-            counts.skipped += applied.skipped
-            counts.retracted += applied.retracted
-        counts.records += len(batch)
+            counts.applied += await writer.apply(events[i : i + chunk])
         advance(len(batch))
     return counts
 
@@ -386,14 +383,12 @@ def _advance_shared(n: int) -> None:
 
 def _worker(settings: Settings, namespace: str, partitions: list[int], chunk: int) -> ArticleCounts:
     """In a worker process: apply ``partitions`` of the enriched topic into ``namespace``."""
-    from newsroom.rendering.domain import Renderer
     from newsroom.rendering.service import FragmentWriter
 
     async def main() -> ArticleCounts:
         redis = connect(settings.redis_url)
         try:
-            renderer = Renderer(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes)
-            writer = FragmentWriter(redis, namespace, renderer)
+            writer = FragmentWriter(redis, namespace, Renderer.for_settings(settings))
             return await apply_articles(settings, writer, partitions, chunk, _advance_shared, _stop_set)
         finally:
             await redis.aclose()
@@ -441,7 +436,6 @@ async def rebuild_fragments(
     show_progress: bool = True,
 ) -> FragmentSummary:
     """The blue/green rebuild; returns its summary (``switched`` False for a dry run)."""
-    from newsroom.rendering.domain import Renderer
     from newsroom.rendering.service import FragmentWriter
 
     out = console()
@@ -464,7 +458,7 @@ async def rebuild_fragments(
         writer = FragmentWriter(
             redis,
             summary.new_namespace,
-            Renderer(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes),
+            Renderer.for_settings(settings),
         )
         switched = False
         try:

@@ -9,7 +9,7 @@ every page that shows it, and a price change rewrites that fragment alone.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
@@ -25,6 +25,7 @@ from newsroom.common.events import (
     QuoteUpdated,
     TaggedTicker,
 )
+from newsroom.common.settings import Settings
 from newsroom.common.text import html_text
 
 SLOT = "\x00"
@@ -69,6 +70,11 @@ class Renderer:
         self.macros = macros
         # the same on every page: rendered once, not once per article
         self.env.globals["recent_quotes"] = Markup(macros.recent_quotes(self.watchlist))  # noqa: S704 - our template
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Renderer:
+        """The renderer the settings describe (watchlist, quote delay)."""
+        return cls(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes)
 
     # ------------------------------------------------------------------ shared pieces
 
@@ -190,6 +196,18 @@ class Outcome:
     @property
     def final(self) -> ArticleEnriched | None:
         return None if self.retraction is not None or not self.applied else self.applied[-1]
+
+
+@dataclass
+class Applied:
+    """What :meth:`~newsroom.rendering.service.FragmentWriter.apply` did (sums over batches with ``+``)."""
+
+    rendered: int = 0  # article revisions applied
+    skipped: int = 0  # stale revisions, and revisions of retracted articles
+    retracted: int = 0  # articles retracted
+
+    def __add__(self, other: Applied) -> Applied:
+        return Applied(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 def outcome(stored: Stored, events: Iterable[ArticleEvent]) -> Outcome:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +28,7 @@ from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, connect
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import (
+    Applied,
     ArticleEvent,
     Page,
     Renderer,
@@ -60,15 +60,6 @@ def stored_from_meta(reply: list[bytes | None]) -> Stored:
         tuple(orjson.loads(frags)) if frags else (),
         tuple(orjson.loads(tickers)) if tickers else (),
     )
-
-
-@dataclass
-class Applied:
-    """What :meth:`FragmentWriter.apply` did."""
-
-    rendered: int = 0  # article revisions applied
-    skipped: int = 0  # stale revisions, and revisions of retracted articles
-    retracted: int = 0  # articles retracted
 
 
 class FragmentWriter:
@@ -250,7 +241,7 @@ def live_message(iid: str, quote: QuoteUpdated) -> bytes:
     )
 
 
-renderer = Renderer(watchlist=settings.watchlist, delay_minutes=settings.quote_delay_minutes)
+renderer = Renderer.for_settings(settings)
 redis = connect(settings.redis_url)
 pointers = Pointers(settings.template_version)
 _writers: dict[str, FragmentWriter] = {}

@@ -4,15 +4,18 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint bench soak clean
+.PHONY: setup native run test lint bench soak clean
 
 setup: ## everything a fresh Debian machine needs
 	bash deploy/setup.sh
 
-run: ## the whole stack on the embedded broker, demo loaded (Ctrl-C stops it)
+native: ## compile the hot modules with mypyc where their source changed (deploy/native.sh)
+	bash deploy/native.sh
+
+run: native ## the whole stack on the embedded broker, demo loaded (Ctrl-C stops it)
 	$(BIN)/newsroom dev
 
-test: ## the whole suite; starts and stops the broker and Redis it needs
+test: native ## the whole suite; starts and stops the broker and Redis it needs
 	$(BIN)/python -m pytest
 
 lint: ## ruff and mypy
@@ -20,11 +23,12 @@ lint: ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs services tests benchmarks
 
-bench: ## benchmarks, printed as ratios against baselines measured in the same run
+bench: native ## benchmarks, printed as ratios against baselines measured in the same run
 	$(BIN)/python -m benchmarks
 
-soak: ## the stack at `make run` rates for longer (BENCH_SOAK_SECONDS, default 600 here): freshness per quarter
+soak: native ## the stack at `make run` rates for longer (BENCH_SOAK_SECONDS, default 600 here): freshness per quarter
 	BENCH_SOAK_SECONDS=$${BENCH_SOAK_SECONDS:-600} $(BIN)/python -m benchmarks soak
 
 clean:
-	rm -rf .run .pytest_cache .mypy_cache .ruff_cache artifacts
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache artifacts build
+	find libs services -name "*.so" -delete

@@ -7,6 +7,9 @@ Run ``python benchmarks/bench_tagger.py``. It generates ~1,000-word articles fro
 * a bare scan: lower-casing and normalising the text and iterating the same automaton over it;
 * building the index (tagger) from the full master.
 
+It says whether the tagger module is the mypyc build (``make native``, as ``make bench`` runs it) or
+plain Python.
+
 Goals: the tagger at least half as fast as the bare scan, and at least 2,000 articles/s.
 """
 
@@ -16,6 +19,7 @@ import random
 import time
 from collections.abc import Callable
 
+import newsroom.enrichment.tagger as tagger_module
 from newsroom.enrichment.master import SecurityMaster, build_master
 from newsroom.enrichment.tagger import Tagger, normalise
 
@@ -136,6 +140,8 @@ def main() -> None:
     scan_rate = best_rate(articles, lambda text: bare_scan(tagger, text))
     tag_rate = best_rate(articles, tagger.tag)
 
+    built = "plain Python" if tagger_module.__file__.endswith(".py") else "compiled by mypyc (make native)"
+    print(f"tagger module: {built}")
     print(f"master: {len(master)} securities built in {master_s * 1000:.0f} ms")
     print(f"index: {tagger.alias_count} aliases built into the automaton in {index_s * 1000:.0f} ms")
     print(f"articles: {len(articles)} x {words:.0f} words, {mentions:.1f} mentions each")

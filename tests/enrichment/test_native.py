@@ -1,0 +1,104 @@
+"""The tagger compiled by mypyc (deploy/native.sh) is current and tags exactly as its Python source."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import newsroom.enrichment.tagger as tagger_module
+from newsroom.enrichment.master import SecurityMaster, build_master
+
+SOURCE = Path(tagger_module.__file__).with_name("tagger.py")
+COMPILED = not tagger_module.__file__.endswith(".py")
+needs_build = pytest.mark.skipif(
+    not COMPILED, reason="the tagger runs as plain Python here (no mypyc build: `make native` makes one)"
+)
+
+
+@pytest.fixture(scope="module")
+def source_module() -> Iterator[ModuleType]:
+    """tagger.py loaded as plain Python, beside the compiled module that the package imports."""
+    name = "newsroom.enrichment._tagger_source"
+    spec = importlib.util.spec_from_file_location(name, SOURCE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up while they are made
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def master() -> SecurityMaster:
+    return SecurityMaster.from_securities(build_master())
+
+
+def wire_stories(master: SecurityMaster, count: int) -> list[str]:
+    """Stories that name companies every way the tagger knows: explicit forms, names, aliases, tickers."""
+    rng = random.Random(20261125)
+    listed = [s for s in master if s.aliases]
+    stories = []
+    for _ in range(count):
+        parts = []
+        for security in rng.sample(listed, 8):
+            alias, symbol = rng.choice(security.aliases), security.symbol
+            parts.append(
+                rng.choice(
+                    [
+                        f"{alias} ({security.exchange}: {symbol}) said on Monday it would grow.",
+                        f"Shares of {alias} rose; {symbol} gained 3% and the Nikkei 225 fell.",
+                        f"{alias.upper()} ANNOUNCES RESULTS. Analysts at {alias}'s rival were all in.",
+                        f"The S&P 500 and the Dow rose, while ${symbol} and <{symbol}.N> fell.",
+                        f"{symbol}.T, {alias} Co., Ltd. and {alias}-linked funds were on watch.",
+                    ]
+                )
+            )
+        stories.append(" ".join(parts))
+    return stories
+
+
+@needs_build
+def test_the_build_is_not_older_than_its_source() -> None:
+    """The compiled tagger was built after its source last changed (`make native` rebuilds it)."""
+    assert Path(tagger_module.__file__).stat().st_mtime >= SOURCE.stat().st_mtime, (
+        f"{tagger_module.__file__} is older than {SOURCE}: run `make native`"
+    )
+
+
+@needs_build
+def test_compiled_tagger_tags_exactly_as_its_source(
+    source_module: ModuleType, master: SecurityMaster, shared_data_texts: list[str]
+) -> None:
+    """On generated stories and the shared corpus, both builds give the same mentions, field by field."""
+    compiled = tagger_module.Tagger.from_master(master)
+    plain = source_module.Tagger.from_master(master)
+    texts = wire_stories(master, 200) + shared_data_texts
+    differing = [
+        text
+        for text in texts
+        if [m.model_dump() for m in compiled.tag(text)] != [m.model_dump() for m in plain.tag(text)]
+    ]
+    assert not differing, (
+        f"{len(differing)} of {len(texts)} texts tagged differently, e.g. {differing[0][:300]!r}"
+    )
+    assert sum(len(compiled.tag(text)) for text in texts) > len(texts)  # the texts name instruments
+
+
+@pytest.fixture(scope="module")
+def shared_data_texts() -> list[str]:
+    """The finentity passages, where the shared corpus is present (else none: the stories still run)."""
+    path = Path(__file__).resolve().parents[2].parent / "shared/data/eval/finentity/finentity_dev.json"
+    if not path.is_file():
+        return []
+    items = json.loads(path.read_text(encoding="utf-8"))
+    return [item["content"] for item in items]

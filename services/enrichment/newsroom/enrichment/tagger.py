@@ -521,7 +521,9 @@ class Tagger:
         """
         n = len(text)
         append = hits.append
-        for end, entry in self._automaton.iter(padded):
+        for found in self._automaton.iter(padded):
+            end: int = found[0]  # typed, so that the mypyc build works on them natively
+            entry: _Alias = found[1]
             if end < n and padded[end + 1].isalnum():
                 continue
             length, surface, strict, common, opening, target, stage, fields = entry

@@ -60,11 +60,16 @@ def test_kafka_is_kraft_and_services_wait_for_health() -> None:
 
 
 def test_dockerfile_installs_the_project_and_runs_newsroom() -> None:
-    """The image installs the package and its entry point is the newsroom command."""
+    """A build stage compiles the tagger and builds the wheel; the image installs it and runs newsroom."""
     text = (REPO / "deploy" / "Dockerfile").read_text()
-    assert "FROM python:3.11" in text
-    assert "pip install ." in text
-    assert 'ENTRYPOINT ["newsroom"]' in text
+    build, _, runtime = text.rpartition("\nFROM ")
+    assert "FROM python:3.11" in build
+    assert "deploy/native.sh" in build
+    assert "pip wheel" in build
+    assert runtime.startswith("python:3.11")
+    assert "COPY --from=build /wheels /wheels" in runtime
+    assert "pip install /wheels/*.whl" in runtime
+    assert 'ENTRYPOINT ["newsroom"]' in runtime
 
 
 def test_the_wheel_the_image_installs_carries_templates_and_data(tmp_path: Path) -> None:

@@ -45,3 +45,39 @@ async def test_list_changes_go_out_once_per_list_and_the_last_change_wins(infra:
     finally:
         await redis.delete(keys.zlist("latest"))
         await redis.aclose()
+
+
+async def test_a_batch_larger_than_one_command_holds_is_written_whole(infra: RunningStack) -> None:
+    """Thousands of fragments, list members, manifests and hashes in one batch all land, once each."""
+    redis = connect(infra.settings.redis_url)
+    keys = Keys(f"test-{uuid.uuid4().hex}")
+    n = 6_000  # more pairs and members than one command in the batch carries
+    try:
+        batch = WriteBatch(redis, keys)
+        for i in range(n):
+            batch.set_fragment(f"item:{i}", f"<li>story {i} — ü</li>")
+            batch.list_add("latest", f"a{i}", float(i))
+            batch.set_manifest(f"news/{i}", ["layout:head", f"item:{i}", "layout:foot"])
+            batch.hset(keys.meta(f"a{i}"), {"rev": i, "slug": f"story-{i}"})
+        for i in range(0, n, 10):
+            batch.delete_fragment(f"item:{i}")
+            batch.list_remove("latest", f"a{i}")
+        await batch.execute()
+
+        items = await redis.mget([keys.frag(f"item:{i}") for i in range(n)])
+        assert items[1] == "<li>story 1 — ü</li>".encode()
+        assert [i for i, v in enumerate(items) if v is None] == list(range(0, n, 10))
+        assert await redis.zcard(keys.zlist("latest")) == n - n // 10
+        assert await redis.lrange(keys.page(f"news/{n - 1}"), 0, -1) == [
+            b"layout:head",
+            f"item:{n - 1}".encode(),
+            b"layout:foot",
+        ]
+        assert await redis.hmget(keys.meta(f"a{n - 1}"), ["rev", "slug"]) == [
+            str(n - 1).encode(),
+            f"story-{n - 1}".encode(),
+        ]
+    finally:
+        async for key in redis.scan_iter(match=f"{keys.prefix}*", count=1000):
+            await redis.delete(key)
+        await redis.aclose()

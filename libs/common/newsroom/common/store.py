@@ -199,17 +199,41 @@ def dependencies(manifest: list[str]) -> set[str]:
     return deps
 
 
+# Runs a batch of commands in one atomic call. ARGV holds the commands one after another, each as its
+# argument count, its name and its arguments (Lua's unpack takes at most a few thousand values, so
+# WriteBatch splits long commands). The keys are all in one namespace on one server.
+APPLY_SCRIPT = """
+local i, n = 1, #ARGV
+while i <= n do
+  local count = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + count))
+  i = i + count + 1
+end
+return n
+"""
+# HMGET of the same fields from many hashes: one reply (a list per key) instead of one per key.
+HMGET_MANY_SCRIPT = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end
+return out
+"""
+_MOST_ARGS = 4000  # per command in APPLY_SCRIPT, well under Lua's unpack limit (LUAI_MAXCSTACK, 8000)
+
+
 class WriteBatch:
     """One atomic write to the store that announces what it changed.
 
-    Fragments go out as one MSET and one DEL, and each list's changes as one ZADD and one ZREM
-    (the last change to a member wins), so a batch of many pages costs few commands.
+    Fragments go out as MSET and DEL, and each list's changes as ZADD and ZREM (the last change to
+    a member wins), so a batch of many pages costs few commands; the whole batch is one call of
+    :data:`APPLY_SCRIPT` (atomic, as MULTI/EXEC is, and answered with one reply instead of one per
+    command).
     """
 
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
         self.keys = keys
-        self.pipe = redis.pipeline(transaction=True)
         self.touched: set[str] = set()
+        self._commands: list[tuple[Any, ...]] = []  # in order, before the fragments and lists
         self._sets: dict[str, str] = {}
         self._deletes: set[str] = set()
         self._lists: dict[str, dict[str, float | None]] = {}  # list -> member -> score (None: remove)
@@ -228,8 +252,8 @@ class WriteBatch:
 
     def set_manifest(self, path: str, manifest: tuple[str, ...] | list[str]) -> None:
         key = self.keys.page(path)
-        self.pipe.delete(key)
-        self.pipe.rpush(key, *manifest)
+        self._commands.append(("DEL", key))
+        self._commands.append(("RPUSH", key, *manifest))
         self.touched.add(f"page:{path}")
 
     def list_add(self, name: str, member: str, score: float) -> None:
@@ -238,24 +262,62 @@ class WriteBatch:
     def list_remove(self, name: str, member: str) -> None:
         self._lists.setdefault(name, {})[member] = None
 
-    async def execute(self) -> list[Any]:
-        if self._sets:
-            self.pipe.mset(self._sets)
-        if self._deletes:
-            self.pipe.delete(*self._deletes)
+    def hset(self, key: str, mapping: dict[str, Any]) -> None:
+        """Set fields of the hash ``key`` (not a fragment: readers are not told)."""
+        self._commands.append(("HSET", key, *(item for pair in mapping.items() for item in pair)))
+
+    def set(self, key: str, value: str | bytes) -> None:
+        """Set the string ``key`` (not a fragment: readers are not told)."""
+        self._commands.append(("SET", key, value))
+
+    def publish(self, channel: str, message: str | bytes) -> None:
+        self._commands.append(("PUBLISH", channel, message))
+
+    def commands(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """What the batch runs: the fragments' MSETs, and every other command in order (its own
+        commands, the fragment deletions, the lists' changes, the announcement), long ones split."""
+        pairs = [item for pair in self._sets.items() for item in pair]
+        sets = [("MSET", *pairs[i : i + _MOST_ARGS]) for i in range(0, len(pairs), _MOST_ARGS)]
+        out = list(self._commands)
+        deletes = sorted(self._deletes)
+        out += [("DEL", *deletes[i : i + _MOST_ARGS]) for i in range(0, len(deletes), _MOST_ARGS)]
         for name, changes in self._lists.items():
             key = self.keys.zlist(name)
-            added = {member: score for member, score in changes.items() if score is not None}
+            added = [
+                item for member, score in changes.items() if score is not None for item in (score, member)
+            ]
             removed = [member for member, score in changes.items() if score is None]
-            if added:
-                self.pipe.zadd(key, added)
-            if removed:
-                self.pipe.zrem(key, *removed)
+            out += [("ZADD", key, *added[i : i + _MOST_ARGS]) for i in range(0, len(added), _MOST_ARGS)]
+            out += [("ZREM", key, *removed[i : i + _MOST_ARGS]) for i in range(0, len(removed), _MOST_ARGS)]
             self.touched.add(f"z:{name}")
         if self.touched:
-            self.pipe.publish(self.keys.invalidations, orjson.dumps(sorted(self.touched)))
-        result: list[Any] = await self.pipe.execute()
-        return result
+            out.append(("PUBLISH", self.keys.invalidations, orjson.dumps(sorted(self.touched))))
+        return sets, out
+
+    async def execute(self) -> None:
+        """Run the batch in one MULTI/EXEC: the fragments' MSETs (the bulk of the bytes), then one
+        call of :data:`APPLY_SCRIPT` with all the other commands (one reply instead of one each)."""
+        sets, others = self.commands()
+        args: list[Any] = []
+        for command in others:
+            args.append(len(command))
+            args.extend(command)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for command in sets:
+                pipe.execute_command(*command)
+            if args:
+                await self.redis.register_script(APPLY_SCRIPT)(args=args, client=pipe)  # queued
+            await pipe.execute()
+
+
+async def hmget_many(
+    redis: aioredis.Redis, keys: list[str], fields: tuple[str, ...]
+) -> list[list[bytes | None]]:
+    """``HMGET key *fields`` for every key, in one call."""
+    if not keys:
+        return []
+    result: list[list[bytes | None]] = await redis.register_script(HMGET_MANY_SCRIPT)(keys=keys, args=fields)
+    return result
 
 
 class FragmentReader:

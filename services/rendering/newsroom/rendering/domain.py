@@ -63,6 +63,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            auto_reload=False,  # templates ship with the package: no stat() per page (a tenth of a render)
         )
         self.env.globals.update(slot=slot, delay=delay_minutes)
         self.watchlist = tuple(watchlist)

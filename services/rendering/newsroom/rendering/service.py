@@ -24,7 +24,7 @@ from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker, process_batch
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
-from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, connect
+from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, connect, hmget_many
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import (
@@ -85,7 +85,7 @@ class FragmentWriter:
         for frag, html in self.renderer.quote_fragments(iid, quote).items():
             batch.set_fragment(frag, html)
         self._put_page(batch, self.renderer.quote_page(iid, name or None))
-        batch.pipe.hset(self.keys.instruments, iid, name)
+        batch.hset(self.keys.instruments, {iid: name})
 
     async def _quotes(self, iids: list[str]) -> dict[str, QuoteUpdated | None]:
         if not iids:
@@ -125,15 +125,9 @@ class FragmentWriter:
             {iid for evs in by_article.values() for e in evs if isinstance(e, ArticleEnriched)
              for iid in instrument_ids(e)}
         )  # fmt: skip
-        async with self.redis.pipeline(transaction=False) as read:
-            for aid in by_article:
-                read.hmget(self.keys.meta(aid), META_FIELDS)
-            if named:
-                read.hmget(self.keys.instruments, named)
-            replies = await read.execute()
-        metas, shown = replies[: len(by_article)], replies[len(by_article) :]
-        names = shown[0] if shown else []
-        known = {iid: None if v is None else v.decode() for iid, v in zip(named, names, strict=True)}
+        metas = await hmget_many(self.redis, [self.keys.meta(aid) for aid in by_article], META_FIELDS)
+        names = await self.redis.hmget(self.keys.instruments, named) if named else []
+        known = {iid: v.decode() if isinstance(v, bytes) else v for iid, v in zip(named, names, strict=True)}
         outcomes = [
             outcome(stored_from_meta(meta), evs) for meta, evs in zip(metas, by_article.values(), strict=True)
         ]
@@ -170,9 +164,9 @@ class FragmentWriter:
             batch.list_remove(f"ticker:{iid}", a.article_id)
         for iid in tickers:
             batch.list_add(f"ticker:{iid}", a.article_id, score)
-        batch.pipe.hset(
+        batch.hset(
             self.keys.meta(a.article_id),
-            mapping={
+            {
                 "rev": a.revision,
                 "erev": enriched.enrichment_revision,
                 "slug": a.slug,
@@ -190,9 +184,9 @@ class FragmentWriter:
         batch.list_remove("latest", aid)
         batch.delete_fragment(f"item:{aid}")
         batch.set_manifest(f"news/{event.slug}", [GONE])
-        batch.pipe.hset(
+        batch.hset(
             self.keys.meta(aid),
-            mapping={"rev": event.revision, "erev": 0, "slug": event.slug, "frags": b"[]",
+            {"rev": event.revision, "erev": 0, "slug": event.slug, "frags": b"[]",
                      "tickers": b"[]", "retracted": 1},
         )  # fmt: skip
 
@@ -214,13 +208,13 @@ class FragmentWriter:
             if old is not None and old.as_of > quote.as_of:
                 continue
             changed += 1
-            batch.pipe.set(self.keys.quote(iid), quote.model_dump_json())
+            batch.set(self.keys.quote(iid), quote.model_dump_json())
             if known[iid] is None:  # an instrument no article named yet still gets a quote page
                 self._put_instrument(batch, iid, "", quote)
             else:
                 for name, html in self.renderer.quote_fragments(iid, quote).items():
                     batch.set_fragment(name, html)
-            batch.pipe.publish(self.keys.live_quotes, live_message(iid, quote))
+            batch.publish(self.keys.live_quotes, live_message(iid, quote))
         await batch.execute()
         return changed
 

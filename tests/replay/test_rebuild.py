@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from newsroom.cli import demo
 from newsroom.cli.core import publish_ticks
-from newsroom.cli.rebuild import apply_articles
+from newsroom.cli.rebuild import apply_articles, expire_namespace
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
 from newsroom.common.store import GONE, connect
 from newsroom.common.topics import ARTICLES
@@ -201,3 +201,20 @@ async def test_applying_the_log_stops_after_the_chunk_in_hand(stack: RunningStac
     counts = await apply_articles(stack.settings, Recording(), None, 1, lambda n: None, lambda: bool(chunks))
     assert chunks == [1]
     assert counts.applied.rendered == 1
+
+
+async def test_expiring_a_namespace_touches_its_keys_and_no_other(infra: RunningStack) -> None:
+    """Every key of the namespace gets the TTL; a namespace nested under its name, or another, keeps none."""
+    redis = connect(infra.settings.redis_url)
+    ns = f"nr:expiry-{uuid.uuid4().hex[:8]}"
+    own = [f"{ns}:page:news/a", f"{ns}:frag:item:a", f"{ns}:z:latest", f"{ns}:meta:a", f"{ns}:quote:NYSE:CAT",
+           f"{ns}:instruments"]  # fmt: skip
+    others = [f"{ns}:20261125T120000000000Z:frag:item:a", f"{ns}x:frag:item:a", f"{ns}:unknown:a"]
+    try:
+        await redis.mset({key: "v" for key in own + others})
+        assert await expire_namespace(redis, ns, 300) == len(own)
+        assert [0 < await redis.ttl(key) <= 300 for key in own] == [True] * len(own)
+        assert [await redis.ttl(key) for key in others] == [-1] * len(others)
+    finally:
+        await redis.delete(*own, *others)
+        await redis.aclose()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import os
 import signal
@@ -211,24 +212,32 @@ def new_namespace(template_version: str) -> str:
     return f"nr:{template_version}:{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
 
 
-NAMESPACE_KINDS = ("page", "frag", "z", "meta", "quote")
+NAMESPACE_KINDS = ("page", "frag", "z", "meta", "quote")  # <namespace>:<kind>:…; and <namespace>:instruments
+
+
+def in_namespace(key: bytes, namespace: str) -> bool:
+    """Whether ``key`` is one of ``namespace``'s own keys (not one of a namespace nested under its name)."""
+    rest = key[len(namespace) + 1 :].decode("utf-8", "replace")
+    return key.startswith(f"{namespace}:".encode()) and (
+        rest == "instruments" or rest.partition(":")[0] in NAMESPACE_KINDS
+    )
 
 
 async def expire_namespace(redis: aioredis.Redis, namespace: str, seconds: int) -> int:
     """Give every key of ``namespace`` a TTL; returns how many keys it found.
 
-    Matches ``<namespace>:<kind>:*`` per kind, so a namespace nested under this one by name
-    (``nr:t1`` and ``nr:t1:2026…``) is never touched.
+    One pass over the keyspace: a namespace's own keys go on with a letter, and a namespace nested
+    under its name (``nr:t1`` and ``nr:t1:2026…``) with a digit, which the match leaves out.
     """
     found = 0
-    for kind in NAMESPACE_KINDS:
-        batch: list[bytes] = []
-        async for key in redis.scan_iter(match=f"{namespace}:{kind}:*", count=1000):
+    batch: list[bytes] = []
+    async for key in redis.scan_iter(match=f"{namespace}:[a-z]*", count=5000):
+        if in_namespace(key, namespace):
             batch.append(key)
-            if len(batch) >= 1000:
-                found += await _expire(redis, batch, seconds)
-                batch = []
-        found += await _expire(redis, batch, seconds)
+        if len(batch) >= 5000:
+            found += await _expire(redis, batch, seconds)
+            batch = []
+    found += await _expire(redis, batch, seconds)
     return found
 
 
@@ -342,21 +351,41 @@ async def apply_articles(
     ``stopping()``.
     """
     counts = ArticleCounts()
-    async for batch in read_topic(settings, ENRICHED.name, max_records=5000, partitions=partitions):
-        if stopping():
-            break
-        events: list[Any] = []
-        for _, data in _decoded(batch):
-            if isinstance(data, ArticleEnriched | ArticleRetracted):
-                events.append(data)
-            else:
-                counts.undecodable += 1
-        for i in range(0, len(events), chunk):
+    with few_collections():
+        async for batch in read_topic(settings, ENRICHED.name, max_records=5000, partitions=partitions):
             if stopping():
-                return counts
-            counts.applied += await writer.apply(events[i : i + chunk])
-        advance(len(batch))
+                break
+            events: list[Any] = []
+            for _, data in _decoded(batch):
+                if isinstance(data, ArticleEnriched | ArticleRetracted):
+                    events.append(data)
+                else:
+                    counts.undecodable += 1
+            for i in range(0, len(events), chunk):
+                if stopping():
+                    return counts
+                counts.applied += await writer.apply(events[i : i + chunk])
+            advance(len(batch))
     return counts
+
+
+@contextlib.contextmanager
+def few_collections(threshold: int = 50_000) -> Iterator[None]:
+    """Cyclic garbage collection made rare while a replay holds thousands of decoded events.
+
+    Every few hundred allocations the collector walks the young objects, and now and then all of
+    them: with a batch of events alive that made decoding an event up to three times slower. Inside, what
+    lives already is frozen out of the collector's walks and it runs every ``threshold`` allocations.
+    """
+    gc.collect()
+    gc.freeze()
+    before = gc.get_threshold()
+    gc.set_threshold(threshold, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 # Shared with the parent (set in each worker by _start_worker): the records all workers have read,

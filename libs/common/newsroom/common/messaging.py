@@ -181,6 +181,7 @@ class Publisher:
 
 
 Handler = Callable[[Record, Envelope], Awaitable[Iterable[Outgoing]]]
+BatchHandler = Callable[[list[tuple[Record, Envelope]]], Awaitable[Iterable[Outgoing]]]
 
 
 async def process_batch(records: list[Record], handle: Handler, publisher: Publisher) -> int:
@@ -208,6 +209,33 @@ async def process_batch(records: list[Record], handle: Handler, publisher: Publi
         await publisher.dead_letter_many(poison)
         await publisher.publish(out)
     return len(records) - len(poison)
+
+
+async def process_batch_at_once(
+    records: list[Record], handle_all: BatchHandler, handle: Handler, publisher: Publisher
+) -> int:
+    """Like :func:`process_batch`, but the decodable records go to ``handle_all`` in one call first.
+
+    One call can do one read and one write for the whole batch. If it fails, every record is
+    handled alone by ``handle``, so that only a bad event reaches the dead-letter topic: so
+    ``handle_all`` must leave things as ``handle`` would, or in a state that handling each record
+    again puts right (idempotent handlers). Returns how many records were handled.
+    """
+    decoded = [(record, record.envelope) for record in records if record.envelope is not None]
+    if not decoded:
+        return await process_batch(records, handle, publisher)
+    service = publisher.service
+    try:
+        with BATCH_SECONDS.labels(service).time():
+            out = list(await handle_all(decoded))
+    except Exception:  # some event in it is bad: find which, one by one
+        log.warning("batch failed; handling its records one by one", records=len(records), exc_info=True)
+        return await process_batch(records, handle, publisher)
+    for _, envelope in decoded:
+        EVENTS_PROCESSED.labels(service, envelope.type).inc()
+    await publisher.dead_letter_many([(r, r.error or "undecodable") for r in records if r.envelope is None])
+    await publisher.publish(out)
+    return len(decoded)
 
 
 async def read_topic(

@@ -21,7 +21,14 @@ from faststream.asgi import AsgiFastStream
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, QuoteUpdated
 from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
-from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker, process_batch
+from newsroom.common.messaging import (
+    Publisher,
+    Record,
+    batch_subscription,
+    bound_to,
+    make_broker,
+    process_batch_at_once,
+)
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
 from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, connect, hmget_many
@@ -257,23 +264,38 @@ async def writers() -> list[FragmentWriter]:
     return out
 
 
-async def handle_enriched(record: Record, envelope: Any) -> list[Any]:
-    data = envelope.data
-    if isinstance(data, ArticleEnriched):
-        wrote = any([await w.article(data) for w in await writers()])
-        log.info("article rendered" if wrote else "stale revision skipped", article_id=record.key)
-    elif isinstance(data, ArticleRetracted):
-        for w in await writers():
-            await w.retract(data)
-        log.info("article retracted", article_id=data.article_id)
-    else:
+def article_event(envelope: Any) -> ArticleEvent:
+    """The envelope's article event, or ValueError for an event that does not belong on the topic."""
+    if not isinstance(envelope.data, ArticleEnriched | ArticleRetracted):
         raise ValueError(f"{envelope.type} does not belong on {ENRICHED.name}")
+    return envelope.data
+
+
+async def handle_enriched_batch(decoded: list[tuple[Record, Any]]) -> list[Any]:
+    """A batch of article events applied as one write per namespace (see FragmentWriter.apply)."""
+    events = [article_event(envelope) for _, envelope in decoded]
+    results = [await w.apply(events) for w in await writers()]  # the active namespace first
+    applied = results[0] if results else Applied()
+    for record, envelope in decoded:
+        with bound_to(envelope):
+            log.info("article event applied", article_id=record.key, type=envelope.type)
+    log.info("batch applied", events=len(events), rendered=applied.rendered, skipped=applied.skipped,
+             retracted=applied.retracted)  # fmt: skip
+    return []
+
+
+async def handle_enriched(record: Record, envelope: Any) -> list[Any]:
+    """One article event alone (when its batch failed: see process_batch_at_once)."""
+    event = article_event(envelope)
+    for w in await writers():
+        await w.apply([event])
+    log.info("article event applied alone", article_id=record.key, type=envelope.type)
     return []
 
 
 @broker.subscriber(ENRICHED.name, **batch_subscription(settings, "rendering-articles"))
 async def on_enriched(records: list[Record]) -> None:
-    await process_batch(records, handle_enriched, publisher)
+    await process_batch_at_once(records, handle_enriched_batch, handle_enriched, publisher)
 
 
 @broker.subscriber(SNAPSHOTS.name, **batch_subscription(settings, "rendering-quotes", max_records=2000))

@@ -10,7 +10,7 @@ import pytest
 
 from newsroom.common.events import ArticleContent, ArticleEnriched, ArticleRetracted, TaggedTicker
 from newsroom.common.settings import DEFAULT_WATCHLIST
-from newsroom.common.store import FragmentReader, connect
+from newsroom.common.store import FragmentReader, NamespaceRetired, Pointers, connect
 from newsroom.rendering.domain import ArticleEvent, Renderer
 from newsroom.rendering.service import FragmentWriter
 from tests.conftest import RunningStack
@@ -144,4 +144,32 @@ async def test_a_batch_leaves_the_store_as_one_by_one_application_does(infra: Ru
         assert expected[":instruments"][b"NASDAQ:AMD"] == b"Advanced Micro Devices"
         assert expected[":instruments"][b"NASDAQ:INTC"] == b"Intel"  # named by the second revision
     finally:
+        await redis.aclose()
+
+
+async def test_a_namespace_retired_by_a_switch_is_never_written_again(infra: RunningStack) -> None:
+    """Once the active pointer moves on (no rebuild filling it), a guarded writer refuses to write."""
+    redis = connect(infra.settings.redis_url)
+    pointers = Pointers(f"tv-{uuid.uuid4().hex[:8]}")
+    old, new = f"{pointers.template_version}-old", f"{pointers.template_version}-new"
+    renderer = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20)
+    try:
+        await redis.set(pointers.shadow, new)
+        await redis.set(pointers.active, old)
+        writing_old = FragmentWriter(redis, old, renderer, guard=pointers)
+        writing_new = FragmentWriter(redis, new, renderer, guard=pointers)
+        assert await writing_old.article(revision(1, "Before the switch"))
+        assert await writing_new.article(revision(1, "Before the switch"))
+
+        await pointers.switch_to(redis, new)
+        with pytest.raises(NamespaceRetired):
+            await writing_old.article(revision(2, "After the switch"))
+        assert await writing_new.article(revision(2, "After the switch"))
+
+        assert "Before the switch" in await page_text(writing_old, "news/intel-falls-abc123")
+        assert "After the switch" in await page_text(writing_new, "news/intel-falls-abc123")
+    finally:
+        async for key in redis.scan_iter(match=f"{pointers.template_version}*", count=1000):
+            await redis.delete(key)
+        await redis.delete(pointers.active, pointers.shadow)
         await redis.aclose()

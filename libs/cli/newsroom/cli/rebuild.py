@@ -417,7 +417,8 @@ def _worker(settings: Settings, namespace: str, partitions: list[int], chunk: in
     async def main() -> ArticleCounts:
         redis = connect(settings.redis_url)
         try:
-            writer = FragmentWriter(redis, namespace, Renderer.for_settings(settings))
+            guard = Pointers(settings.template_version)  # stop if this rebuild's shadow pointer is gone
+            writer = FragmentWriter(redis, namespace, Renderer.for_settings(settings), guard)
             return await apply_articles(settings, writer, partitions, chunk, _advance_shared, _stop_set)
         finally:
             await redis.aclose()
@@ -484,11 +485,7 @@ async def rebuild_fragments(
             plan.add_row("then", f"switch {pointers.active}, expire {old}:* after {expire_old}s")
             out.print(plan)
             return summary
-        writer = FragmentWriter(
-            redis,
-            summary.new_namespace,
-            Renderer.for_settings(settings),
-        )
+        writer = FragmentWriter(redis, summary.new_namespace, Renderer.for_settings(settings), pointers)
         switched = False
         try:
             async with shadow_pointer(redis, pointers, summary.new_namespace):

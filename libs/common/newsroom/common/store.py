@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import hiredis
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import DataError
+from redis.exceptions import DataError, WatchError
 
 GONE = "@gone"
 
@@ -220,18 +220,26 @@ return out
 _MOST_ARGS = 4000  # per command in APPLY_SCRIPT, well under Lua's unpack limit (LUAI_MAXCSTACK, 8000)
 
 
+class NamespaceRetired(Exception):
+    """The namespace is neither the one served nor one being rebuilt any more; nothing was written."""
+
+
 class WriteBatch:
     """One atomic write to the store that announces what it changed.
 
     Fragments go out as MSET and DEL, and each list's changes as ZADD and ZREM (the last change to
-    a member wins), so a batch of many pages costs few commands; the whole batch is one call of
-    :data:`APPLY_SCRIPT` (atomic, as MULTI/EXEC is, and answered with one reply instead of one per
-    command).
+    a member wins), so a batch of many pages costs few commands. One MULTI/EXEC holds the fragments'
+    MSETs and one call of :data:`APPLY_SCRIPT` with every other command (one reply for them all).
+
+    With ``guard``, the write happens only while the namespace is the active or the shadow one
+    (checked under WATCH, so a switch in between is seen): a namespace that a rebuild has retired,
+    and is expiring, is never written again (:class:`NamespaceRetired`).
     """
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, guard: Pointers | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        self.guard = guard
         self.touched: set[str] = set()
         self._commands: list[tuple[Any, ...]] = []  # in order, before the fragments and lists
         self._sets: dict[str, str] = {}
@@ -295,19 +303,30 @@ class WriteBatch:
         return sets, out
 
     async def execute(self) -> None:
-        """Run the batch in one MULTI/EXEC: the fragments' MSETs (the bulk of the bytes), then one
-        call of :data:`APPLY_SCRIPT` with all the other commands (one reply instead of one each)."""
+        """Run the batch in one MULTI/EXEC; :class:`NamespaceRetired` if the guard refuses it."""
         sets, others = self.commands()
         args: list[Any] = []
         for command in others:
             args.append(len(command))
             args.extend(command)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for command in sets:
-                pipe.execute_command(*command)
-            if args:
-                await self.redis.register_script(APPLY_SCRIPT)(args=args, client=pipe)  # queued
-            await pipe.execute()
+        script = self.redis.register_script(APPLY_SCRIPT)
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    if self.guard is not None:
+                        await pipe.watch(self.guard.active, self.guard.shadow)
+                        live = await pipe.mget([self.guard.active, self.guard.shadow])
+                        if self.keys.namespace.encode() not in live:
+                            raise NamespaceRetired(self.keys.namespace)
+                        pipe.multi()
+                    for command in sets:
+                        pipe.execute_command(*command)
+                    if args:
+                        await script(args=args, client=pipe)  # queued
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue  # a pointer moved meanwhile: look again
 
 
 async def hmget_many(

@@ -8,10 +8,10 @@ bytes, and an older revision never overwrites a newer one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -31,7 +31,7 @@ from newsroom.common.messaging import (
 )
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
-from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, connect, hmget_many
+from newsroom.common.store import GONE, Keys, NamespaceRetired, Pointers, WriteBatch, connect, hmget_many
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import (
@@ -54,6 +54,7 @@ log = structlog.get_logger(SERVICE)
 
 
 META_FIELDS = ("rev", "erev", "retracted", "frags", "tickers")
+T = TypeVar("T")
 
 
 def stored_from_meta(reply: list[bytes | None]) -> Stored:
@@ -72,14 +73,19 @@ def stored_from_meta(reply: list[bytes | None]) -> Stored:
 class FragmentWriter:
     """Applies events to the fragment store of one namespace."""
 
-    def __init__(self, redis: aioredis.Redis, namespace: str, renderer: Renderer) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, namespace: str, renderer: Renderer, guard: Pointers | None = None
+    ) -> None:
+        """``guard``: write only while ``namespace`` is the active or the shadow one of these pointers
+        (else :class:`~newsroom.common.store.NamespaceRetired`)."""
         self.redis = redis
         self.keys = Keys(namespace)
         self.namespace = namespace
         self.renderer = renderer
+        self.guard = guard
 
     def _batch(self) -> WriteBatch:
-        return WriteBatch(self.redis, self.keys)
+        return WriteBatch(self.redis, self.keys, self.guard)
 
     @staticmethod
     def _put_page(batch: WriteBatch, page: Page) -> None:
@@ -258,10 +264,33 @@ async def writers() -> list[FragmentWriter]:
         if namespace not in _writers:
             if len(_writers) > 4:  # namespaces of finished rebuilds
                 _writers.clear()
-            _writers[namespace] = FragmentWriter(redis, namespace, renderer)
-            await _writers[namespace].setup()
+            writer = FragmentWriter(redis, namespace, renderer, guard=pointers)
+            try:
+                await writer.setup()
+            except NamespaceRetired:
+                continue
+            _writers[namespace] = writer
         out.append(_writers[namespace])
     return out
+
+
+async def to_each_namespace(write: Callable[[FragmentWriter], Awaitable[T]]) -> list[T]:
+    """``write`` done in every namespace that is served or being rebuilt, the active one first.
+
+    A namespace that a rebuild retires meanwhile is left (it is expiring), and the pointers are
+    looked up again, so the write reaches every namespace that is live when it ends.
+    """
+    results: list[T] = []
+    done: set[str] = set()
+    while pending := [w for w in await writers() if w.namespace not in done]:
+        for w in pending:
+            done.add(w.namespace)
+            try:
+                results.append(await write(w))
+            except NamespaceRetired:
+                _writers.pop(w.namespace, None)
+                log.info("namespace retired; no longer written", namespace=w.namespace)
+    return results
 
 
 def article_event(envelope: Any) -> ArticleEvent:
@@ -274,7 +303,7 @@ def article_event(envelope: Any) -> ArticleEvent:
 async def handle_enriched_batch(decoded: list[tuple[Record, Any]]) -> list[Any]:
     """A batch of article events applied as one write per namespace (see FragmentWriter.apply)."""
     events = [article_event(envelope) for _, envelope in decoded]
-    results = [await w.apply(events) for w in await writers()]  # the active namespace first
+    results = await to_each_namespace(lambda w: w.apply(events))
     applied = results[0] if results else Applied()
     for record, envelope in decoded:
         with bound_to(envelope):
@@ -287,8 +316,7 @@ async def handle_enriched_batch(decoded: list[tuple[Record, Any]]) -> list[Any]:
 async def handle_enriched(record: Record, envelope: Any) -> list[Any]:
     """One article event alone (when its batch failed: see process_batch_at_once)."""
     event = article_event(envelope)
-    for w in await writers():
-        await w.apply([event])
+    await to_each_namespace(lambda w: w.apply([event]))
     log.info("article event applied alone", article_id=record.key, type=envelope.type)
     return []
 
@@ -306,8 +334,7 @@ async def on_snapshots(records: list[Record]) -> None:
             snapshots.append(record.envelope.data)
         else:
             await publisher.dead_letter(record, record.error or "not a quote snapshot")
-    for w in await writers():
-        await w.quotes(snapshots)
+    await to_each_namespace(lambda w: w.quotes(snapshots))
 
 
 async def _ready() -> bool:

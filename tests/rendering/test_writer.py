@@ -173,3 +173,29 @@ async def test_a_namespace_retired_by_a_switch_is_never_written_again(infra: Run
             await redis.delete(key)
         await redis.delete(pointers.active, pointers.shadow)
         await redis.aclose()
+
+
+async def test_a_newer_revision_written_meanwhile_is_not_overwritten(infra: RunningStack) -> None:
+    """If another writer stores a newer revision between this writer's read and its write, this one yields."""
+    redis = connect(infra.settings.redis_url)
+    namespace = f"test-{uuid.uuid4().hex}"
+    renderer = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20)
+    other = FragmentWriter(redis, namespace, renderer)  # e.g. the live renderer, beside a rebuild
+    interleaved: list[bool] = []
+
+    class Racing(FragmentWriter):
+        async def _quotes(self, iids: list[str], reader: Any = None) -> dict[str, Any]:
+            if not interleaved:  # after this writer's read, before its write
+                interleaved.append(await other.article(revision(3, "Third take, written meanwhile")))
+            return await super()._quotes(iids, reader)
+
+    try:
+        applied = await Racing(redis, namespace, renderer).apply([revision(1, "First take")])
+
+        assert interleaved == [True]
+        assert (applied.rendered, applied.skipped) == (0, 1)  # decided again: its revision is stale
+        assert "Third take, written meanwhile" in await page_text(other, "news/intel-falls-abc123")
+    finally:
+        async for key in redis.scan_iter(match=f"{namespace}:*", count=1000):
+            await redis.delete(key)
+        await redis.aclose()

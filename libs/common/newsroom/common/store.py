@@ -20,6 +20,7 @@ call: one round trip, one consistent state.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -302,40 +303,67 @@ class WriteBatch:
             out.append(("PUBLISH", self.keys.invalidations, orjson.dumps(sorted(self.touched))))
         return sets, out
 
-    async def execute(self) -> None:
-        """Run the batch in one MULTI/EXEC; :class:`NamespaceRetired` if the guard refuses it."""
+    def queue(self, pipe: Any) -> None:
+        """Queue the batch on ``pipe`` (in MULTI): the fragments' MSETs, then one :data:`APPLY_SCRIPT`
+        call with every other command (EVAL, not EVALSHA: no script can be missing inside the EXEC)."""
         sets, others = self.commands()
         args: list[Any] = []
         for command in others:
             args.append(len(command))
             args.extend(command)
-        script = self.redis.register_script(APPLY_SCRIPT)
-        while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    if self.guard is not None:
-                        await pipe.watch(self.guard.active, self.guard.shadow)
-                        live = await pipe.mget([self.guard.active, self.guard.shadow])
-                        if self.keys.namespace.encode() not in live:
-                            raise NamespaceRetired(self.keys.namespace)
-                        pipe.multi()
-                    for command in sets:
-                        pipe.execute_command(*command)
-                    if args:
-                        await script(args=args, client=pipe)  # queued
-                    await pipe.execute()
-                    return
-                except WatchError:
-                    continue  # a pointer moved meanwhile: look again
+        for command in sets:
+            pipe.execute_command(*command)
+        if args:
+            pipe.eval(APPLY_SCRIPT, 0, *args)
+
+    async def execute(self) -> None:
+        """Write the batch atomically; :class:`NamespaceRetired` if its guard refuses it."""
+
+        async def this_batch(_: Any) -> WriteBatch:
+            return self
+
+        await transact(self.redis, this_batch, guard=self.guard, namespace=self.keys.namespace)
 
 
-async def hmget_many(
-    redis: aioredis.Redis, keys: list[str], fields: tuple[str, ...]
-) -> list[list[bytes | None]]:
-    """``HMGET key *fields`` for every key, in one call."""
+async def transact(
+    redis: aioredis.Redis,
+    build: Callable[[Any], Awaitable[WriteBatch]],
+    *,
+    watch: Sequence[str] = (),
+    guard: Pointers | None = None,
+    namespace: str = "",
+) -> WriteBatch:
+    """Read, decide and write as one optimistic transaction; returns the batch written.
+
+    ``build`` gets a reader (the connection watching ``watch``, so its reads count) and returns the
+    batch to write. If a watched key changes before the write, nothing is written and ``build`` runs
+    again on fresh reads. With ``guard``, ``namespace`` must be its active or its shadow one at the
+    moment of writing, else :class:`NamespaceRetired` and nothing written.
+    """
+    watched = [*watch, *((guard.active, guard.shadow) if guard is not None else ())]
+    while True:
+        async with redis.pipeline(transaction=True) as pipe:
+            try:
+                if watched:
+                    await pipe.watch(*watched)
+                if guard is not None and namespace.encode() not in await pipe.mget(
+                    [guard.active, guard.shadow]
+                ):
+                    raise NamespaceRetired(namespace)
+                batch = await build(pipe if watched else redis)
+                pipe.multi()
+                batch.queue(pipe)
+                await pipe.execute()
+                return batch
+            except WatchError:
+                continue  # what was read changed meanwhile: read and decide again
+
+
+async def hmget_many(redis: Any, keys: list[str], fields: tuple[str, ...]) -> list[list[bytes | None]]:
+    """``HMGET key *fields`` for every key, in one call (``redis``: a client, or a watching pipeline)."""
     if not keys:
         return []
-    result: list[list[bytes | None]] = await redis.register_script(HMGET_MANY_SCRIPT)(keys=keys, args=fields)
+    result: list[list[bytes | None]] = await redis.eval(HMGET_MANY_SCRIPT, len(keys), *keys, *fields)
     return result
 
 

@@ -31,7 +31,16 @@ from newsroom.common.messaging import (
 )
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
-from newsroom.common.store import GONE, Keys, NamespaceRetired, Pointers, WriteBatch, connect, hmget_many
+from newsroom.common.store import (
+    GONE,
+    Keys,
+    NamespaceRetired,
+    Pointers,
+    WriteBatch,
+    connect,
+    hmget_many,
+    transact,
+)
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import (
@@ -100,10 +109,10 @@ class FragmentWriter:
         self._put_page(batch, self.renderer.quote_page(iid, name or None))
         batch.hset(self.keys.instruments, {iid: name})
 
-    async def _quotes(self, iids: list[str]) -> dict[str, QuoteUpdated | None]:
+    async def _quotes(self, iids: list[str], reader: Any = None) -> dict[str, QuoteUpdated | None]:
         if not iids:
             return {}
-        raw = await self.redis.mget([self.keys.quote(i) for i in iids])
+        raw = await (reader or self.redis).mget([self.keys.quote(i) for i in iids])
         return {i: QuoteUpdated.model_validate_json(r) if r else None for i, r in zip(iids, raw, strict=True)}
 
     async def setup(self) -> None:
@@ -129,7 +138,9 @@ class FragmentWriter:
 
         One round trip reads what the store holds for these articles and their instruments; each
         article's events are folded over that (:func:`~newsroom.rendering.domain.outcome`); only
-        the pages they end with are rendered; one MULTI/EXEC writes them all.
+        the pages they end with are rendered; one MULTI/EXEC writes them all, unless one of these
+        articles was written meanwhile: then it reads and decides again (see
+        :func:`~newsroom.common.store.transact`).
         """
         by_article: dict[str, list[ArticleEvent]] = {}
         for event in events:
@@ -138,28 +149,42 @@ class FragmentWriter:
             {iid for evs in by_article.values() for e in evs if isinstance(e, ArticleEnriched)
              for iid in instrument_ids(e)}
         )  # fmt: skip
-        metas = await hmget_many(self.redis, [self.keys.meta(aid) for aid in by_article], META_FIELDS)
-        names = await self.redis.hmget(self.keys.instruments, named) if named else []
-        known = {iid: v.decode() if isinstance(v, bytes) else v for iid, v in zip(named, names, strict=True)}
-        outcomes = [
-            outcome(stored_from_meta(meta), evs) for meta, evs in zip(metas, by_article.values(), strict=True)
-        ]
-        instruments = instruments_to_write(outcomes, known)
-        quotes = await self._quotes(list(instruments))
-
-        batch = self._batch()
+        if not by_article:
+            return Applied()
+        meta_keys = [self.keys.meta(aid) for aid in by_article]
         applied = Applied()
-        for aid, o in zip(by_article, outcomes, strict=True):
-            applied.rendered += len(o.applied)
-            applied.skipped += o.skipped
-            if o.retraction is not None:
-                applied.retracted += 1
-                self._put_retraction(batch, aid, o.stored, o.retraction)
-            elif o.final is not None:
-                self._put_article(batch, o.stored, o.final)
-        for iid, name in instruments.items():
-            self._put_instrument(batch, iid, name, quotes[iid])
-        await batch.execute()
+
+        async def decide(reader: Any) -> WriteBatch:
+            """Read what the store holds, fold the events over it, render what they end with."""
+            nonlocal applied
+            metas = await hmget_many(reader, meta_keys, META_FIELDS)
+            names = await reader.hmget(self.keys.instruments, named) if named else []
+            known = {
+                iid: v.decode() if isinstance(v, bytes) else v for iid, v in zip(named, names, strict=True)
+            }
+            outcomes = [
+                outcome(stored_from_meta(meta), evs)
+                for meta, evs in zip(metas, by_article.values(), strict=True)
+            ]
+            instruments = instruments_to_write(outcomes, known)
+            quotes = await self._quotes(list(instruments), reader)
+            batch = self._batch()
+            applied = Applied()
+            for aid, o in zip(by_article, outcomes, strict=True):
+                applied.rendered += len(o.applied)
+                applied.skipped += o.skipped
+                if o.retraction is not None:
+                    applied.retracted += 1
+                    self._put_retraction(batch, aid, o.stored, o.retraction)
+                elif o.final is not None:
+                    self._put_article(batch, o.stored, o.final)
+            for iid, name in instruments.items():
+                self._put_instrument(batch, iid, name, quotes[iid])
+            return batch
+
+        # The metas are watched: a write to one of these articles between the read and the write (the
+        # live renderer and a rebuild both fill a shadow namespace) makes this decide again.
+        await transact(self.redis, decide, watch=meta_keys, guard=self.guard, namespace=self.namespace)
         return applied
 
     def _put_article(self, batch: WriteBatch, stored: Stored, enriched: ArticleEnriched) -> None:

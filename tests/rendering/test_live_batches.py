@@ -72,3 +72,7 @@ async def test_a_burst_is_rendered_and_a_misplaced_event_in_it_is_dead_lettered_
     assert letters[0]["dlq-service"] == "rendering"
     assert letters[0]["dlq-reason"] == f"ValueError: ArticleSubmitted does not belong on {ENRICHED.name}"
     assert httpx.get(f"{stack.web}/news/burst-{tag}-99").status_code == 404
+    metrics = httpx.get(
+        f"http://127.0.0.1:{stack.settings.rendering_port}/metrics", follow_redirects=True
+    ).text
+    assert 'newsroom_batch_fallbacks_total{service="rendering"}' in metrics  # the batch went one by one

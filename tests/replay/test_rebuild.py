@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from newsroom.cli import demo
 from newsroom.cli.core import publish_ticks
-from newsroom.cli.rebuild import apply_articles, expire_namespace
+from newsroom.cli.rebuild import apply_articles, expire_namespace, few_collections
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
 from newsroom.common.store import GONE, connect
 from newsroom.common.topics import ARTICLES
@@ -218,3 +219,17 @@ async def test_expiring_a_namespace_touches_its_keys_and_no_other(infra: Running
     finally:
         await redis.delete(*own, *others)
         await redis.aclose()
+
+
+def test_overlapping_replays_restore_the_collector_when_the_last_ends() -> None:
+    """Two replays in one process (entered and left out of order) leave the collector as it was."""
+    before = gc.get_threshold()
+    first, second = few_collections(), few_collections()
+    first.__enter__()
+    second.__enter__()
+    assert gc.get_threshold()[0] == 50_000
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[0] == 50_000  # the second replay is still running
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

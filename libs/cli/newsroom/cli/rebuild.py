@@ -351,22 +351,28 @@ async def apply_articles(
     ``stopping()``.
     """
     counts = ArticleCounts()
+    batches = read_topic(settings, ENRICHED.name, max_records=5000, partitions=partitions)
     with few_collections():
-        async for batch in read_topic(settings, ENRICHED.name, max_records=5000, partitions=partitions):
-            if stopping():
-                break
-            events: list[Any] = []
-            for _, data in _decoded(batch):
-                if isinstance(data, ArticleEnriched | ArticleRetracted):
-                    events.append(data)
-                else:
-                    counts.undecodable += 1
-            for i in range(0, len(events), chunk):
+        async with contextlib.aclosing(batches):  # its consumer stops here, also on an early return
+            async for batch in batches:
                 if stopping():
-                    return counts
-                counts.applied += await writer.apply(events[i : i + chunk])
-            advance(len(batch))
+                    break
+                events: list[Any] = []
+                for _, data in _decoded(batch):
+                    if isinstance(data, ArticleEnriched | ArticleRetracted):
+                        events.append(data)
+                    else:
+                        counts.undecodable += 1
+                for i in range(0, len(events), chunk):
+                    if stopping():
+                        return counts
+                    counts.applied += await writer.apply(events[i : i + chunk])
+                advance(len(batch))
     return counts
+
+
+_collections_made_rare = 0  # how many few_collections() blocks this process is in
+_threshold_before = gc.get_threshold()
 
 
 @contextlib.contextmanager
@@ -374,18 +380,24 @@ def few_collections(threshold: int = 50_000) -> Iterator[None]:
     """Cyclic garbage collection made rare while a replay holds thousands of decoded events.
 
     Every few hundred allocations the collector walks the young objects, and now and then all of
-    them: with a batch of events alive that made decoding an event up to three times slower. Inside, what
-    lives already is frozen out of the collector's walks and it runs every ``threshold`` allocations.
+    them: with a batch of events alive that made decoding an event up to three times slower. Inside,
+    what lives already is frozen out of the collector's walks and it runs every ``threshold``
+    allocations. Nested or overlapping uses (two replays in one process) restore it when the last ends.
     """
-    gc.collect()
-    gc.freeze()
-    before = gc.get_threshold()
-    gc.set_threshold(threshold, 20, 100)
+    global _collections_made_rare, _threshold_before
+    if _collections_made_rare == 0:
+        gc.collect()
+        gc.freeze()
+        _threshold_before = gc.get_threshold()
+        gc.set_threshold(threshold, 20, 100)
+    _collections_made_rare += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
+        _collections_made_rare -= 1
+        if _collections_made_rare == 0:
+            gc.set_threshold(*_threshold_before)
+            gc.unfreeze()
 
 
 # Shared with the parent (set in each worker by _start_worker): the records all workers have read,

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +29,7 @@ from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from newsroom.common.events import Envelope, EventDecodeError, decode, encode
-from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED
+from newsroom.common.ops import BATCH_FALLBACKS, BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED
 from newsroom.common.ops import DEAD_LETTERS as DEAD_LETTERS_TOTAL
 from newsroom.common.settings import Settings
 from newsroom.common.topics import DEAD_LETTERS, Topic
@@ -190,24 +198,28 @@ async def process_batch(records: list[Record], handle: Handler, publisher: Publi
     Returns how many records were handled. Output is published as one burst at the end so
     that a batch costs one produce request per partition.
     """
+    with BATCH_SECONDS.labels(publisher.service).time():
+        return await _one_by_one(records, handle, publisher)
+
+
+async def _one_by_one(records: list[Record], handle: Handler, publisher: Publisher) -> int:
     out: list[Outgoing] = []
     poison: list[tuple[Record, str]] = []
     service = publisher.service
-    with BATCH_SECONDS.labels(service).time():
-        for record in records:
-            if record.envelope is None:
-                poison.append((record, record.error or "undecodable"))
-                continue
-            with bound_to(record.envelope):
-                try:
-                    out.extend(await handle(record, record.envelope))
-                    EVENTS_PROCESSED.labels(service, record.envelope.type).inc()
-                except Exception as exc:  # a bad event must not stop the consumer: park it with the reason
-                    log.exception("event failed")
-                    EVENTS_FAILED.labels(service, record.envelope.type).inc()
-                    poison.append((record, f"{type(exc).__name__}: {exc}"))
-        await publisher.dead_letter_many(poison)
-        await publisher.publish(out)
+    for record in records:
+        if record.envelope is None:
+            poison.append((record, record.error or "undecodable"))
+            continue
+        with bound_to(record.envelope):
+            try:
+                out.extend(await handle(record, record.envelope))
+                EVENTS_PROCESSED.labels(service, record.envelope.type).inc()
+            except Exception as exc:  # a bad event must not stop the consumer: park it with the reason
+                log.exception("event failed")
+                EVENTS_FAILED.labels(service, record.envelope.type).inc()
+                poison.append((record, f"{type(exc).__name__}: {exc}"))
+    await publisher.dead_letter_many(poison)
+    await publisher.publish(out)
     return len(records) - len(poison)
 
 
@@ -221,21 +233,24 @@ async def process_batch_at_once(
     ``handle_all`` must leave things as ``handle`` would, or in a state that handling each record
     again puts right (idempotent handlers). Returns how many records were handled.
     """
-    decoded = [(record, record.envelope) for record in records if record.envelope is not None]
-    if not decoded:
-        return await process_batch(records, handle, publisher)
     service = publisher.service
-    try:
-        with BATCH_SECONDS.labels(service).time():
+    with BATCH_SECONDS.labels(service).time():
+        decoded = [(record, record.envelope) for record in records if record.envelope is not None]
+        if not decoded:
+            return await _one_by_one(records, handle, publisher)
+        try:
             out = list(await handle_all(decoded))
-    except Exception:  # some event in it is bad: find which, one by one
-        log.warning("batch failed; handling its records one by one", records=len(records), exc_info=True)
-        return await process_batch(records, handle, publisher)
-    for _, envelope in decoded:
-        EVENTS_PROCESSED.labels(service, envelope.type).inc()
-    await publisher.dead_letter_many([(r, r.error or "undecodable") for r in records if r.envelope is None])
-    await publisher.publish(out)
-    return len(decoded)
+        except Exception:  # some event in it is bad: find which, one by one
+            log.warning("batch failed; handling its records one by one", records=len(records), exc_info=True)
+            BATCH_FALLBACKS.labels(service).inc()
+            return await _one_by_one(records, handle, publisher)
+        for _, envelope in decoded:
+            EVENTS_PROCESSED.labels(service, envelope.type).inc()
+        await publisher.dead_letter_many(
+            [(r, r.error or "undecodable") for r in records if r.envelope is None]
+        )
+        await publisher.publish(out)
+        return len(decoded)
 
 
 async def read_topic(
@@ -246,7 +261,7 @@ async def read_topic(
     stop_at_end: bool = True,
     max_records: int = 2000,
     partitions: Collection[int] | None = None,
-) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
+) -> AsyncGenerator[list[ConsumerRecord[Any, Any]], None]:
     """Read a topic (or only ``partitions`` of it) without a consumer group, batch by batch.
 
     Nothing is committed. With ``stop_at_end`` the iteration ends at the end offsets seen when it

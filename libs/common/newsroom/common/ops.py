@@ -12,6 +12,11 @@ EVENTS_PROCESSED = Counter(
 )
 EVENTS_FAILED = Counter("newsroom_events_failed_total", "Events that failed processing", ["service", "type"])
 DEAD_LETTERS = Counter("newsroom_dead_letters_total", "Records sent to the dead-letter topic", ["service"])
+BATCH_FALLBACKS = Counter(
+    "newsroom_batch_fallbacks_total",
+    "Batches that failed as a whole and were handled record by record",
+    ["service"],
+)
 BATCH_SECONDS = Histogram(
     "newsroom_batch_seconds",
     "Time to process one consumed batch",

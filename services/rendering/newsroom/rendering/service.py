@@ -332,7 +332,7 @@ async def handle_enriched_batch(decoded: list[tuple[Record, Any]]) -> list[Any]:
     applied = results[0] if results else Applied()
     for record, envelope in decoded:
         with bound_to(envelope):
-            log.info("article event applied", article_id=record.key, type=envelope.type)
+            log.info("article event handled", article_id=record.key, type=envelope.type)
     log.info("batch applied", events=len(events), rendered=applied.rendered, skipped=applied.skipped,
              retracted=applied.retracted)  # fmt: skip
     return []
@@ -342,7 +342,7 @@ async def handle_enriched(record: Record, envelope: Any) -> list[Any]:
     """One article event alone (when its batch failed: see process_batch_at_once)."""
     event = article_event(envelope)
     await to_each_namespace(lambda w: w.apply([event]))
-    log.info("article event applied alone", article_id=record.key, type=envelope.type)
+    log.info("article event handled alone", article_id=record.key, type=envelope.type)
     return []
 
 

@@ -9,19 +9,19 @@ BIN := $(VENV)/bin
 setup: ## everything a fresh Debian machine needs
 	bash deploy/setup.sh
 
-native: ## compile the hot modules with mypyc where their source changed (deploy/native.sh)
-	bash deploy/native.sh
+native: ## compile the hot modules with mypyc where a build is missing or out of date (deploy/native.py)
+	$(BIN)/python deploy/native.py
 
 run: native ## the whole stack on the embedded broker, demo loaded (Ctrl-C stops it)
 	$(BIN)/newsroom dev
 
 test: native ## the whole suite; starts and stops the broker and Redis it needs
-	$(BIN)/python -m pytest
+	NEWSROOM_REQUIRE_NATIVE=$$([ "$${NEWSROOM_PURE_PYTHON:-0}" = 1 ] && echo 0 || echo 1) $(BIN)/python -m pytest
 
 lint: ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs services tests benchmarks
+	$(BIN)/mypy libs services tests benchmarks deploy
 
 bench: native ## benchmarks, printed as ratios against baselines measured in the same run
 	$(BIN)/python -m benchmarks

@@ -64,11 +64,12 @@ def test_dockerfile_installs_the_project_and_runs_newsroom() -> None:
     text = (REPO / "deploy" / "Dockerfile").read_text()
     build, _, runtime = text.rpartition("\nFROM ")
     assert "FROM python:3.11" in build
-    assert "deploy/native.sh" in build
+    assert "deploy/native.py" in build
     assert "pip wheel" in build
     assert runtime.startswith("python:3.11")
     assert "COPY --from=build /wheels /wheels" in runtime
     assert "pip install /wheels/*.whl" in runtime
+    assert "t.__file__.endswith('.py')" in runtime  # the image refuses to build with a plain-Python tagger
     assert 'ENTRYPOINT ["newsroom"]' in runtime
 
 

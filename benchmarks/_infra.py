@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import resource
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -26,6 +29,57 @@ class Rate:
     @property
     def per_second(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class CpuSplit:
+    """CPU seconds used so far: this process and its finished children, Redis, and the broker."""
+
+    python: float
+    redis: float
+    broker: float
+
+    @classmethod
+    def now(cls, settings: Settings) -> CpuSplit:
+        mine, children = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        redis_port = urlsplit(settings.redis_url).port
+        return cls(
+            mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime,
+            cpu_seconds_of("redis-server", f":{redis_port}\0"),  # its process title: redis-server HOST:PORT
+            sum(cpu_seconds_of("tansu", f"tcp://{server}\0") for server in settings.bootstrap_servers),
+        )
+
+    def __sub__(self, other: CpuSplit) -> CpuSplit:
+        return CpuSplit(self.python - other.python, self.redis - other.redis, self.broker - other.broker)
+
+    def per_event(self, events: int, wall: float) -> str:
+        """The split per event, in µs, and how busy the machine's cores were."""
+        us = 1e6 / max(events, 1)
+        busy = (self.python + self.redis + self.broker) / (wall * (os.cpu_count() or 1))
+        return (
+            f"cpu per event: python {self.python * us:.0f} µs (this process and its workers), "
+            f"Redis {self.redis * us:.0f} µs, broker {self.broker * us:.0f} µs; "
+            f"{busy:.0%} of {os.cpu_count()} cores busy"
+        )
+
+
+def cpu_seconds_of(*needles: str) -> float:
+    """User and system CPU seconds of the processes whose command line holds every needle (Linux)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode("utf-8", "replace") + "\0"
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if all(needle in cmdline for needle in needles):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 async def raw_consume(

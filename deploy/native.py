@@ -97,16 +97,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="only say whether every build is current")
     args = parser.parse_args(argv)
+    stale = [module for module in MODULES if not current(module)]
+    if args.check:  # reads only, whatever NEWSROOM_PURE_PYTHON says
+        for module in stale:
+            print(f"native: the build of {module} is missing or out of date: run `make native`")
+        return 1 if stale else 0
     if os.environ.get("NEWSROOM_PURE_PYTHON") == "1":
         for module in MODULES:
             remove(module)
         print("native: NEWSROOM_PURE_PYTHON=1, modules run as plain Python")
         return 0
-    stale = [module for module in MODULES if not current(module)]
-    if args.check:
-        for module in stale:
-            print(f"native: the build of {module} is missing or out of date: run `make native`")
-        return 1 if stale else 0
     for module in stale:
         build(module)
     return 0

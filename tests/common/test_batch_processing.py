@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+import pytest
+from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 
 from newsroom.common.events import ArticleRetracted, Envelope, encode, new_envelope
@@ -89,3 +91,23 @@ async def test_when_the_batch_fails_each_record_is_handled_alone_and_only_the_ba
     assert handled == 2
     assert alone == [0, 2]
     assert publisher.letters == [(1, "ValueError: this one is bad")]
+
+
+async def test_a_failure_that_is_not_the_events_fault_delivers_the_batch_again() -> None:
+    """A nack (a store is down) parks nothing and handles nothing alone: the whole batch comes again."""
+    publisher = RecordingPublisher()
+    alone: list[int] = []
+
+    async def handle_all(decoded: list[tuple[Record, Envelope]]) -> list[Outgoing]:
+        raise NackMessage()
+
+    async def handle(rec: Record, envelope: Envelope) -> list[Outgoing]:
+        alone.append(rec.offset)
+        return []
+
+    with pytest.raises(NackMessage):
+        await process_batch_at_once(
+            [record(0, retraction(0)), record(1, None)], handle_all, handle, publisher
+        )
+    assert alone == []
+    assert publisher.letters == []

@@ -7,11 +7,15 @@ from datetime import UTC, datetime
 from functools import partial
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaProducer
+from faststream.exceptions import NackMessage
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from newsroom.common.events import ArticleContent, ArticleEnriched, ArticleSubmitted, encode, new_envelope
 from newsroom.common.messaging import read_topic
 from newsroom.common.topics import DEAD_LETTERS, ENRICHED
+from newsroom.rendering import service
 from tests.conftest import RunningStack, apoll, poll
 
 
@@ -76,3 +80,16 @@ async def test_a_burst_is_rendered_and_a_misplaced_event_in_it_is_dead_lettered_
         f"http://127.0.0.1:{stack.settings.rendering_port}/metrics", follow_redirects=True
     ).text
     assert 'newsroom_batch_fallbacks_total{service="rendering"}' in metrics  # the batch went one by one
+
+
+async def test_a_store_outage_delivers_the_batch_again_instead_of_parking_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Redis connection error while rendering becomes a nack (delivered again), not a dead letter."""
+    monkeypatch.setattr(service, "STORE_RETRY_PAUSE_S", 0.0)
+    with pytest.raises(NackMessage):
+        async with service.redelivered_while_the_store_is_down():
+            raise RedisConnectionError("Connection refused")
+    with pytest.raises(ValueError, match="not a store problem"):
+        async with service.redelivered_while_the_store_is_down():
+            raise ValueError("not a store problem")

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from newsroom.common.events import ArticleContent, ArticleEnriched, ArticleRetracted, TaggedTicker
+from newsroom.common.events import (
+    ArticleContent,
+    ArticleEnriched,
+    ArticleRetracted,
+    QuoteUpdated,
+    TaggedTicker,
+)
 from newsroom.common.settings import DEFAULT_WATCHLIST
-from newsroom.common.store import FragmentReader, NamespaceRetired, Pointers, connect
+from newsroom.common.store import FragmentReader, NamespaceRetired, Pointers, SwitchRefused, connect
 from newsroom.rendering.domain import ArticleEvent, Renderer
 from newsroom.rendering.service import FragmentWriter
 from tests.conftest import RunningStack
@@ -198,4 +206,64 @@ async def test_a_newer_revision_written_meanwhile_is_not_overwritten(infra: Runn
     finally:
         async for key in redis.scan_iter(match=f"{namespace}:*", count=1000):
             await redis.delete(key)
+        await redis.aclose()
+
+
+def quote(price: str, minute: int) -> QuoteUpdated:
+    return QuoteUpdated(
+        symbol="INTC",
+        exchange="NASDAQ",
+        price=Decimal(price),
+        as_of=datetime(2026, 1, 13, 15, minute, tzinfo=UTC),
+    )
+
+
+async def test_a_newer_quote_written_meanwhile_is_not_overwritten(infra: RunningStack) -> None:
+    """If another writer stores a newer quote between this writer's read and its write, this one yields."""
+    redis = connect(infra.settings.redis_url)
+    namespace = f"test-{uuid.uuid4().hex}"
+    renderer = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20)
+    other = FragmentWriter(redis, namespace, renderer)
+    interleaved: list[int] = []
+
+    class Racing(FragmentWriter):
+        async def _quotes(self, iids: list[str], reader: Any = None) -> dict[str, Any]:
+            stored = await super()._quotes(iids, reader)
+            if not interleaved:  # after this writer's read, before its write
+                interleaved.append(await other.quotes([quote("30.50", 45)]))
+            return stored
+
+    try:
+        await redis.hset(
+            other.keys.instruments, "NASDAQ:INTC", "Intel"
+        )  # its page exists: only quotes change
+        changed = await Racing(redis, namespace, renderer).quotes([quote("29.00", 30)])
+
+        assert interleaved == [1]
+        assert changed == 0  # decided again: its quote is older than the stored one
+        stored = await redis.get(other.keys.quote("NASDAQ:INTC"))
+        assert stored is not None
+        assert QuoteUpdated.model_validate_json(stored).price == Decimal("30.50")
+    finally:
+        async for key in redis.scan_iter(match=f"{namespace}:*", count=1000):
+            await redis.delete(key)
+        await redis.aclose()
+
+
+async def test_a_rebuild_switches_only_from_the_namespace_it_replaced(infra: RunningStack) -> None:
+    """The switch is refused when readers moved on or the shadow names another rebuild; else it happens."""
+    redis = connect(infra.settings.redis_url)
+    pointers = Pointers(f"tv-{uuid.uuid4().hex[:8]}")
+    try:
+        await redis.mset({pointers.active: "blue", pointers.shadow: "green"})
+        with pytest.raises(SwitchRefused):
+            await pointers.switch_to(redis, "green", replacing="red")  # readers are not on red
+        with pytest.raises(SwitchRefused):
+            await pointers.switch_to(redis, "purple", replacing="blue")  # purple is not the shadow
+        assert await redis.mget([pointers.active, pointers.shadow]) == [b"blue", b"green"]
+
+        await pointers.switch_to(redis, "green", replacing="blue")
+        assert await redis.mget([pointers.active, pointers.shadow]) == [b"green", None]
+    finally:
+        await redis.delete(pointers.active, pointers.shadow)
         await redis.aclose()

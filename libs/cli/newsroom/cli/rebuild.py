@@ -35,7 +35,9 @@ from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 import redis.asyncio as aioredis
+import structlog
 from aiokafka import ConsumerRecord, TopicPartition
+from redis.exceptions import RedisError
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -62,12 +64,13 @@ from newsroom.common.events import (
 from newsroom.common.lag import partitions_of, plain_consumer
 from newsroom.common.messaging import Outgoing, read_topic
 from newsroom.common.settings import Settings, get_settings
-from newsroom.common.store import Pointers, connect
+from newsroom.common.store import NamespaceRetired, Pointers, SwitchRefused, connect
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
 from newsroom.rendering.domain import Applied, Renderer
 
 SHADOW_TTL_S = 30
+log = structlog.get_logger("rebuild")
 CHUNK = 500
 EXPIRE_OLD_S = 300
 PRODUCER = "rebuild"
@@ -262,8 +265,11 @@ async def shadow_pointer(redis: aioredis.Redis, pointers: Pointers, namespace: s
     async def refresh() -> None:
         while True:
             await asyncio.sleep(SHADOW_TTL_S / 3)
-            if await redis.get(pointers.shadow) == namespace.encode():
-                await redis.expire(pointers.shadow, SHADOW_TTL_S)
+            try:
+                if await redis.get(pointers.shadow) == namespace.encode():
+                    await redis.expire(pointers.shadow, SHADOW_TTL_S)
+            except RedisError as exc:  # keep trying: a lapsed pointer stops the rebuild's writes
+                log.warning("refreshing the shadow pointer failed", error=repr(exc))
 
     try:
         async with in_background(refresh()):
@@ -271,6 +277,17 @@ async def shadow_pointer(redis: aioredis.Redis, pointers: Pointers, namespace: s
     finally:
         if await redis.get(pointers.shadow) == namespace.encode():  # not switched: stop the double writes
             await redis.delete(pointers.shadow)
+
+
+@contextlib.contextmanager
+def _retired_is_fatal() -> Iterator[None]:
+    """A rebuild whose namespace stopped being the shadow one ends with a message, not a traceback."""
+    try:
+        yield
+    except NamespaceRetired as exc:
+        raise SystemExit(
+            f"{exc}: the shadow pointer no longer names it (another rebuild, or it lapsed); not switching"
+        ) from exc
 
 
 def _decoded(batch: list[ConsumerRecord[Any, Any]]) -> Iterator[tuple[str, Any]]:
@@ -501,14 +518,17 @@ async def rebuild_fragments(
         switched = False
         try:
             async with shadow_pointer(redis, pointers, summary.new_namespace):
-                await writer.setup()
-                with progress_bar(show_progress) as progress:
-                    await render_log(settings, writer, summary, progress, chunk, workers or default_workers())
-                current, _ = await pointers.resolve(redis)
-                if current != old:
-                    raise SystemExit(f"the active namespace changed to {current} meanwhile; not switching")
-                await pointers.switch_to(redis, summary.new_namespace)
-                switched = summary.switched = True
+                with _retired_is_fatal():
+                    await writer.setup()
+                    with progress_bar(show_progress) as progress:
+                        await render_log(
+                            settings, writer, summary, progress, chunk, workers or default_workers()
+                        )
+                    try:
+                        await pointers.switch_to(redis, summary.new_namespace, replacing=old)
+                    except SwitchRefused as exc:
+                        raise SystemExit(str(exc)) from exc
+                    switched = summary.switched = True
         finally:
             if not switched:  # interrupted or refused: the site never saw it; let the partial namespace go
                 await expire_namespace(redis, summary.new_namespace, 60)

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
@@ -214,6 +215,8 @@ async def _one_by_one(records: list[Record], handle: Handler, publisher: Publish
             try:
                 out.extend(await handle(record, record.envelope))
                 EVENTS_PROCESSED.labels(service, record.envelope.type).inc()
+            except NackMessage:  # not the event's fault (a store is down): the whole batch comes again
+                raise
             except Exception as exc:  # a bad event must not stop the consumer: park it with the reason
                 log.exception("event failed")
                 EVENTS_FAILED.labels(service, record.envelope.type).inc()
@@ -228,6 +231,9 @@ async def process_batch_at_once(
 ) -> int:
     """Like :func:`process_batch`, but the decodable records go to ``handle_all`` in one call first.
 
+    A handler raises :class:`~faststream.exceptions.NackMessage` for a failure that is not the
+    events' fault (a store is down): nothing is dead-lettered and the batch is delivered again.
+
     One call can do one read and one write for the whole batch. If it fails, every record is
     handled alone by ``handle``, so that only a bad event reaches the dead-letter topic: so
     ``handle_all`` must leave things as ``handle`` would, or in a state that handling each record
@@ -240,6 +246,8 @@ async def process_batch_at_once(
             return await _one_by_one(records, handle, publisher)
         try:
             out = list(await handle_all(decoded))
+        except NackMessage:  # not the events' fault (a store is down): the whole batch comes again
+            raise
         except Exception:  # some event in it is bad: find which, one by one
             log.warning("batch failed; handling its records one by one", records=len(records), exc_info=True)
             BATCH_FALLBACKS.labels(service).inc()

@@ -20,6 +20,7 @@ call: one round trip, one consistent state.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,13 +140,35 @@ class Pointers:
             active = await redis.get(self.active)
         return _text(active), _text(shadow) if shadow else None
 
-    async def switch_to(self, redis: aioredis.Redis, namespace: str) -> None:
-        """Make ``namespace`` the one readers use, atomically, and tell them."""
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.active, namespace)
-            pipe.delete(self.shadow)
-            pipe.publish(self.switch, namespace)
-            await pipe.execute()
+    async def switch_to(self, redis: aioredis.Redis, namespace: str, *, replacing: str | None = None) -> None:
+        """Make ``namespace`` the one readers use, atomically, and tell them.
+
+        With ``replacing`` (a rebuild's switch), only while readers still use ``replacing`` and
+        ``namespace`` is still the shadow one (checked under WATCH); else :class:`SwitchRefused`.
+        """
+        while True:
+            async with redis.pipeline(transaction=True) as pipe:
+                try:
+                    if replacing is not None:
+                        await pipe.watch(self.active, self.shadow)
+                        active, shadow = await pipe.mget([self.active, self.shadow])
+                        if (active, shadow) != (replacing.encode(), namespace.encode()):
+                            raise SwitchRefused(
+                                f"not switching to {namespace}: readers use {_text(active or b'-')}, "
+                                f"the shadow is {_text(shadow or b'-')} (another rebuild? a lapsed pointer?)"
+                            )
+                        pipe.multi()
+                    pipe.set(self.active, namespace)
+                    pipe.delete(self.shadow)
+                    pipe.publish(self.switch, namespace)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue  # a pointer moved meanwhile: look again
+
+
+class SwitchRefused(Exception):
+    """A rebuild's switch that would no longer be right (see :meth:`Pointers.switch_to`)."""
 
 
 class _HiredisPacking:
@@ -218,6 +241,7 @@ local out = {}
 for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end
 return out
 """
+_MOST_ATTEMPTS = 100  # of one optimistic transaction (see transact)
 _MOST_ARGS = 4000  # per command in APPLY_SCRIPT, well under Lua's unpack limit (LUAI_MAXCSTACK, 8000)
 
 
@@ -341,7 +365,9 @@ async def transact(
     moment of writing, else :class:`NamespaceRetired` and nothing written.
     """
     watched = [*watch, *((guard.active, guard.shadow) if guard is not None else ())]
-    while True:
+    for attempt in range(_MOST_ATTEMPTS):
+        if attempt:
+            await asyncio.sleep(min(0.002 * attempt, 0.1))  # let the other writer finish
         async with redis.pipeline(transaction=True) as pipe:
             try:
                 if watched:
@@ -357,6 +383,7 @@ async def transact(
                 return batch
             except WatchError:
                 continue  # what was read changed meanwhile: read and decide again
+    raise RuntimeError(f"{namespace or 'store'}: still contended after {_MOST_ATTEMPTS} attempts to write")
 
 
 async def hmget_many(redis: Any, keys: list[str], fields: tuple[str, ...]) -> list[list[bytes | None]]:

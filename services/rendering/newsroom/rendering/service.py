@@ -8,6 +8,7 @@ bytes, and an older revision never overwrites a newer one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -17,6 +18,9 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 from faststream.asgi import AsgiFastStream
+from faststream.exceptions import NackMessage
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, QuoteUpdated
 from newsroom.common.lag import report_lag
@@ -63,6 +67,7 @@ log = structlog.get_logger(SERVICE)
 
 
 META_FIELDS = ("rev", "erev", "retracted", "frags", "tickers")
+STORE_RETRY_PAUSE_S = 1.0
 T = TypeVar("T")
 
 
@@ -167,6 +172,8 @@ class FragmentWriter:
                 for meta, evs in zip(metas, by_article.values(), strict=True)
             ]
             instruments = instruments_to_write(outcomes, known)
+            if instruments:  # their quote fragments are written from the stored quotes: watch those too
+                await reader.watch(*(self.keys.quote(iid) for iid in instruments))
             quotes = await self._quotes(list(instruments), reader)
             batch = self._batch()
             applied = Applied()
@@ -182,9 +189,11 @@ class FragmentWriter:
                 self._put_instrument(batch, iid, name, quotes[iid])
             return batch
 
-        # The metas are watched: a write to one of these articles between the read and the write (the
-        # live renderer and a rebuild both fill a shadow namespace) makes this decide again.
-        await transact(self.redis, decide, watch=meta_keys, guard=self.guard, namespace=self.namespace)
+        # The metas (and which instruments have pages) are watched: a write to one of these articles
+        # between the read and the write (the live renderer and a rebuild both fill a shadow
+        # namespace) makes this decide again.
+        watched = [*meta_keys, self.keys.instruments]
+        await transact(self.redis, decide, watch=watched, guard=self.guard, namespace=self.namespace)
         return applied
 
     def _put_article(self, batch: WriteBatch, stored: Stored, enriched: ArticleEnriched) -> None:
@@ -235,25 +244,35 @@ class FragmentWriter:
             if s.instrument_id not in latest or s.as_of >= latest[s.instrument_id].as_of:
                 latest[s.instrument_id] = s
         iids = list(latest)
-        stored = await self._quotes(iids)
-        known = (
-            dict(zip(iids, await self.redis.hmget(self.keys.instruments, iids), strict=True)) if iids else {}
-        )
-        batch = self._batch()
+        if not iids:
+            return 0
         changed = 0
-        for iid, quote in latest.items():
-            old = stored.get(iid)
-            if old is not None and old.as_of > quote.as_of:
-                continue
-            changed += 1
-            batch.set(self.keys.quote(iid), quote.model_dump_json())
-            if known[iid] is None:  # an instrument no article named yet still gets a quote page
-                self._put_instrument(batch, iid, "", quote)
-            else:
-                for name, html in self.renderer.quote_fragments(iid, quote).items():
-                    batch.set_fragment(name, html)
-            batch.publish(self.keys.live_quotes, live_message(iid, quote))
-        await batch.execute()
+
+        async def decide(reader: Any) -> WriteBatch:
+            """Compare with the quotes the store holds; write the newer ones and what shows them."""
+            nonlocal changed
+            stored = await self._quotes(iids, reader)
+            known = dict(zip(iids, await reader.hmget(self.keys.instruments, iids), strict=True))
+            batch = self._batch()
+            changed = 0
+            for iid, quote in latest.items():
+                old = stored.get(iid)
+                if old is not None and old.as_of > quote.as_of:
+                    continue
+                changed += 1
+                batch.set(self.keys.quote(iid), quote.model_dump_json())
+                if known[iid] is None:  # an instrument no article named yet still gets a quote page
+                    self._put_instrument(batch, iid, "", quote)
+                else:
+                    for name, html in self.renderer.quote_fragments(iid, quote).items():
+                        batch.set_fragment(name, html)
+                batch.publish(self.keys.live_quotes, live_message(iid, quote))
+            return batch
+
+        # The stored quotes are watched from the read to the write: a newer one written meanwhile (a
+        # rebuild and the live renderer both fill a shadow namespace) is never overwritten.
+        watched = [*(self.keys.quote(iid) for iid in iids), self.keys.instruments]
+        await transact(self.redis, decide, watch=watched, guard=self.guard, namespace=self.namespace)
         return changed
 
 
@@ -318,6 +337,17 @@ async def to_each_namespace(write: Callable[[FragmentWriter], Awaitable[T]]) -> 
     return results
 
 
+@asynccontextmanager
+async def redelivered_while_the_store_is_down() -> AsyncIterator[None]:
+    """A Redis outage is not the events' fault: the batch is delivered again (after a pause), not parked."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("the store is unavailable; the batch will be delivered again", error=repr(exc))
+        await asyncio.sleep(STORE_RETRY_PAUSE_S)
+        raise NackMessage() from exc
+
+
 def article_event(envelope: Any) -> ArticleEvent:
     """The envelope's article event, or ValueError for an event that does not belong on the topic."""
     if not isinstance(envelope.data, ArticleEnriched | ArticleRetracted):
@@ -328,7 +358,8 @@ def article_event(envelope: Any) -> ArticleEvent:
 async def handle_enriched_batch(decoded: list[tuple[Record, Any]]) -> list[Any]:
     """A batch of article events applied as one write per namespace (see FragmentWriter.apply)."""
     events = [article_event(envelope) for _, envelope in decoded]
-    results = await to_each_namespace(lambda w: w.apply(events))
+    async with redelivered_while_the_store_is_down():
+        results = await to_each_namespace(lambda w: w.apply(events))
     applied = results[0] if results else Applied()
     for record, envelope in decoded:
         with bound_to(envelope):
@@ -341,7 +372,8 @@ async def handle_enriched_batch(decoded: list[tuple[Record, Any]]) -> list[Any]:
 async def handle_enriched(record: Record, envelope: Any) -> list[Any]:
     """One article event alone (when its batch failed: see process_batch_at_once)."""
     event = article_event(envelope)
-    await to_each_namespace(lambda w: w.apply([event]))
+    async with redelivered_while_the_store_is_down():
+        await to_each_namespace(lambda w: w.apply([event]))
     log.info("article event handled alone", article_id=record.key, type=envelope.type)
     return []
 
@@ -359,7 +391,8 @@ async def on_snapshots(records: list[Record]) -> None:
             snapshots.append(record.envelope.data)
         else:
             await publisher.dead_letter(record, record.error or "not a quote snapshot")
-    await to_each_namespace(lambda w: w.quotes(snapshots))
+    async with redelivered_while_the_store_is_down():
+        await to_each_namespace(lambda w: w.quotes(snapshots))
 
 
 async def _ready() -> bool:

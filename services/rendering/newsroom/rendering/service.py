@@ -189,11 +189,11 @@ class FragmentWriter:
                 self._put_instrument(batch, iid, name, quotes[iid])
             return batch
 
-        # The metas (and which instruments have pages) are watched: a write to one of these articles
-        # between the read and the write (the live renderer and a rebuild both fill a shadow
-        # namespace) makes this decide again.
-        watched = [*meta_keys, self.keys.instruments]
-        await transact(self.redis, decide, watch=watched, guard=self.guard, namespace=self.namespace)
+        # The metas are watched: a write to one of these articles between the read and the write (the
+        # live renderer and a rebuild both fill a shadow namespace) makes this decide again. Not the
+        # instruments hash: parallel rebuild workers add to it all the time, and an instrument's page
+        # written twice costs little (one written without its name gets it from the next article).
+        await transact(self.redis, decide, watch=meta_keys, guard=self.guard, namespace=self.namespace)
         return applied
 
     def _put_article(self, batch: WriteBatch, stored: Stored, enriched: ArticleEnriched) -> None:

@@ -58,6 +58,7 @@ def test_seed_names_without_ticker_are_found(tagger: Tagger) -> None:
         "IT spending rose 4% on Monday, a sign that now is the time to buy.",
         "On Monday a cat walked ON the stage; it was all a show, NOW or never.",
         "A rally lifted all boats, and it was on track.",
+        "Earnings Preview: Know the Trend Ahead of Next Week",  # "Trend" (Trend Micro) in a headline
     ],
 )
 def test_trap_sentences_yield_nothing(tagger: Tagger, sentence: str) -> None:

@@ -453,7 +453,8 @@ def write_derived_data(sec_csv: Path, nasdaq_traded: Path, dictionary: Path) -> 
     * ``former_listings.csv``: common stocks in the Nasdaq Trader symbol directory whose symbol the SEC
       list no longer has (acquired, delisted or renamed issuers that older news still names);
     * ``common_words.txt`` / ``proper_nouns.txt``: the dictionary words (lower-case entries) and proper
-      nouns (capitalised entries) that occur in a listed company's name or as a ticker.
+      nouns (capitalised entries) that occur in a listed company's name (SEC, former and index-member
+      names) or as a ticker.
     """
     with sec_csv.open(encoding="utf-8", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["exchange"] in ("NYSE", "Nasdaq")]
@@ -485,6 +486,7 @@ def write_derived_data(sec_csv: Path, nasdaq_traded: Path, dictionary: Path) -> 
         writer.writerows(former)
     words = {w.strip() for w in dictionary.read_text(encoding="utf-8").splitlines()}
     names = [r["name"] for r in rows] + [name for _, _, name in former]
+    names += [str(stock.get("name", "")) for _, stock in _pyticker_stocks()]  # Tokyo's too ("Trend Micro")
     tokens = {t.lower().strip(".,'") for name in names for t in name.split()} | {t.lower() for t in current}
     for entries in json.loads(CURATED_FILE.read_text(encoding="utf-8"))["aliases"].values():
         tokens |= {t.lower() for e in entries for t in e.split()}

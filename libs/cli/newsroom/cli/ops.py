@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +51,14 @@ def console() -> Console:
     """A rich console; wide enough for tables when output goes to a pipe or a file."""
     probe = Console()
     return probe if probe.is_terminal else Console(width=200)
+
+
+def key_values(title: str, rows: Iterable[tuple[str, str]]) -> Table:
+    """A two-column table without a header: a summary or a plan."""
+    table = Table(title=title, show_header=False)
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
 
 
 # --------------------------------------------------------------------------- time and offsets

@@ -51,7 +51,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from newsroom.cli.ops import console, spans
+from newsroom.cli.ops import console, key_values, spans
 from newsroom.common.events import (
     ArticleContent,
     ArticleEnriched,
@@ -187,22 +187,24 @@ class FragmentSummary:
         return self.quotes + self.articles + self.skipped + self.retractions
 
     def table(self) -> Table:
-        table = Table(title="rebuild fragments: summary", show_header=False)
-        rows: list[tuple[str, str]] = [
-            ("old namespace", self.old_namespace),
-            ("new namespace", self.new_namespace + ("  (active)" if self.switched else "  (not switched)")),
-            ("quote snapshots", f"{self.quotes:,}"),
-            ("articles rendered", f"{self.articles:,}"),
-            ("stale or retracted skipped", f"{self.skipped:,}"),
-            ("retractions", f"{self.retractions:,}"),
-            ("undecodable records", f"{self.undecodable:,}"),
-            ("old keys expiring", f"{self.expired_old_keys:,}"),
-            ("wall time", f"{self.seconds:.1f} s"),
-            ("rate", f"{self.events / self.seconds:,.0f} events/s" if self.seconds else "-"),
-        ]
-        for k, v in rows:
-            table.add_row(k, v)
-        return table
+        return key_values(
+            "rebuild fragments: summary",
+            [
+                ("old namespace", self.old_namespace),
+                (
+                    "new namespace",
+                    self.new_namespace + ("  (active)" if self.switched else "  (not switched)"),
+                ),
+                ("quote snapshots", f"{self.quotes:,}"),
+                ("articles rendered", f"{self.articles:,}"),
+                ("stale or retracted skipped", f"{self.skipped:,}"),
+                ("retractions", f"{self.retractions:,}"),
+                ("undecodable records", f"{self.undecodable:,}"),
+                ("old keys expiring", f"{self.expired_old_keys:,}"),
+                ("wall time", f"{self.seconds:.1f} s"),
+                ("rate", f"{self.events / self.seconds:,.0f} events/s" if self.seconds else "-"),
+            ],
+        )
 
 
 def default_workers() -> int:
@@ -288,6 +290,8 @@ def _retired_is_fatal() -> Iterator[None]:
         raise SystemExit(
             f"{exc}: the shadow pointer no longer names it (another rebuild, or it lapsed); not switching"
         ) from exc
+    except SwitchRefused as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def _decoded(batch: list[ConsumerRecord[Any, Any]]) -> Iterator[tuple[str, Any]]:
@@ -506,13 +510,10 @@ async def rebuild_fragments(
         summary = FragmentSummary(old, new_namespace(settings.template_version))
         if dry_run:
             counts = await approx_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
-            plan = Table(title="rebuild fragments (dry run)", show_header=False)
-            plan.add_row("active namespace (serving)", old)
-            plan.add_row("would build", summary.new_namespace)
-            for topic, n in counts.items():
-                plan.add_row(f"records on {topic}", f"≈{n:,}")
-            plan.add_row("then", f"switch {pointers.active}, expire {old}:* after {expire_old}s")
-            out.print(plan)
+            rows = [("active namespace (serving)", old), ("would build", summary.new_namespace)]
+            rows += [(f"records on {topic}", f"≈{n:,}") for topic, n in counts.items()]
+            rows.append(("then", f"switch {pointers.active}, expire {old}:* after {expire_old}s"))
+            out.print(key_values("rebuild fragments (dry run)", rows))
             return summary
         writer = FragmentWriter(redis, summary.new_namespace, Renderer.for_settings(settings), pointers)
         switched = False
@@ -524,10 +525,7 @@ async def rebuild_fragments(
                         await render_log(
                             settings, writer, summary, progress, chunk, workers or default_workers()
                         )
-                    try:
-                        await pointers.switch_to(redis, summary.new_namespace, replacing=old)
-                    except SwitchRefused as exc:
-                        raise SystemExit(str(exc)) from exc
+                    await pointers.switch_to(redis, summary.new_namespace, replacing=old)
                     switched = summary.switched = True
         finally:
             if not switched:  # interrupted or refused: the site never saw it; let the partial namespace go
@@ -581,16 +579,16 @@ class EnrichmentSummary:
     published: bool = False
 
     def table(self) -> Table:
-        table = Table(title="rebuild enrichment: summary", show_header=False)
-        for k, v in (
-            ("articles on the log", f"{self.articles:,}"),
-            ("re-tagged" + ("" if self.published else " (dry run: not published)"), f"{self.retagged:,}"),
-            ("tickers changed", f"{self.changed:,}"),
-            ("retracted (skipped)", f"{self.retracted:,}"),
-            ("wall time", f"{self.seconds:.1f} s"),
-        ):
-            table.add_row(k, v)
-        return table
+        return key_values(
+            "rebuild enrichment: summary",
+            [
+                ("articles on the log", f"{self.articles:,}"),
+                ("re-tagged" + ("" if self.published else " (dry run: not published)"), f"{self.retagged:,}"),
+                ("tickers changed", f"{self.changed:,}"),
+                ("retracted (skipped)", f"{self.retracted:,}"),
+                ("wall time", f"{self.seconds:.1f} s"),
+            ],
+        )
 
 
 @dataclass

@@ -146,25 +146,23 @@ class Pointers:
         With ``replacing`` (a rebuild's switch), only while readers still use ``replacing`` and
         ``namespace`` is still the shadow one (checked under WATCH); else :class:`SwitchRefused`.
         """
-        while True:
-            async with redis.pipeline(transaction=True) as pipe:
-                try:
-                    if replacing is not None:
-                        await pipe.watch(self.active, self.shadow)
-                        active, shadow = await pipe.mget([self.active, self.shadow])
-                        if (active, shadow) != (replacing.encode(), namespace.encode()):
-                            raise SwitchRefused(
-                                f"not switching to {namespace}: readers use {_text(active or b'-')}, "
-                                f"the shadow is {_text(shadow or b'-')} (another rebuild? a lapsed pointer?)"
-                            )
-                        pipe.multi()
-                    pipe.set(self.active, namespace)
-                    pipe.delete(self.shadow)
-                    pipe.publish(self.switch, namespace)
-                    await pipe.execute()
-                    return
-                except WatchError:
-                    continue  # a pointer moved meanwhile: look again
+        watched = (self.active, self.shadow) if replacing is not None else ()
+
+        async def decide(reader: Any) -> WriteBatch:
+            if replacing is not None:
+                active, shadow = await reader.mget([self.active, self.shadow])
+                if (active, shadow) != (replacing.encode(), namespace.encode()):
+                    raise SwitchRefused(
+                        f"not switching to {namespace}: readers use {_text(active or b'-')}, "
+                        f"the shadow is {_text(shadow or b'-')} (another rebuild? a lapsed pointer?)"
+                    )
+            batch = WriteBatch(redis, Keys(namespace))
+            batch.set(self.active, namespace)
+            batch.delete(self.shadow)
+            batch.publish(self.switch, namespace)
+            return batch
+
+        await transact(redis, decide, watch=watched)
 
 
 class SwitchRefused(Exception):
@@ -302,6 +300,10 @@ class WriteBatch:
     def set(self, key: str, value: str | bytes) -> None:
         """Set the string ``key`` (not a fragment: readers are not told)."""
         self._commands.append(("SET", key, value))
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` (not a fragment: readers are not told)."""
+        self._commands.append(("DEL", key))
 
     def publish(self, channel: str, message: str | bytes) -> None:
         self._commands.append(("PUBLISH", channel, message))

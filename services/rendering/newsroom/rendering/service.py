@@ -326,14 +326,19 @@ async def to_each_namespace(write: Callable[[FragmentWriter], Awaitable[T]]) -> 
     """
     results: list[T] = []
     done: set[str] = set()
-    while pending := [w for w in await writers() if w.namespace not in done]:
+    pending = await writers()
+    while pending:
+        retired = False
         for w in pending:
             done.add(w.namespace)
             try:
                 results.append(await write(w))
             except NamespaceRetired:
+                retired = True
                 _writers.pop(w.namespace, None)
                 log.info("namespace retired; no longer written", namespace=w.namespace)
+        # Only a retirement means the pointers moved: then (only) look them up again.
+        pending = [w for w in await writers() if w.namespace not in done] if retired else []
     return results
 
 

@@ -15,6 +15,7 @@ import pytest
 from newsroom.common.events import QuoteUpdated, TickReceived
 from newsroom.quotes.domain import QuoteBook, RejectCode, session_calendar
 from newsroom.quotes.feeds import read_intraday_bars, read_tse_daily, read_yahoo_daily
+from tests.quotes.helpers import tick
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 QUOTES = DATA / "quotes"
@@ -28,28 +29,6 @@ def data_file(relative: str) -> Path:
     if not path.is_file():
         pytest.skip(f"shared corpus file {path} is absent (it sits beside the checkout in this workspace)")
     return path
-
-
-def tick(
-    price: str | Decimal,
-    at: datetime,
-    *,
-    symbol: str = "AAPL",
-    exchange: str = "NASDAQ",
-    volume: int = 100,
-    sequence: int | None = None,
-    previous_close: str | None = None,
-) -> TickReceived:
-    return TickReceived(
-        symbol=symbol,
-        exchange=exchange,
-        price=Decimal(price),
-        volume=volume,
-        exchange_time=at,
-        source="test",
-        sequence=sequence,
-        previous_close=None if previous_close is None else Decimal(previous_close),
-    )
 
 
 def replay(book: QuoteBook, ticks: Iterable[TickReceived], *, step_clock: bool = True) -> list[QuoteUpdated]:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -25,6 +26,7 @@ from newsroom.quotes.pipeline import (
     load_splits,
     tick_fields,
 )
+from tests.quotes import helpers
 
 QUOTES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "quotes"
 OLD = datetime(2016, 4, 15, 14, 0, tzinfo=UTC)
@@ -57,26 +59,8 @@ def raw(data: dict[str, object], **envelope: object) -> Rec:
     return Rec(orjson.dumps(doc), int(time.time() * 1000))
 
 
-def tick(
-    price: str,
-    *,
-    at: datetime = OLD,
-    symbol: str = "QTST",
-    exchange: str = "NASDAQ",
-    volume: int = 0,
-    sequence: int | None = None,
-    previous_close: Decimal | None = None,
-) -> TickReceived:
-    return TickReceived(
-        symbol=symbol,
-        exchange=exchange,
-        price=Decimal(price),
-        volume=volume,
-        exchange_time=at,
-        source="test",
-        sequence=sequence,
-        previous_close=previous_close,
-    )
+# The pipeline tests trade an instrument of their own, at a time in the past, by default.
+tick = partial(helpers.tick, at=OLD, symbol="QTST", volume=0)
 
 
 def book() -> QuoteBook:

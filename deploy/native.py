@@ -30,6 +30,11 @@ MODULES = {
         "services/enrichment/newsroom/enrichment/master.py",
         "libs/common/newsroom/common/events.py",
     ),
+    "libs/common/newsroom/common/text.py": (),
+    "services/rendering/newsroom/rendering/links.py": (
+        "libs/common/newsroom/common/events.py",
+        "libs/common/newsroom/common/text.py",
+    ),
 }
 STAMPS = ROOT / "build" / "native-stamps"
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")

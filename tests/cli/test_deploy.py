@@ -1,14 +1,18 @@
-"""The container files, checked offline: compose parses and agrees with the code."""
+"""The container files, checked offline (compose agrees with the code); the native builds in use."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from newsroom.cli import SERVICES
 from newsroom.common.settings import Settings
+from tests.native_builds import REQUIRED, compiled
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,3 +99,21 @@ def test_the_wheel_the_image_installs_carries_templates_and_data(tmp_path: Path)
         "newsroom/web/service.py",
     ):
         assert expected in names, expected
+
+
+def native_modules() -> list[str]:
+    """The modules deploy/native.py compiles, as dotted names."""
+    spec = importlib.util.spec_from_file_location("native_build", REPO / "deploy" / "native.py")
+    assert spec is not None
+    assert spec.loader is not None
+    native = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(native)
+    return [path.split("/", 2)[2].removesuffix(".py").replace("/", ".") for path in native.MODULES]
+
+
+@pytest.mark.skipif(not REQUIRED, reason="only where the builds are required (make test)")
+@pytest.mark.parametrize("dotted", native_modules())
+def test_the_modules_in_use_are_the_compiled_ones(dotted: str) -> None:
+    """Under `make test` the package imports each mypyc build, not its .py."""
+    module = importlib.import_module(dotted)
+    assert compiled(module), f"{module.__file__} is plain Python: `make native` failed or was skipped"

@@ -1,10 +1,8 @@
-"""The tagger compiled by mypyc (deploy/native.py) is current and tags exactly as its Python source."""
+"""The tagger compiled by mypyc (deploy/native.py) tags as its Python source; every build is current."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import random
 import subprocess
 import sys
@@ -16,38 +14,16 @@ import pytest
 
 import newsroom.enrichment.tagger as tagger_module
 from newsroom.enrichment.master import SecurityMaster, build_master
+from tests.native_builds import needs_build, source_of
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE = Path(tagger_module.__file__).with_name("tagger.py")
-COMPILED = not tagger_module.__file__.endswith(".py")
-# `make test` requires the build (unless NEWSROOM_PURE_PYTHON=1); a bare pytest run skips without one.
-REQUIRED = os.environ.get("NEWSROOM_REQUIRE_NATIVE") == "1"
-needs_build = pytest.mark.skipif(
-    not COMPILED and not REQUIRED,
-    reason="the tagger runs as plain Python here (no mypyc build: `make native` makes one)",
-)
-
-
-@pytest.mark.skipif(not REQUIRED, reason="only where the build is required (make test)")
-def test_the_tagger_in_use_is_the_compiled_one() -> None:
-    """Under `make test` the package imports the mypyc build, not the .py."""
-    assert COMPILED, f"{tagger_module.__file__} is plain Python: `make native` failed or was skipped"
 
 
 @pytest.fixture(scope="module")
 def source_module() -> Iterator[ModuleType]:
     """tagger.py loaded as plain Python, beside the compiled module that the package imports."""
-    name = "newsroom.enrichment._tagger_source"
-    spec = importlib.util.spec_from_file_location(name, SOURCE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up while they are made
-    try:
-        spec.loader.exec_module(module)
+    with source_of(tagger_module) as module:
         yield module
-    finally:
-        del sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +55,16 @@ def wire_stories(master: SecurityMaster, count: int) -> list[str]:
     return stories
 
 
-@needs_build
+@needs_build(tagger_module)
 def test_the_build_is_made_from_the_sources_there_now() -> None:
-    """The build's stamp matches the tagger, the modules it takes types from and the mypy settings."""
+    """Every build's stamp matches its module, the modules it takes types from and the mypy settings."""
     check = subprocess.run(
         [sys.executable, "deploy/native.py", "--check"], cwd=ROOT, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-@needs_build
+@needs_build(tagger_module)
 def test_compiled_tagger_tags_exactly_as_its_source(
     source_module: ModuleType, master: SecurityMaster, shared_data_texts: list[str]
 ) -> None:

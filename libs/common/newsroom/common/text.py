@@ -11,8 +11,12 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from html import unescape
 
-_TOKEN = re.compile(r"<[^>]*>|&(?:#\d+|#x[0-9a-fA-F]+|\w+);|[^<&]+|&|<")  # tiles any string
-_BLOCK = re.compile(r"</?(p|h[1-6]|li|br|blockquote|tr|div|figure|figcaption|ul|ol|table)\b", re.I)
+_ENTITY_REF = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
+# Tags after which the text starts a new block (separated by a blank line).
+_BLOCKS = frozenset(
+    ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "br", "blockquote", "tr", "div", "figure",
+     "figcaption", "ul", "ol", "table")
+)  # fmt: skip
 
 _TEXT, _ENTITY, _BREAK = 0, 1, 2
 
@@ -50,34 +54,67 @@ class MappedText:
         return h_start, h_end
 
 
+def _is_block(tag: str) -> bool:
+    """Whether ``tag`` (``<…>`` or ``</…>``) opens or closes one of the block elements."""
+    i = 2 if tag.startswith("</") else 1
+    j = i
+    while j < len(tag) and (tag[j].isalnum() or tag[j] == "_"):
+        j += 1
+    return tag[i:j].lower() in _BLOCKS
+
+
 def html_text(html: str) -> MappedText:
-    """Strip tags, unescape entities and separate blocks with blank lines, keeping offsets."""
+    """Strip tags, unescape entities and separate blocks with blank lines, keeping offsets.
+
+    The HTML is read as a sequence of tokens that tile it: a tag (``<`` to the next ``>``), an
+    entity reference, a run of text without ``<`` or ``&``, or a lone ``<`` (dropped) or ``&``
+    (kept). A scan with ``str.find`` rather than a regular expression: this runs for every article
+    the tagger reads and every page the renderer writes, and is compiled with mypyc.
+    """
     pieces: list[str] = []
     starts: list[int] = []
     h_starts: list[int] = []
     h_ends: list[int] = []
     kinds: list[int] = []
     length = 0
-    stop = 0
-    block = _BLOCK.match
-    # Tokens tile the HTML, so each one starts where the one before it stopped.
-    for token in _TOKEN.findall(html):
-        pos, stop = stop, stop + len(token)
-        first = token[0]
+    pos = 0
+    size = len(html)
+    next_lt = html.find("<")
+    next_amp = html.find("&")
+    while pos < size:
+        if next_lt != -1 and next_lt < pos:
+            next_lt = html.find("<", pos)
+        if next_amp != -1 and next_amp < pos:
+            next_amp = html.find("&", pos)
+        first = html[pos]
         if first == "<":
-            if not (block(token) and pieces and not pieces[-1].endswith("\n")):
+            close = html.find(">", pos)
+            stop = close + 1 if close != -1 else pos + 1
+            if not (close != -1 and _is_block(html[pos:stop]) and pieces and not pieces[-1].endswith("\n")):
+                pos = stop
                 continue
             piece, kind, h_start, h_end = "\n\n", _BREAK, -1, -1
-        elif first == "&" and len(token) > 1:
-            piece, kind, h_start, h_end = unescape(token), _ENTITY, pos, stop
+        elif first == "&":
+            entity = _ENTITY_REF.match(html, pos)
+            stop = entity.end() if entity is not None else pos + 1
+            if entity is not None:
+                piece, kind, h_start, h_end = unescape(html[pos:stop]), _ENTITY, pos, stop
+            else:
+                piece, kind, h_start, h_end = "&", _TEXT, pos, stop
         else:
-            piece, kind, h_start, h_end = token, _TEXT, pos, stop
+            stop = size
+            if next_lt != -1:
+                stop = next_lt
+            if next_amp != -1 and next_amp < stop:
+                stop = next_amp
+            piece, kind, h_start, h_end = html[pos:stop], _TEXT, pos, stop
         pieces.append(piece)
         starts.append(length)
         h_starts.append(h_start)
         h_ends.append(h_end)
         kinds.append(kind)
         length += len(piece)
+        pos = stop
     while kinds and kinds[-1] == _BREAK:
         length -= len(pieces.pop())
         for column in (starts, h_starts, h_ends, kinds):

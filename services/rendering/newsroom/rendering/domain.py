@@ -10,32 +10,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field
-from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from newsroom.common.events import (
     ArticleContent,
     ArticleEnriched,
     ArticleRetracted,
-    Mention,
     QuoteUpdated,
     TaggedTicker,
 )
 from newsroom.common.settings import Settings
-from newsroom.common.text import html_text
+from newsroom.rendering.links import SLOT, link_mentions, slot_marker
 
-SLOT = "\x00"
 LAYOUT_HEAD = "layout:head"
 LAYOUT_FOOT = "layout:foot"
 ASSETS = ("site.css", "live.js")
 
 
 def slot(name: str) -> Markup:
-    return Markup(f"{SLOT}{name}{SLOT}")  # noqa: S704 - slot names are ours, never user input
+    return Markup(slot_marker(name))  # noqa: S704 - slot names are ours, never user input
 
 
 @dataclass(frozen=True)
@@ -253,58 +250,3 @@ class _ItemView:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.article, name)
-
-
-@lru_cache(maxsize=16384)
-def _ticker_link(exchange: str, symbol: str, name: str | None) -> str:
-    """The opening tag of a mention's link to its quote page."""
-    href = escape(f"/quote/{exchange}/{symbol}")
-    title = escape(name or f"{exchange}:{symbol}")
-    return f'<a class="ticker" href="{href}" title="{title}">'
-
-
-def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
-    """Link every mention to its quote page, and give each instrument one live chip.
-
-    The chip follows the instrument's first mention, or the explicit form right after it
-    ("Intel Corp. (NASDAQ: INTC)" gets its chip after the closing parenthesis).
-    """
-    mapped = html_text(body_html)
-    spans: list[tuple[int, int, Mention]] = []
-    for mention in sorted(mentions, key=lambda m: m.start):
-        span = mapped.html_span(mention.start, mention.end, body_html)
-        if span and (not spans or span[0] >= spans[-1][1]):
-            spans.append((span[0], span[1], mention))
-    chip_after: dict[int, str] = {}
-    seen: set[str] = set()
-    for i, (_, _, mention) in enumerate(spans):
-        iid = f"{mention.exchange}:{mention.symbol}"
-        if mention.kind != "equity" or iid in seen:
-            continue
-        seen.add(iid)
-        last = i
-        for k in range(i + 1, len(spans)):
-            if spans[k][0] - spans[last][1] > 40:
-                break
-            other = spans[k][2]
-            if other.stage == "explicit" and (other.exchange, other.symbol) == (
-                mention.exchange,
-                mention.symbol,
-            ):
-                last = k
-        chip_after[last] = iid
-    out: list[str] = []
-    pos = 0
-    for i, (start, end, mention) in enumerate(spans):
-        out.append(body_html[pos:start])
-        out.append(_ticker_link(mention.exchange, mention.symbol, mention.name))
-        out.append(body_html[start:end])
-        out.append("</a>")
-        pos = end
-        if i in chip_after:
-            if body_html.startswith(")", pos):
-                out.append(")")
-                pos += 1
-            out.append(slot(f"chip:{chip_after[i]}"))
-    out.append(body_html[pos:])
-    return "".join(out)

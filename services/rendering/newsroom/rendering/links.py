@@ -1,0 +1,92 @@
+"""Mentions turned into links inside an article's HTML (compiled with mypyc: see deploy/native.py).
+
+Plain typed Python, free of I/O, so that mypyc can compile it; the ``.py`` is the source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from markupsafe import escape
+
+from newsroom.common.events import Mention
+from newsroom.common.text import html_text
+
+SLOT = "\x00"  # marks a shared fragment's place in a rendered page: SLOT name SLOT
+CHIP_REACH = 40  # characters between mentions that still count as "right after" for the chip
+
+_links: dict[tuple[str, str, str | None], str] = {}
+
+
+def slot_marker(name: str) -> str:
+    """Where the shared fragment ``name`` goes in a page."""
+    return f"{SLOT}{name}{SLOT}"
+
+
+def ticker_link(exchange: str, symbol: str, name: str | None) -> str:
+    """The opening tag of a mention's link to its quote page."""
+    key = (exchange, symbol, name)
+    link = _links.get(key)
+    if link is None:
+        href = str(escape(f"/quote/{exchange}/{symbol}"))
+        title = str(escape(name or f"{exchange}:{symbol}"))
+        link = f'<a class="ticker" href="{href}" title="{title}">'
+        if len(_links) < 16384:
+            _links[key] = link
+    return link
+
+
+def _start(mention: Mention) -> int:
+    return mention.start
+
+
+def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
+    """Link every mention to its quote page, and give each instrument one live chip.
+
+    The chip follows the instrument's first mention, or the explicit form right after it
+    ("Intel Corp. (NASDAQ: INTC)" gets its chip after the closing parenthesis).
+    """
+    mapped = html_text(body_html)
+    starts: list[int] = []
+    ends: list[int] = []
+    found: list[Mention] = []
+    for mention in sorted(mentions, key=_start):
+        span = mapped.html_span(mention.start, mention.end, body_html)
+        if span is not None and (not ends or span[0] >= ends[-1]):
+            starts.append(span[0])
+            ends.append(span[1])
+            found.append(mention)
+    chip_after: dict[int, str] = {}
+    seen: set[str] = set()
+    for i in range(len(found)):
+        mention = found[i]
+        iid = f"{mention.exchange}:{mention.symbol}"
+        if mention.kind != "equity" or iid in seen:
+            continue
+        seen.add(iid)
+        last = i
+        for k in range(i + 1, len(found)):
+            if starts[k] - ends[last] > CHIP_REACH:
+                break
+            other = found[k]
+            same = other.exchange == mention.exchange and other.symbol == mention.symbol
+            if same and other.stage == "explicit":
+                last = k
+        chip_after[last] = iid
+    out: list[str] = []
+    pos = 0
+    for i in range(len(found)):
+        start, end, mention = starts[i], ends[i], found[i]
+        out.append(body_html[pos:start])
+        out.append(ticker_link(mention.exchange, mention.symbol, mention.name))
+        out.append(body_html[start:end])
+        out.append("</a>")
+        pos = end
+        chip = chip_after.get(i)
+        if chip is not None:
+            if body_html.startswith(")", pos):
+                out.append(")")
+                pos += 1
+            out.append(slot_marker(f"chip:{chip}"))
+    out.append(body_html[pos:])
+    return "".join(out)

@@ -13,7 +13,7 @@ from dataclasses import astuple, dataclass, field
 from importlib.resources import files
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup
 
 from newsroom.common.events import (
@@ -37,11 +37,15 @@ def slot(name: str) -> Markup:
 
 @dataclass(frozen=True)
 class Page:
-    """A page's manifest (fragment names and ``@z`` list entries in order) and its own fragments."""
+    """A page's manifest (fragment names and ``@z`` list entries in order) and its own fragments.
+
+    An article's page also carries the article's entry in lists (``item``), rendered with it.
+    """
 
     path: str
     manifest: tuple[str, ...]
     fragments: dict[str, str] = field(default_factory=dict)
+    item: str = ""
 
 
 def split_instrument(iid: str) -> tuple[str, str]:
@@ -64,6 +68,7 @@ class Renderer:
         )
         self.env.globals.update(slot=slot, delay=delay_minutes)
         self.watchlist = tuple(watchlist)
+        self.templates: dict[str, Template] = {}
         macros: Any = self.env.get_template("macros.html").module
         self.macros = macros
         # the same on every page: rendered once, not once per article
@@ -87,20 +92,15 @@ class Renderer:
             frags[f"asset:{name}"] = (assets / name).read_text()
         return frags
 
+    def _template(self, name: str) -> Template:
+        """A template, loaded once (Jinja's own cache takes a lock and a lookup on every page)."""
+        template = self.templates.get(name)
+        if template is None:
+            template = self.templates[name] = self.env.get_template(name)
+        return template
+
     def _page(self, path: str, prefix: str, template: str, **context: Any) -> Page:
-        html = self.env.get_template(template).render(**context)
-        parts = html.split(SLOT)
-        manifest: list[str] = [LAYOUT_HEAD]
-        fragments: dict[str, str] = {}
-        for i, part in enumerate(parts):
-            if i % 2:
-                manifest.append(part)
-            elif part.strip():
-                name = f"{prefix}:{len(fragments)}"
-                fragments[name] = part
-                manifest.append(name)
-        manifest.append(LAYOUT_FOOT)
-        return Page(path, tuple(manifest), fragments)
+        return split_page(path, prefix, self._template(template).render(**context))
 
     def home(self) -> Page:
         return self._page("home", "home", "home.html")
@@ -125,7 +125,7 @@ class Renderer:
         return str(self.macros.quote_row(iid, symbol, exchange, quote))
 
     def quote_detail(self, iid: str, quote: QuoteUpdated | None) -> str:
-        return self.env.get_template("quote_detail.html").render(iid=iid, q=quote)
+        return self._template("quote_detail.html").render(iid=iid, q=quote)
 
     def quote_fragments(self, iid: str, quote: QuoteUpdated | None) -> dict[str, str]:
         """Every fragment that shows one instrument's quote."""
@@ -137,20 +137,43 @@ class Renderer:
 
     # ------------------------------------------------------------------ articles
 
-    def item(self, article: ArticleContent, tickers: Iterable[TaggedTicker]) -> str:
-        return str(self.macros.item(_ItemView(article, tuple(tickers))))
-
     def article(self, enriched: ArticleEnriched) -> Page:
+        """The article's page and its list item, from one render of ``article.html``."""
         a = enriched.article
         body = link_mentions(a.body_html, enriched.mentions)
-        return self._page(
-            f"news/{a.slug}",
-            f"art:{a.article_id}:{a.revision}.{enriched.enrichment_revision}",
-            "article.html",
-            a=a,
-            body=Markup(body),  # noqa: S704 - sanitised at ingestion (nh3 allow-list), links escaped here
-            tickers=[t for t in enriched.tickers if t.kind == "equity"],
+        published = a.published_at
+        rendered = self._template("article.html").make_module(
+            {
+                "a": a,
+                "body": Markup(body),  # noqa: S704 - sanitised at ingestion (nh3 allow-list), links escaped here
+                "tickers": enriched.tickers,
+                "equities": [t for t in enriched.tickers if t.kind == "equity"],
+                "published_iso": published.isoformat(),
+                "published_long": published.strftime("%B %d, %Y %H:%M UTC"),
+                "published_short": published.strftime("%b %d, %Y %H:%M UTC"),
+            }
         )
+        page = split_page(
+            f"news/{a.slug}", f"art:{a.article_id}:{a.revision}.{enriched.enrichment_revision}", str(rendered)
+        )
+        item = rendered.item  # type: ignore[attr-defined]  # the template's {% set item %}, exported
+        return Page(page.path, page.manifest, page.fragments, str(item))
+
+
+def split_page(path: str, prefix: str, html: str) -> Page:
+    """A rendered page cut at its slots: the text between them becomes fragments ``prefix:0``, …"""
+    parts = html.split(SLOT)
+    manifest: list[str] = [LAYOUT_HEAD]
+    fragments: dict[str, str] = {}
+    for i, part in enumerate(parts):
+        if i % 2:
+            manifest.append(part)
+        elif part.strip():
+            name = f"{prefix}:{len(fragments)}"
+            fragments[name] = part
+            manifest.append(name)
+    manifest.append(LAYOUT_FOOT)
+    return Page(path, tuple(manifest), fragments)
 
 
 # --------------------------------------------------------------------------- applying events

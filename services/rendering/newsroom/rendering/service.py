@@ -205,7 +205,7 @@ class FragmentWriter:
         for name in stored.frags:
             if name not in page.fragments:
                 batch.delete_fragment(name)
-        batch.set_fragment(f"item:{a.article_id}", self.renderer.item(a, enriched.tickers))
+        batch.set_fragment(f"item:{a.article_id}", page.item)
         batch.list_add("latest", a.article_id, score)
         for iid in set(stored.tickers) - set(tickers):
             batch.list_remove(f"ticker:{iid}", a.article_id)

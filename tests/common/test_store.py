@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
+
 from newsroom.common.store import Keys, WriteBatch, connect
 from tests.conftest import RunningStack
 
@@ -57,7 +59,7 @@ async def test_a_batch_larger_than_one_command_holds_is_written_whole(infra: Run
         for i in range(n):
             batch.set_fragment(f"item:{i}", f"<li>story {i} — ü</li>")
             batch.list_add("latest", f"a{i}", float(i))
-            batch.set_manifest(f"news/{i}", ["layout:head", f"item:{i}", "layout:foot"])
+            batch.set_page(f"news/{i}", ["layout:head", (f"news:{i}:0", f"<h1>{i} ü</h1>"), "layout:foot"])
             batch.hset(keys.meta(f"a{i}"), {"rev": i, "slug": f"story-{i}"})
         for i in range(0, n, 10):
             batch.delete_fragment(f"item:{i}")
@@ -68,10 +70,10 @@ async def test_a_batch_larger_than_one_command_holds_is_written_whole(infra: Run
         assert items[1] == "<li>story 1 — ü</li>".encode()
         assert [i for i, v in enumerate(items) if v is None] == list(range(0, n, 10))
         assert await redis.zcard(keys.zlist("latest")) == n - n // 10
-        assert await redis.lrange(keys.page(f"news/{n - 1}"), 0, -1) == [
-            b"layout:head",
-            f"item:{n - 1}".encode(),
-            b"layout:foot",
+        assert orjson.loads(await redis.get(keys.page(f"news/{n - 1}")) or b"null") == [
+            "layout:head",
+            [f"news:{n - 1}:0", f"<h1>{n - 1} ü</h1>"],
+            "layout:foot",
         ]
         assert await redis.hmget(keys.meta(f"a{n - 1}"), ["rev", "slug"]) == [
             str(n - 1).encode(),

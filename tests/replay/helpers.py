@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from newsroom.cli.ops import lag_rows
@@ -53,21 +54,16 @@ async def pipeline_idle(settings: Settings) -> None:
     await apoll(lags, lambda rows: not rows, timeout=60, interval=0.5)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 async def snapshot_pages(redis: aioredis.Redis, namespace: str, paths: Iterable[str]) -> dict[str, Any]:
-    """Each page's manifest and every fragment it names (``@z`` lists expanded to their item fragments)."""
+    """Each page (its own HTML inline) and every shared fragment it names (not ``@z`` lists' items)."""
     out: dict[str, Any] = {}
     for path in paths:
-        manifest = [_text(m) for m in await redis.lrange(f"{namespace}:page:{path}", 0, -1)]
-        out[f"page:{path}"] = manifest
-        for name in manifest:
-            if name.startswith("@z "):
-                continue
-            if name != "@gone":
-                out[f"frag:{name}"] = await redis.get(f"{namespace}:frag:{name}")
+        page = await redis.get(f"{namespace}:page:{path}")
+        entries = orjson.loads(page) if page is not None else None
+        out[f"page:{path}"] = entries
+        for entry in entries or ():
+            if isinstance(entry, str) and not entry.startswith("@"):
+                out[f"frag:{entry}"] = await redis.get(f"{namespace}:frag:{entry}")
     return out
 
 

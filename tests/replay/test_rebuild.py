@@ -178,7 +178,7 @@ async def test_retraction_survives_rebuild(stack: RunningStack) -> None:
     ns = await active_namespace(stack.settings)
     redis = connect(stack.settings.redis_url)
     try:
-        assert await redis.lrange(f"{ns}:page:news/{slug}", 0, -1) == [GONE.encode()]
+        assert await redis.get(f"{ns}:page:news/{slug}") == orjson.dumps([GONE])
         assert await redis.zscore(f"{ns}:z:latest", article_id) is None
         assert await redis.hget(f"{ns}:meta:{article_id}", "retracted") == b"1"
     finally:

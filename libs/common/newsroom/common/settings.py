@@ -103,8 +103,10 @@ class Settings(BaseSettings):
     run_dir: str = ".run"
     """``NEWSROOM_RUN_DIR``: where ``newsroom dev`` keeps Redis data and logs."""
 
-    template_version: str = "t1"
-    """``NEWSROOM_TEMPLATE_VERSION``: part of every fragment key; bump to roll out new templates."""
+    template_version: str = "t2"
+    """``NEWSROOM_TEMPLATE_VERSION``: part of every key; bump to roll out new templates or page format.
+
+    t2: a page is one JSON string with its own HTML inline (t1 kept a list and a key per piece)."""
 
     _split = field_validator("api_keys", "watchlist", mode="before")(_split_csv)
 

@@ -2,15 +2,18 @@
 
 Layout, under one namespace (``nr:<template version>``)::
 
-    page:<path>        LIST   the page manifest: fragment names in order, or "@gone"
-    frag:<name>        STRING an HTML fragment
+    page:<path>        STRING the page, as a JSON array of entries in order (or ``["@gone"]``)
+    frag:<name>        STRING a shared HTML fragment (layout, quote chips and rows, list items)
     z:<list>           ZSET   article ids scored by publication time (latest, ticker:<EXCH:SYM>)
     meta:<article id>  HASH   revision, slug, retracted flag: the renderer's idempotency guard
     quote:<EXCH:SYM>   STRING the latest public snapshot (JSON) the renderer has applied
     instruments        HASH   instrument id -> name: whose quote fragments and quote page exist
 
-A manifest entry ``@z <list> <limit> [<article id>]`` expands to the ``item:<id>`` fragments
-of the newest ``limit`` ids in ``z:<list>``, skipping the given article (the page's own).
+A page entry is the page's own HTML, inline as ``[name, html]``, or a reference: the name of a
+shared fragment (``frag:<name>``), or ``@z <list> <limit> [<article id>]``, which expands to the
+``item:<id>`` fragments of the newest ``limit`` ids in ``z:<list>``, skipping the given article
+(the page's own). A page is one key: writing it replaces all of its own HTML at once, and a
+revision leaves nothing behind.
 
 Writes go through :class:`WriteBatch`: one MULTI/EXEC that also publishes, on
 ``<namespace>:invalidate``, the name of everything it touched, so a web process can keep
@@ -32,31 +35,39 @@ import redis.asyncio as aioredis
 from redis.exceptions import DataError, WatchError
 
 GONE = "@gone"
+PageEntry = str | tuple[str, str]  # a reference, or the page's own (name, html)
 
 PAGE_SCRIPT = """
 local ns = ARGV[1]
-local manifest = redis.call('LRANGE', ns .. 'page:' .. KEYS[1], 0, -1)
-if #manifest == 0 then return false end
-if manifest[1] == '@gone' then return {manifest, {}} end
-local out = {}
-for _, name in ipairs(manifest) do
-  if string.sub(name, 1, 3) == '@z ' then
-    local list, limit, self_id = string.match(name, '^@z (%S+) (%d+) ?(%S*)$')
-    limit = tonumber(limit)
-    local ids = redis.call('ZREVRANGE', ns .. 'z:' .. list, 0, limit)
-    local n = 0
-    for _, id in ipairs(ids) do
-      if id ~= self_id and n < limit then
-        local frag = redis.call('GET', ns .. 'frag:item:' .. id)
-        if frag then out[#out + 1] = frag; n = n + 1 end
-      end
-    end
+local page = redis.call('GET', ns .. 'page:' .. KEYS[1])
+if not page then return false end
+local names, out = {}, {}
+for _, entry in ipairs(cjson.decode(page)) do
+  if type(entry) == 'table' then
+    names[#names + 1] = entry[1]
+    out[#out + 1] = entry[2]
+  elseif entry == '@gone' then
+    return {{entry}, {}}
   else
-    local frag = redis.call('GET', ns .. 'frag:' .. name)
-    if frag then out[#out + 1] = frag end
+    names[#names + 1] = entry
+    if string.sub(entry, 1, 3) == '@z ' then
+      local list, limit, self_id = string.match(entry, '^@z (%S+) (%d+) ?(%S*)$')
+      limit = tonumber(limit)
+      local ids = redis.call('ZREVRANGE', ns .. 'z:' .. list, 0, limit)
+      local n = 0
+      for _, id in ipairs(ids) do
+        if id ~= self_id and n < limit then
+          local frag = redis.call('GET', ns .. 'frag:item:' .. id)
+          if frag then out[#out + 1] = frag; n = n + 1 end
+        end
+      end
+    else
+      local frag = redis.call('GET', ns .. 'frag:' .. entry)
+      if frag then out[#out + 1] = frag end
+    end
   end
 end
-return {manifest, out}
+return {names, out}
 """
 
 
@@ -250,7 +261,7 @@ class NamespaceRetired(Exception):
 class WriteBatch:
     """One atomic write to the store that announces what it changed.
 
-    Fragments go out as MSET and DEL, and each list's changes as ZADD and ZREM (the last change to
+    Fragments and pages go out as MSET and DEL, and each list's changes as ZADD and ZREM (the last change to
     a member wins), so a batch of many pages costs few commands. One MULTI/EXEC holds the fragments'
     MSETs and one call of :data:`APPLY_SCRIPT` with every other command (one reply for them all).
 
@@ -265,7 +276,7 @@ class WriteBatch:
         self.guard = guard
         self.touched: set[str] = set()
         self._commands: list[tuple[Any, ...]] = []  # in order, before the fragments and lists
-        self._sets: dict[str, str] = {}
+        self._sets: dict[str, str | bytes] = {}  # fragments and pages
         self._deletes: set[str] = set()
         self._lists: dict[str, dict[str, float | None]] = {}  # list -> member -> score (None: remove)
 
@@ -281,10 +292,9 @@ class WriteBatch:
         self._sets.pop(key, None)
         self.touched.add(f"frag:{name}")
 
-    def set_manifest(self, path: str, manifest: tuple[str, ...] | list[str]) -> None:
-        key = self.keys.page(path)
-        self._commands.append(("DEL", key))
-        self._commands.append(("RPUSH", key, *manifest))
+    def set_page(self, path: str, entries: Sequence[PageEntry]) -> None:
+        """Write a whole page: its entries in order, the page's own HTML inline (see the module doc)."""
+        self._sets[self.keys.page(path)] = orjson.dumps(entries)
         self.touched.add(f"page:{path}")
 
     def list_add(self, name: str, member: str, score: float) -> None:
@@ -309,7 +319,7 @@ class WriteBatch:
         self._commands.append(("PUBLISH", channel, message))
 
     def commands(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """What the batch runs: the fragments' MSETs, and every other command in order (its own
+        """What the batch runs: the fragments' and pages' MSETs, and every other command in order (its own
         commands, the fragment deletions, the lists' changes, the announcement), long ones split."""
         pairs = [item for pair in self._sets.items() for item in pair]
         sets = [("MSET", *pairs[i : i + _MOST_ARGS]) for i in range(0, len(pairs), _MOST_ARGS)]

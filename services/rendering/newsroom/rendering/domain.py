@@ -24,6 +24,7 @@ from newsroom.common.events import (
     TaggedTicker,
 )
 from newsroom.common.settings import Settings
+from newsroom.common.store import PageEntry
 from newsroom.rendering.links import SLOT, link_mentions, slot_marker
 
 LAYOUT_HEAD = "layout:head"
@@ -46,6 +47,11 @@ class Page:
     manifest: tuple[str, ...]
     fragments: dict[str, str] = field(default_factory=dict)
     item: str = ""
+
+    def entries(self) -> list[PageEntry]:
+        """What the store keeps: the manifest with the page's own fragments inline as ``(name, html)``."""
+        own = self.fragments
+        return [(name, own[name]) if name in own else name for name in self.manifest]
 
 
 def split_instrument(iid: str) -> tuple[str, str]:
@@ -192,11 +198,10 @@ def instrument_ids(enriched: ArticleEnriched) -> list[str]:
 
 @dataclass(frozen=True)
 class Stored:
-    """What the store says about an article: the version shown, whether retracted, what was written."""
+    """What the store says about an article: the version shown, whether retracted, its instruments."""
 
     version: tuple[int, int] | None  # (revision, enrichment revision); None if never written
     retracted: bool = False
-    frags: tuple[str, ...] = ()
     tickers: tuple[str, ...] = ()
 
 

@@ -66,21 +66,18 @@ publisher = Publisher(broker, SERVICE)
 log = structlog.get_logger(SERVICE)
 
 
-META_FIELDS = ("rev", "erev", "retracted", "frags", "tickers")
+META_FIELDS = ("rev", "erev", "retracted", "tickers")
 STORE_RETRY_PAUSE_S = 1.0
 T = TypeVar("T")
 
 
 def stored_from_meta(reply: list[bytes | None]) -> Stored:
     """An article's :class:`Stored` state from ``HMGET meta:<id> META_FIELDS``."""
-    rev, erev, retracted, frags, tickers = reply
+    rev, erev, retracted, tickers = reply
     if rev is None:
         return Stored(None)
     return Stored(
-        (int(rev), int(erev or 0)),
-        retracted == b"1",
-        tuple(orjson.loads(frags)) if frags else (),
-        tuple(orjson.loads(tickers)) if tickers else (),
+        (int(rev), int(erev or 0)), retracted == b"1", tuple(orjson.loads(tickers)) if tickers else ()
     )
 
 
@@ -103,9 +100,7 @@ class FragmentWriter:
 
     @staticmethod
     def _put_page(batch: WriteBatch, page: Page) -> None:
-        for name, html in page.fragments.items():
-            batch.set_fragment(name, html)
-        batch.set_manifest(page.path, page.manifest)
+        batch.set_page(page.path, page.entries())
 
     def _put_instrument(self, batch: WriteBatch, iid: str, name: str, quote: QuoteUpdated | None) -> None:
         """An instrument's quote fragments and quote page, recorded as written (with its name)."""
@@ -202,9 +197,6 @@ class FragmentWriter:
         tickers = instrument_ids(enriched)
         score = a.published_at.timestamp()
         self._put_page(batch, page)
-        for name in stored.frags:
-            if name not in page.fragments:
-                batch.delete_fragment(name)
         batch.set_fragment(f"item:{a.article_id}", page.item)
         batch.list_add("latest", a.article_id, score)
         for iid in set(stored.tickers) - set(tickers):
@@ -217,24 +209,20 @@ class FragmentWriter:
                 "rev": a.revision,
                 "erev": enriched.enrichment_revision,
                 "slug": a.slug,
-                "frags": orjson.dumps(sorted(page.fragments)),
                 "tickers": orjson.dumps(tickers),
                 "retracted": 0,
             },
         )
 
     def _put_retraction(self, batch: WriteBatch, aid: str, stored: Stored, event: ArticleRetracted) -> None:
-        for name in stored.frags:
-            batch.delete_fragment(name)
         for iid in stored.tickers:
             batch.list_remove(f"ticker:{iid}", aid)
         batch.list_remove("latest", aid)
         batch.delete_fragment(f"item:{aid}")
-        batch.set_manifest(f"news/{event.slug}", [GONE])
+        batch.set_page(f"news/{event.slug}", [GONE])
         batch.hset(
             self.keys.meta(aid),
-            {"rev": event.revision, "erev": 0, "slug": event.slug, "frags": b"[]",
-                     "tickers": b"[]", "retracted": 1},
+            {"rev": event.revision, "erev": 0, "slug": event.slug, "tickers": b"[]", "retracted": 1},
         )  # fmt: skip
 
     async def quotes(self, snapshots: list[QuoteUpdated]) -> int:

@@ -93,3 +93,21 @@ def test_rendering_is_deterministic() -> None:
     a = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20).article(enriched())
     b = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20).article(enriched())
     assert a == b
+
+
+def test_list_item_links_every_instrument_and_slots_use_raw_ids() -> None:
+    """The item links every tagged instrument (escaped); row slots name the ids the rows are stored under."""
+    base = enriched()
+    tickers = (
+        TaggedTicker(symbol="INTC", exchange="NASDAQ", mentions=3, relevance=1.0),
+        TaggedTicker(symbol="M&T", exchange="NYSE", mentions=1, relevance=0.5),
+        TaggedTicker(symbol="SPX", exchange="INDEX", kind="index", mentions=1, relevance=0.2),
+    )
+    page = Renderer(watchlist=DEFAULT_WATCHLIST, delay_minutes=20).article(
+        base.model_copy(update={"tickers": tickers})
+    )
+    assert '<a class="tk" href="/quote/NYSE/M&amp;T">M&amp;T</a>' in page.item
+    assert page.item.count('class="tk"') == 3  # indices too: the item lists what the article is about
+    assert "Intel &lt;falls&gt;" in page.item
+    assert "qrow:NYSE:M&T" in page.manifest
+    assert "qrow:INDEX:SPX" not in page.manifest  # no quote row for an index

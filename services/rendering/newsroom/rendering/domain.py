@@ -75,6 +75,7 @@ class Renderer:
         self.env.globals.update(slot=slot, delay=delay_minutes)
         self.watchlist = tuple(watchlist)
         self.templates: dict[str, Template] = {}
+        self.ticker_tags: dict[tuple[str, str], Markup] = {}
         macros: Any = self.env.get_template("macros.html").module
         self.macros = macros
         # the same on every page: rendered once, not once per article
@@ -104,6 +105,16 @@ class Renderer:
         if template is None:
             template = self.templates[name] = self.env.get_template(name)
         return template
+
+    def _ticker_tag(self, exchange: str, symbol: str) -> Markup:
+        """An instrument's link in article lists (the ``ticker_tag`` macro), rendered once per instrument."""
+        key = (exchange, symbol)
+        tag = self.ticker_tags.get(key)
+        if tag is None:
+            tag = Markup(self.macros.ticker_tag(exchange, symbol))  # noqa: S704 - our template, escaped there
+            if len(self.ticker_tags) < 16384:
+                self.ticker_tags[key] = tag
+        return tag
 
     def _page(self, path: str, prefix: str, template: str, **context: Any) -> Page:
         return split_page(path, prefix, self._template(template).render(**context))
@@ -152,8 +163,11 @@ class Renderer:
             {
                 "a": a,
                 "body": Markup(body),  # noqa: S704 - sanitised at ingestion (nh3 allow-list), links escaped here
-                "tickers": enriched.tickers,
-                "equities": [t for t in enriched.tickers if t.kind == "equity"],
+                # each instrument's link rendered once and kept: the loop in the template was a quarter of it
+                "ticker_tags": Markup(" ").join(
+                    self._ticker_tag(t.exchange, t.symbol) for t in enriched.tickers
+                ),
+                "equity_rows": equity_rows(enriched.tickers),
                 "published_iso": published.isoformat(),
                 "published_long": published.strftime("%B %d, %Y %H:%M UTC"),
                 "published_short": published.strftime("%b %d, %Y %H:%M UTC"),
@@ -164,6 +178,14 @@ class Renderer:
         )
         item = rendered.item  # type: ignore[attr-defined]  # the template's {% set item %}, exported
         return Page(page.path, page.manifest, page.fragments, str(item))
+
+
+def equity_rows(tickers: Iterable[TaggedTicker]) -> Markup:
+    """The slots of the equities' quote rows, one per line (cut out of the page before it is stored)."""
+    slots = "".join(
+        slot_marker(f"qrow:{t.exchange}:{t.symbol}") + "\n" for t in tickers if t.kind == "equity"
+    )
+    return Markup(slots)  # noqa: S704 - slot markers, never shown as HTML
 
 
 def split_page(path: str, prefix: str, html: str) -> Page:

@@ -64,7 +64,7 @@ def test_kafka_is_kraft_and_services_wait_for_health() -> None:
 
 
 def test_dockerfile_installs_the_project_and_runs_newsroom() -> None:
-    """A build stage compiles the native modules and builds the wheel; the image installs it, runs newsroom."""
+    """A build stage compiles the native modules into the wheel; the image installs it and runs newsroom."""
     text = (REPO / "deploy" / "Dockerfile").read_text()
     build, _, runtime = text.rpartition("\nFROM ")
     assert "FROM python:3.11" in build

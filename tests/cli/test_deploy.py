@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import shutil
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +82,17 @@ def test_dockerfile_installs_the_project_and_runs_newsroom() -> None:
 
 
 def test_the_wheel_the_image_installs_carries_templates_and_data(tmp_path: Path) -> None:
-    """`pip install .` (what the Dockerfile runs) ships templates, reference data and demo content."""
+    """`pip install .` (what the Dockerfile runs) ships templates, data, demo content, native builds."""
     import subprocess
     import sys
     import zipfile
 
+    # from a copy without build/, as a fresh checkout has it: setuptools reuses what build/ holds
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns(".git", ".venv", ".run", "build", "*.egg-info", "__pycache__", "artifacts")
+    shutil.copytree(REPO, source, ignore=skip)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)],
         check=True,
         capture_output=True,
     )
@@ -101,6 +107,12 @@ def test_the_wheel_the_image_installs_carries_templates_and_data(tmp_path: Path)
         "newsroom/web/service.py",
     ):
         assert expected in names, expected
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    for dotted in native_modules():
+        if compiled(importlib.import_module(dotted)):  # built here: the wheel must carry the build
+            path = dotted.replace(".", "/")
+            for built in (f"{path}{suffix}", f"{path}__mypyc{suffix}"):
+                assert built in names, built
 
 
 def native_modules() -> list[str]:

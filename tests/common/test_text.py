@@ -70,6 +70,7 @@ ODD_HTML = [
     "<p>", "</p>", "<P class='x'>", "<br/>", "<pre>", "</ p>", "<h1>", "<b>", "</b>", "&amp;", "&#39;",
     "&#x27;", "&nbsp;", "&bogus", "&", "<", ">", "a", "Intel ", "é", "\n", " ", "<li>", "<p1>", "&lt;",
     "<table>", "x_y", "<div\n>", "1", "<pé>", "&#12;", "<!-- c -->", "<TR>",
+    "<lİ>", "<dıv>", "<bloc\u212aquote>", "<fİgcaption>",  # case folding: İ, ı and the Kelvin sign K
 ]  # fmt: skip
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 
 import newsroom.enrichment.tagger as tagger_module
 from newsroom.enrichment.master import SecurityMaster, build_master
+from tests.enrichment.helpers import wire_stories
 from tests.native_builds import needs_build, source_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,30 +29,6 @@ def source_module() -> Iterator[ModuleType]:
 @pytest.fixture(scope="module")
 def master() -> SecurityMaster:
     return SecurityMaster.from_securities(build_master())
-
-
-def wire_stories(master: SecurityMaster, count: int) -> list[str]:
-    """Stories that name companies every way the tagger knows: explicit forms, names, aliases, tickers."""
-    rng = random.Random(20261125)
-    listed = [s for s in master if s.aliases]
-    stories = []
-    for _ in range(count):
-        parts = []
-        for security in rng.sample(listed, 8):
-            alias, symbol = rng.choice(security.aliases), security.symbol
-            parts.append(
-                rng.choice(
-                    [
-                        f"{alias} ({security.exchange}: {symbol}) said on Monday it would grow.",
-                        f"Shares of {alias} rose; {symbol} gained 3% and the Nikkei 225 fell.",
-                        f"{alias.upper()} ANNOUNCES RESULTS. Analysts at {alias}'s rival were all in.",
-                        f"The S&P 500 and the Dow rose, while ${symbol} and <{symbol}.N> fell.",
-                        f"{symbol}.T, {alias} Co., Ltd. and {alias}-linked funds were on watch.",
-                    ]
-                )
-            )
-        stories.append(" ".join(parts))
-    return stories
 
 
 @needs_build(tagger_module)

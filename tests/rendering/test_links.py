@@ -12,7 +12,7 @@ import newsroom.rendering.links as links_module
 from newsroom.common.events import ArticleContent, ArticleEnriched
 from newsroom.enrichment.master import SecurityMaster, build_master
 from newsroom.enrichment.service import Enricher
-from tests.enrichment.test_native import wire_stories
+from tests.enrichment.helpers import wire_stories
 from tests.native_builds import needs_build, source_of
 
 

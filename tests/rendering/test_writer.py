@@ -19,7 +19,7 @@ from newsroom.common.events import (
     TaggedTicker,
 )
 from newsroom.common.settings import DEFAULT_WATCHLIST
-from newsroom.common.store import FragmentReader, NamespaceRetired, Pointers, SwitchRefused, connect
+from newsroom.common.store import OWN, FragmentReader, NamespaceRetired, Pointers, SwitchRefused, connect
 from newsroom.rendering.domain import ArticleEvent, Renderer
 from newsroom.rendering.service import FragmentWriter
 from tests.conftest import RunningStack
@@ -71,6 +71,20 @@ async def test_older_revision_never_overwrites_newer(writer: FragmentWriter) -> 
     text = await page_text(writer, "news/intel-falls-abc123")
     assert "Third take" in text
     assert "Second take" not in text
+
+
+async def test_a_page_reads_back_with_its_own_pieces_marked(writer: FragmentWriter) -> None:
+    """The reader names the page's own pieces with the OWN prefix and shared fragments as stored."""
+    await writer.article(revision(1, "First headline"))
+    result = await FragmentReader(writer.redis, writer.namespace).page("news/intel-falls-abc123")
+    assert result is not None
+    manifest, fragments = result
+    own = [name for name in manifest if name.startswith(OWN)]
+    assert own
+    assert all(name.startswith(f"{OWN}art:abc123:1.1:") for name in own)
+    assert "chip:NASDAQ:INTC" in manifest
+    assert "First headline" in b"".join(fragments).decode()
+    assert not [k async for k in writer.redis.scan_iter(match=f"{writer.namespace}:frag:art:*")]
 
 
 async def test_retraction_is_final(writer: FragmentWriter) -> None:

@@ -10,14 +10,15 @@ from functools import partial
 
 import httpx
 import orjson
+import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from newsroom.cli import demo
 from newsroom.cli.core import publish_ticks
-from newsroom.cli.rebuild import apply_articles, expire_namespace, few_collections
+from newsroom.cli.rebuild import apply_articles, expire_namespace, few_collections, retire_version
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
-from newsroom.common.store import GONE, connect
+from newsroom.common.store import GONE, Pointers, connect
 from newsroom.common.topics import ARTICLES
 from newsroom.rendering.domain import Applied
 from tests.conftest import RunningStack, apoll, poll
@@ -218,6 +219,42 @@ async def test_expiring_a_namespace_touches_its_keys_and_no_other(infra: Running
         assert [await redis.ttl(key) for key in others] == [-1] * len(others)
     finally:
         await redis.delete(*own, *others)
+        await redis.aclose()
+
+
+async def test_retiring_an_old_version_lets_its_namespaces_go_and_nothing_else(infra: RunningStack) -> None:
+    """After a version bump, the old version's serving and default namespaces expire and its pointers go."""
+    redis = connect(infra.settings.redis_url)
+    old = f"old-{uuid.uuid4().hex[:8]}"
+    pointers = Pointers(old)
+    serving = f"nr:{old}:20261125T120000000000Z"
+    retired = [
+        f"nr:{old}:page:news/a",
+        f"nr:{old}:frag:item:a",
+        f"{serving}:page:news/a",
+        f"{serving}:z:latest",
+    ]
+    kept = [f"nr:{old}x:page:news/a", f"nr:{infra.settings.template_version}:page:retire-test-{old}"]
+    try:
+        await redis.mset({key: "v" for key in retired + kept} | {pointers.active: serving})
+
+        planned = await retire_version(infra.settings, old, expire_in=300, dry_run=True)
+        assert planned == {f"nr:{old}": 2, serving: 2}
+        assert [await redis.ttl(key) for key in retired] == [-1] * len(retired)  # a dry run changes nothing
+        assert await redis.get(pointers.active) == serving.encode()
+
+        assert await retire_version(infra.settings, old, expire_in=300, dry_run=False) == planned
+        assert [0 < await redis.ttl(key) <= 300 for key in retired] == [True] * len(retired)
+        assert [await redis.ttl(key) for key in kept] == [-1] * len(kept)
+        assert await redis.get(pointers.active) is None
+
+        with pytest.raises(SystemExit, match="in use"):
+            await retire_version(infra.settings, infra.settings.template_version, expire_in=300, dry_run=True)
+        await redis.set(pointers.shadow, f"nr:{old}:x", ex=30)
+        with pytest.raises(SystemExit, match=r"rebuild .* is running"):
+            await retire_version(infra.settings, old, expire_in=300, dry_run=True)
+    finally:
+        await redis.delete(*retired, *kept, pointers.active, pointers.shadow)
         await redis.aclose()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from newsroom.common.store import dependencies
 from newsroom.web.domain import PageCache, assemble, surrogate_keys
 
-MANIFEST = ["layout:head", "art:a1:1.1:0", "chip:NASDAQ:NVDA", "@z latest 6 a1", "layout:foot"]
+MANIFEST = ["layout:head", "=art:a1:1.1:0", "chip:NASDAQ:NVDA", "@z latest 6 a1", "layout:foot"]
 
 
 def test_a_page_is_dropped_when_anything_it_is_made_of_changes() -> None:
@@ -51,4 +51,14 @@ def test_responses_carry_status_etag_and_surrogate_keys() -> None:
         "article:a1",
         "ticker:NASDAQ:NVDA",
         "list:latest",
+    }
+
+
+def test_a_page_depends_on_the_shared_fragments_and_lists_it_shows_not_on_its_own_pieces() -> None:
+    """Own pieces live inside the page's key (no fragment key to watch), so they add no dependency."""
+    assert dependencies(MANIFEST) == {
+        "frag:layout:head",
+        "frag:chip:NASDAQ:NVDA",
+        "z:latest",
+        "frag:layout:foot",
     }

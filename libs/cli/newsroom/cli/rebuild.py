@@ -10,6 +10,10 @@ atomically, and finally gives the old namespace's keys a TTL so in-flight reader
 Until the switch the site keeps serving the old namespace: an interrupted rebuild changes
 nothing a reader sees, and its partial namespace expires.
 
+``rebuild retire VERSION`` lets an old template version's keys go after a version bump (its
+serving namespace and its default one expire, its pointers are removed): once the web tier and the
+renderer run the new version, nothing reads or writes them any more.
+
 ``rebuild enrichment`` re-tags the latest revision of every article that is not retracted
 with the current tagger and security master, publishing ``ArticleEnriched`` with an
 enrichment revision one above the highest the enriched topic holds for that article; the
@@ -64,7 +68,7 @@ from newsroom.common.events import (
 from newsroom.common.lag import partitions_of, plain_consumer
 from newsroom.common.messaging import Outgoing, read_topic
 from newsroom.common.settings import Settings, get_settings
-from newsroom.common.store import NamespaceRetired, Pointers, SwitchRefused, connect
+from newsroom.common.store import NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
 from newsroom.rendering.domain import Applied, Renderer
@@ -105,10 +109,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=cmd_rebuild_fragments)
 
+    r = actions.add_parser(
+        "retire",
+        help="let an old template version's namespaces expire (after a version bump)",
+        description=__doc__.split("\n\n")[2] if __doc__ else None,
+    )
+    r.add_argument("version", help="the template version to retire (not the one configured)")
+    r.add_argument(
+        "--expire-in", type=int, default=EXPIRE_OLD_S, help="seconds its keys live on (default 300)"
+    )
+    r.add_argument("--dry-run", action="store_true", help="count its keys, change nothing")
+    r.set_defaults(func=cmd_rebuild_retire)
+
     e = actions.add_parser(
         "enrichment",
         help="re-tag every article with the current tagger (new enrichment revisions)",
-        description=__doc__.split("\n\n")[2] if __doc__ else None,
+        description=__doc__.split("\n\n")[3] if __doc__ else None,
     )
     e.add_argument("--dry-run", action="store_true", help="tag and count, publish nothing")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -577,6 +593,58 @@ def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
         return 130
     if not args.dry_run:
         console().print(summary.table())
+    return 0
+
+
+# --------------------------------------------------------------------------- retire a version
+
+
+async def retire_version(
+    settings: Settings, version: str, *, expire_in: int, dry_run: bool
+) -> dict[str, int]:
+    """Expire the keys of ``version``'s serving and default namespaces and drop its pointers.
+
+    Returns the keys found per namespace. Refuses the configured version, and one that a rebuild is
+    filling (its shadow pointer is set).
+    """
+    if version == settings.template_version:
+        raise SystemExit(f"{version} is the template version in use (NEWSROOM_TEMPLATE_VERSION)")
+    pointers = Pointers(version)
+    redis = connect(settings.redis_url)
+    try:
+        active, shadow = await redis.mget([pointers.active, pointers.shadow])
+        if shadow is not None:
+            raise SystemExit(f"a rebuild of {version} is running (shadow {shadow!r}); not retiring it")
+        namespaces = {namespace_for(version)}
+        if active is not None:
+            namespaces.add(active.decode() if isinstance(active, bytes) else active)
+        found: dict[str, int] = {}
+        for namespace in sorted(namespaces):
+            if dry_run:
+                found[namespace] = sum(
+                    [
+                        in_namespace(key, namespace)
+                        async for key in redis.scan_iter(match=f"{namespace}:[a-z]*")
+                    ]
+                )
+            else:
+                found[namespace] = await expire_namespace(redis, namespace, expire_in)
+        if not dry_run:
+            await redis.delete(pointers.active, pointers.switch)
+        return found
+    finally:
+        await redis.aclose()
+
+
+def cmd_rebuild_retire(args: argparse.Namespace) -> int:
+    found = asyncio.run(
+        retire_version(get_settings(), args.version, expire_in=args.expire_in, dry_run=args.dry_run)
+    )
+    verb = "would expire" if args.dry_run else f"expiring in {args.expire_in}s"
+    rows = [(namespace, f"{verb}: {n:,} keys") for namespace, n in found.items()]
+    console().print(
+        key_values(f"rebuild retire {args.version}" + (" (dry run)" if args.dry_run else ""), rows)
+    )
     return 0
 
 

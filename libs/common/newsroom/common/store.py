@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import DataError, WatchError
 
 GONE = "@gone"
+OWN = "="  # a manifest name read back with this prefix is the page's own piece, inline: no fragment key
 PageEntry = str | tuple[str, str]  # a reference, or the page's own (name, html)
 
 PAGE_SCRIPT = """
@@ -44,7 +45,7 @@ if not page then return false end
 local names, out = {}, {}
 for _, entry in ipairs(cjson.decode(page)) do
   if type(entry) == 'table' then
-    names[#names + 1] = entry[1]
+    names[#names + 1] = '=' .. entry[1]
     out[#out + 1] = entry[2]
   elseif entry == '@gone' then
     return {{entry}, {}}
@@ -222,12 +223,13 @@ def connect(url: str, **kwargs: Any) -> aioredis.Redis:
 
 
 def dependencies(manifest: list[str]) -> set[str]:
-    """What a page's content depends on, in the names invalidations use."""
+    """What a page's content depends on besides its own key (``page:<path>``), in the names
+    invalidations use: the shared fragments and lists it shows."""
     deps = set()
     for entry in manifest:
         if entry.startswith("@z "):
             deps.add("z:" + entry.split(" ", 2)[1])
-        elif entry != GONE:
+        elif entry != GONE and not entry.startswith(OWN):
             deps.add("frag:" + entry)
     return deps
 
@@ -415,7 +417,11 @@ class FragmentReader:
         self._script = client.register_script(PAGE_SCRIPT)
 
     async def page(self, path: str) -> tuple[list[str], list[bytes]] | None:
-        """The page's manifest and its fragments in order (manifest ``["@gone"]`` if retracted), or None."""
+        """The page's manifest and its fragments in order (manifest ``["@gone"]`` if retracted), or None.
+
+        The manifest names the page's own pieces with the prefix :data:`OWN` (``=art:a1:1.1:0``), and
+        shared fragments and lists as they are stored.
+        """
         result = await self._script(keys=[path], args=[self.keys.prefix])
         if not result:
             return None

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from html import unescape
 
 _ENTITY_REF = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
-# Tags after which the text starts a new block (separated by a blank line).
-_BLOCKS = frozenset(
-    ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "br", "blockquote", "tr", "div", "figure",
-     "figcaption", "ul", "ol", "table")
-)  # fmt: skip
+# Tags after which the text starts a new block (separated by a blank line); matched where a tag starts.
+_BLOCK = re.compile(r"</?(p|h[1-6]|li|br|blockquote|tr|div|figure|figcaption|ul|ol|table)\b", re.I)
 
 _TEXT, _ENTITY, _BREAK = 0, 1, 2
 
@@ -54,15 +51,6 @@ class MappedText:
         return h_start, h_end
 
 
-def _is_block(tag: str) -> bool:
-    """Whether ``tag`` (``<…>`` or ``</…>``) opens or closes one of the block elements."""
-    i = 2 if tag.startswith("</") else 1
-    j = i
-    while j < len(tag) and (tag[j].isalnum() or tag[j] == "_"):
-        j += 1
-    return tag[i:j].lower() in _BLOCKS
-
-
 def html_text(html: str) -> MappedText:
     """Strip tags, unescape entities and separate blocks with blank lines, keeping offsets.
 
@@ -90,7 +78,8 @@ def html_text(html: str) -> MappedText:
         if first == "<":
             close = html.find(">", pos)
             stop = close + 1 if close != -1 else pos + 1
-            if not (close != -1 and _is_block(html[pos:stop]) and pieces and not pieces[-1].endswith("\n")):
+            block = close != -1 and _BLOCK.match(html, pos) is not None
+            if not (block and pieces and not pieces[-1].endswith("\n")):
                 pos = stop
                 continue
             piece, kind, h_start, h_end = "\n\n", _BREAK, -1, -1

@@ -17,7 +17,6 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select
 from markupsafe import Markup
 
 from newsroom.common.events import (
-    ArticleContent,
     ArticleEnriched,
     ArticleRetracted,
     QuoteUpdated,
@@ -25,7 +24,7 @@ from newsroom.common.events import (
 )
 from newsroom.common.settings import Settings
 from newsroom.common.store import PageEntry
-from newsroom.rendering.links import SLOT, link_mentions, slot_marker
+from newsroom.rendering.links import MEMO_LIMIT, SLOT, link_mentions, slot_marker
 
 LAYOUT_HEAD = "layout:head"
 LAYOUT_FOOT = "layout:foot"
@@ -112,7 +111,7 @@ class Renderer:
         tag = self.ticker_tags.get(key)
         if tag is None:
             tag = Markup(self.macros.ticker_tag(exchange, symbol))  # noqa: S704 - our template, escaped there
-            if len(self.ticker_tags) < 16384:
+            if len(self.ticker_tags) < MEMO_LIMIT:
                 self.ticker_tags[key] = tag
         return tag
 
@@ -176,7 +175,11 @@ class Renderer:
         page = split_page(
             f"news/{a.slug}", f"art:{a.article_id}:{a.revision}.{enriched.enrichment_revision}", str(rendered)
         )
-        item = rendered.item  # type: ignore[attr-defined]  # the template's {% set item %}, exported
+        item = getattr(rendered, "item", None)  # the template's {% set item %}, exported (at its top level)
+        if item is None:
+            raise RuntimeError(
+                "article.html no longer sets `item` at its top level: lists would lose the article"
+            )
         return Page(page.path, page.manifest, page.fragments, str(item))
 
 
@@ -291,12 +294,3 @@ def instruments_to_write(outcomes: Iterable[Outcome], known: dict[str, str | Non
                 if have is None or (not have and name):
                     known[iid] = write[iid] = name
     return write
-
-
-@dataclass(frozen=True)
-class _ItemView:
-    article: ArticleContent
-    tickers: tuple[TaggedTicker, ...]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.article, name)

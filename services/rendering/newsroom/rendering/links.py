@@ -15,6 +15,8 @@ from newsroom.common.text import html_text
 SLOT = "\x00"  # marks a shared fragment's place in a rendered page: SLOT name SLOT
 CHIP_REACH = 40  # characters between mentions that still count as "right after" for the chip
 
+MEMO_LIMIT = 16384  # entries kept by the renderer's per-instrument memos (one per listed instrument)
+
 _links: dict[tuple[str, str, str | None], str] = {}
 
 
@@ -31,7 +33,7 @@ def ticker_link(exchange: str, symbol: str, name: str | None) -> str:
         href = str(escape(f"/quote/{exchange}/{symbol}"))
         title = str(escape(name or f"{exchange}:{symbol}"))
         link = f'<a class="ticker" href="{href}" title="{title}">'
-        if len(_links) < 16384:
+        if len(_links) < MEMO_LIMIT:
             _links[key] = link
     return link
 

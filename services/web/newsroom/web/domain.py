@@ -7,7 +7,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from newsroom.common.store import GONE
+from newsroom.common.store import GONE, OWN
 
 SECURITY_HEADERS = [
     (
@@ -115,7 +115,7 @@ def surrogate_keys(page: str, manifest: list[str]) -> set[str]:
             tags.add("list:" + entry.split(" ", 2)[1])
         elif entry.startswith(("chip:", "qrow:", "qdetail:")):
             tags.add("ticker:" + entry.split(":", 1)[1])
-        elif entry.startswith("art:"):
+        elif entry.startswith(OWN + "art:"):  # the article page's own pieces: art:<id>:<revision>:<n>
             tags.add("article:" + entry.split(":", 2)[1])
     return tags
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from faststream.kafka import KafkaBroker
 
 from benchmarks._infra import CpuSplit, Rate, embedded, raw_consume
+from newsroom.cli.rebuild import CHUNK
 from newsroom.common.events import ArticleContent, ArticleEnriched, new_envelope
 from newsroom.common.messaging import Outgoing, Publisher
 from newsroom.common.settings import Settings
@@ -155,7 +156,12 @@ def main() -> None:
     parser.add_argument(
         "--count", type=int, default=DEFAULT_COUNT, help=f"articles (default {DEFAULT_COUNT:,})"
     )
-    parser.add_argument("--chunk", type=int, default=500, help="events applied per atomic write")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=CHUNK,
+        help=f"events applied per atomic write (default: the CLI's, {CHUNK})",
+    )
     parser.add_argument("--workers", type=int, default=None, help="rebuild processes (default: the CLI's)")
     args = parser.parse_args()
     with embedded() as settings:

@@ -188,6 +188,32 @@ async def test_retraction_survives_rebuild(stack: RunningStack) -> None:
     assert slug not in httpx.get(stack.web + "/").text
 
 
+async def test_a_flushed_store_is_rebuilt_from_the_log_byte_for_byte(stack: RunningStack) -> None:
+    """After FLUSHDB, `rebuild fragments` restores every page and fragment of the live run, served again."""
+    settings = stack.settings
+    submitted = [submit(stack, new_article()) for _ in range(2)]
+    await pipeline_idle(settings)
+    live = await active_namespace(settings)
+    paths = ["home", *(p.lstrip("/") for _, p in submitted), *quote_paths(settings.watchlist)]
+    names = STATIC + [f"item:{aid}" for aid, _ in submitted]
+    redis = connect(settings.redis_url)
+    try:
+        before = await snapshot_pages(redis, live, paths) | await snapshot_frags(redis, live, names)
+        assert all(v for v in before.values()), [k for k, v in before.items() if not v]
+        served = {url: httpx.get(stack.web + url).content for url in ["/", *(p for _, p in submitted)]}
+
+        await redis.flushdb()
+        rebuild(stack)
+
+        rebuilt = await active_namespace(settings)
+        after = await snapshot_pages(redis, rebuilt, paths) | await snapshot_frags(redis, rebuilt, names)
+        assert after == before
+        for url, body in served.items():
+            poll(partial(httpx.get, stack.web + url), partial(same_body, body))
+    finally:
+        await redis.aclose()
+
+
 async def test_applying_the_log_stops_after_the_chunk_in_hand(stack: RunningStack) -> None:
     """Once asked to stop (SIGTERM, Ctrl-C), applying the enriched topic ends after the chunk in hand."""
     for _ in range(2):

@@ -299,11 +299,13 @@ async def read_topic(
             wanted = remaining if stop_at_end else set(tps)
             fetched = await consumer.getmany(*wanted, timeout_ms=500, max_records=max_records)
             for tp, recs in fetched.items():
-                # Keep whole fetches: the embedded broker reports a partition's end as the first
-                # offset of its last batch + 1, so filtering by it would drop that batch's tail.
-                if stop_at_end and await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
                 if recs:
                     yield recs
+                if stop_at_end and await consumer.position(tp) >= end[tp]:
+                    # The embedded broker reports a partition's end as the first offset of its last
+                    # batch + 1: what is fetched already holds that batch's tail, so hand it out too.
+                    while tail := (await consumer.getmany(tp, timeout_ms=0, max_records=max_records)).get(tp):
+                        yield tail
+                    remaining.discard(tp)
     finally:
         await consumer.stop()

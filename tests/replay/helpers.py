@@ -67,6 +67,23 @@ async def snapshot_pages(redis: aioredis.Redis, namespace: str, paths: Iterable[
     return out
 
 
+async def snapshot_namespace(redis: aioredis.Redis, namespace: str) -> dict[str, Any]:
+    """Every key of ``namespace`` (its name cut off) with its value, whatever its type."""
+    out: dict[str, Any] = {}
+    async for raw in redis.scan_iter(match=f"{namespace}:[a-z]*", count=1000):
+        key = raw.decode().removeprefix(f"{namespace}:")
+        kind = await redis.type(raw)
+        if kind == b"string":
+            out[key] = await redis.get(raw)
+        elif kind == b"zset":
+            out[key] = await redis.zrange(raw, 0, -1, withscores=True)
+        elif kind == b"hash":
+            out[key] = await redis.hgetall(raw)
+        else:
+            out[key] = kind  # no other kinds are written; a change shows up as a difference
+    return out
+
+
 async def snapshot_frags(redis: aioredis.Redis, namespace: str, names: Iterable[str]) -> dict[str, Any]:
     """The named fragments' bytes (None where absent)."""
     return {f"frag:{n}": await redis.get(f"{namespace}:frag:{n}") for n in names}

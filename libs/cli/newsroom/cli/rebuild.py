@@ -397,16 +397,13 @@ async def apply_articles(
             async for batch in batches:
                 if stopping():
                     break
-                events: list[Any] = []
+                events: list[Any] = []  # at most a chunk: read_topic hands out no more at a time
                 for _, data in _decoded(batch):
                     if isinstance(data, ArticleEnriched | ArticleRetracted):
                         events.append(data)
                     else:
                         counts.undecodable += 1
-                for i in range(0, len(events), chunk):
-                    if stopping():
-                        return counts
-                    counts.applied += await writer.apply(events[i : i + chunk])
+                counts.applied += await writer.apply(events)
                 advance(len(batch))
     return counts
 
@@ -417,7 +414,7 @@ _threshold_before = gc.get_threshold()
 
 @contextlib.contextmanager
 def few_collections(threshold: int = 50_000) -> Iterator[None]:
-    """Cyclic garbage collection made rare while a replay holds thousands of decoded events.
+    """Cyclic garbage collection made rare while a replay holds batches of decoded events.
 
     Every few hundred allocations the collector walks the young objects, and now and then all of
     them: with a batch of events alive that made decoding an event up to three times slower. Inside,

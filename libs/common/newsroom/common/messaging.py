@@ -272,8 +272,8 @@ async def read_topic(
 ) -> AsyncGenerator[list[ConsumerRecord[Any, Any]], None]:
     """Read a topic (or only ``partitions`` of it) without a consumer group, batch by batch.
 
-    Nothing is committed. With ``stop_at_end`` the iteration ends at the end offsets seen when it
-    started.
+    Nothing is committed. With ``stop_at_end`` the iteration ends at each partition's end as the
+    broker first reports it: records written after that are left alone.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -295,17 +295,22 @@ async def read_topic(
             for tp in list(remaining):
                 if await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
+        settled: set[TopicPartition] = set()
         while remaining or not stop_at_end:
             wanted = remaining if stop_at_end else set(tps)
             fetched = await consumer.getmany(*wanted, timeout_ms=500, max_records=max_records)
             for tp, recs in fetched.items():
+                if stop_at_end:
+                    if tp not in settled:
+                        # The embedded broker's end offset is its last batch's first offset + 1, short
+                        # of that batch's tail; the high watermark of the first fetch is exact.
+                        end[tp] = max(end[tp], consumer.highwater(tp) or 0)
+                        settled.add(tp)
+                    if recs and recs[-1].offset >= end[tp]:  # written since: not this read's
+                        recs = [r for r in recs if r.offset < end[tp]]
                 if recs:
                     yield recs
                 if stop_at_end and await consumer.position(tp) >= end[tp]:
-                    # The embedded broker reports a partition's end as the first offset of its last
-                    # batch + 1: what is fetched already holds that batch's tail, so hand it out too.
-                    while tail := (await consumer.getmany(tp, timeout_ms=0, max_records=max_records)).get(tp):
-                        yield tail
                     remaining.discard(tp)
     finally:
         await consumer.stop()

@@ -630,7 +630,7 @@ async def retire_version(
             else:
                 found[namespace] = await expire_namespace(redis, namespace, expire_in)
         if not dry_run:
-            await redis.delete(pointers.active, pointers.switch)
+            await redis.delete(pointers.active)
         return found
     finally:
         await redis.aclose()

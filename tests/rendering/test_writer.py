@@ -24,6 +24,7 @@ from newsroom.rendering.domain import ArticleEvent, Renderer
 from newsroom.rendering.service import FragmentWriter
 from tests.conftest import RunningStack
 from tests.rendering.test_domain import enriched
+from tests.replay.helpers import snapshot_namespace
 
 
 @pytest.fixture
@@ -43,13 +44,6 @@ def revision(n: int, headline: str) -> ArticleEnriched:
     return base.model_copy(update={"article": article})
 
 
-async def snapshot(w: FragmentWriter) -> dict[bytes, bytes]:
-    """Every fragment and page of the writer's namespace."""
-    keys = [k for kind in ("frag", "page") async for k in w.redis.scan_iter(match=f"{w.namespace}:{kind}:*")]
-    values = await w.redis.mget(keys)
-    return dict(zip(keys, values, strict=True))
-
-
 async def page_text(w: FragmentWriter, path: str) -> str:
     result = await FragmentReader(w.redis, w.namespace).page(path)
     assert result is not None
@@ -59,9 +53,9 @@ async def page_text(w: FragmentWriter, path: str) -> str:
 async def test_redelivery_writes_identical_bytes(writer: FragmentWriter) -> None:
     """Applying the same event twice leaves every fragment byte-identical."""
     await writer.article(revision(1, "First headline"))
-    before = await snapshot(writer)
+    before = await snapshot_namespace(writer.redis, writer.namespace)
     assert await writer.article(revision(1, "First headline"))
-    assert await snapshot(writer) == before
+    assert await snapshot_namespace(writer.redis, writer.namespace) == before
 
 
 async def test_older_revision_never_overwrites_newer(writer: FragmentWriter) -> None:
@@ -113,23 +107,6 @@ def story(
     return base.model_copy(update={"article": article, "tickers": listed})
 
 
-async def dump(w: FragmentWriter) -> dict[str, Any]:
-    """Every key of the writer's namespace (namespace cut off) with its value, whatever its type."""
-    out: dict[str, Any] = {}
-    async for raw in w.redis.scan_iter(match=f"{w.namespace}:*"):
-        key = raw.decode().removeprefix(w.namespace)
-        kind = await w.redis.type(raw)
-        if kind == b"string":
-            out[key] = await w.redis.get(raw)
-        elif kind == b"list":
-            out[key] = await w.redis.lrange(raw, 0, -1)
-        elif kind == b"zset":
-            out[key] = await w.redis.zrange(raw, 0, -1, withscores=True)
-        elif kind == b"hash":
-            out[key] = await w.redis.hgetall(raw)
-    return out
-
-
 async def test_a_batch_leaves_the_store_as_one_by_one_application_does(infra: RunningStack) -> None:
     """Revisions, stale redeliveries and retractions applied as one batch leave the same keys and bytes."""
     intc, amd = ("INTC", "NASDAQ", ""), ("AMD", "NASDAQ", "Advanced Micro Devices")
@@ -161,12 +138,12 @@ async def test_a_batch_leaves_the_store_as_one_by_one_application_does(infra: Ru
             1,
         )
         assert (applied.rendered, applied.skipped) == (4, 2)
-        expected = await dump(one_by_one)
-        assert await dump(batched) == expected
-        assert orjson.loads(expected[":page:news/story-b1"]) == ["@gone"]
-        assert b"Second" in expected[":page:news/story-a1"]
-        assert expected[":instruments"][b"NASDAQ:AMD"] == b"Advanced Micro Devices"
-        assert expected[":instruments"][b"NASDAQ:INTC"] == b"Intel"  # named by the second revision
+        expected = await snapshot_namespace(redis, one_by_one.namespace)
+        assert await snapshot_namespace(redis, batched.namespace) == expected
+        assert orjson.loads(expected["page:news/story-b1"]) == ["@gone"]
+        assert b"Second" in expected["page:news/story-a1"]
+        assert expected["instruments"][b"NASDAQ:AMD"] == b"Advanced Micro Devices"
+        assert expected["instruments"][b"NASDAQ:INTC"] == b"Intel"  # named by the second revision
     finally:
         await redis.aclose()
 

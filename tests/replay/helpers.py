@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from newsroom.cli.ops import lag_rows
 from newsroom.common.settings import Settings
-from newsroom.common.store import Pointers, connect
+from newsroom.common.store import Keys, Pointers, connect
 from tests.conftest import apoll
 
 GROUPS = ("enrichment", "rendering-articles", "rendering-quotes", "quotes")
@@ -70,7 +70,7 @@ async def snapshot_pages(redis: aioredis.Redis, namespace: str, paths: Iterable[
 async def snapshot_namespace(redis: aioredis.Redis, namespace: str) -> dict[str, Any]:
     """Every key of ``namespace`` (its name cut off) with its value, whatever its type."""
     out: dict[str, Any] = {}
-    async for raw in redis.scan_iter(match=f"{namespace}:[a-z]*", count=1000):
+    async for raw in Keys(namespace).scan(redis):
         key = raw.decode().removeprefix(f"{namespace}:")
         kind = await redis.type(raw)
         if kind == b"string":

@@ -68,7 +68,7 @@ from newsroom.common.events import (
 from newsroom.common.lag import partitions_of, plain_consumer
 from newsroom.common.messaging import Outgoing, read_topic
 from newsroom.common.settings import Settings, get_settings
-from newsroom.common.store import NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
+from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
 from newsroom.rendering.domain import Applied, Renderer
@@ -235,28 +235,12 @@ def new_namespace(template_version: str) -> str:
     return f"nr:{template_version}:{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
 
 
-NAMESPACE_KINDS = ("page", "frag", "z", "meta", "quote")  # <namespace>:<kind>:…; and <namespace>:instruments
-
-
-def in_namespace(key: bytes, namespace: str) -> bool:
-    """Whether ``key`` is one of ``namespace``'s own keys (not one of a namespace nested under its name)."""
-    rest = key[len(namespace) + 1 :].decode("utf-8", "replace")
-    return key.startswith(f"{namespace}:".encode()) and (
-        rest == "instruments" or rest.partition(":")[0] in NAMESPACE_KINDS
-    )
-
-
 async def expire_namespace(redis: aioredis.Redis, namespace: str, seconds: int) -> int:
-    """Give every key of ``namespace`` a TTL; returns how many keys it found.
-
-    One pass over the keyspace: a namespace's own keys go on with a letter, and a namespace nested
-    under its name (``nr:t1`` and ``nr:t1:2026…``) with a digit, which the match leaves out.
-    """
+    """Give every key of ``namespace`` a TTL; returns how many keys it found."""
     found = 0
     batch: list[bytes] = []
-    async for key in redis.scan_iter(match=f"{namespace}:[a-z]*", count=5000):
-        if in_namespace(key, namespace):
-            batch.append(key)
+    async for key in Keys(namespace).scan(redis):
+        batch.append(key)
         if len(batch) >= 5000:
             found += await _expire(redis, batch, seconds)
             batch = []
@@ -621,12 +605,7 @@ async def retire_version(
         found: dict[str, int] = {}
         for namespace in sorted(namespaces):
             if dry_run:
-                found[namespace] = sum(
-                    [
-                        in_namespace(key, namespace)
-                        async for key in redis.scan_iter(match=f"{namespace}:[a-z]*")
-                    ]
-                )
+                found[namespace] = len([key async for key in Keys(namespace).scan(redis)])
             else:
                 found[namespace] = await expire_namespace(redis, namespace, expire_in)
         if not dry_run:

@@ -24,9 +24,9 @@ call: one round trip, one consistent state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import hiredis
@@ -77,6 +77,31 @@ class Keys:
     """Key names within one namespace."""
 
     namespace: str
+
+    KINDS: ClassVar[tuple[str, ...]] = (
+        "page",
+        "frag",
+        "z",
+        "meta",
+        "quote",
+    )  # <namespace>:<kind>:…, besides <namespace>:instruments
+
+    def owns(self, key: bytes) -> bool:
+        """Whether ``key`` is one of this namespace's keys (not one of a namespace nested under its name)."""
+        rest = key[len(self.namespace) + 1 :].decode("utf-8", "replace")
+        return key.startswith(self.prefix.encode()) and (
+            rest == "instruments" or rest.partition(":")[0] in self.KINDS
+        )
+
+    async def scan(self, redis: aioredis.Redis) -> AsyncIterator[bytes]:
+        """Every key of the namespace, in one pass over the keyspace.
+
+        A namespace's own keys go on with a letter, and a namespace nested under its name (``nr:t1``
+        and ``nr:t1:2026…``) with a digit, which the match leaves out.
+        """
+        async for key in redis.scan_iter(match=f"{self.prefix}[a-z]*", count=5000):
+            if self.owns(key):
+                yield key
 
     @property
     def prefix(self) -> str:

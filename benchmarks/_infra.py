@@ -67,19 +67,31 @@ class CpuSplit:
         )
 
 
+def _processes() -> Iterator[tuple[Path, list[str]]]:
+    """Each running process's /proc folder and the fields of its ``stat`` after the command name (Linux).
+
+    ``fields[1]`` is the parent pid; ``fields[11:15]`` are utime, stime, cutime and cstime in ticks.
+    """
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield entry, (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # it ended meanwhile
+                continue
+
+
+def _ticks(fields: list[str], last: int) -> float:
+    return sum(int(f) for f in fields[11:last]) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds_of(*needles: str) -> float:
     """User and system CPU seconds of the processes whose command line holds every needle (Linux)."""
     total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
+    for entry, fields in _processes():
+        with contextlib.suppress(OSError):
             cmdline = (entry / "cmdline").read_bytes().decode("utf-8", "replace") + "\0"
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if all(needle in cmdline for needle in needles):
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            if all(needle in cmdline for needle in needles):
+                total += _ticks(fields, 13)
     return total
 
 
@@ -91,16 +103,10 @@ def live_children_cpu() -> float:
     """
     total = 0.0
     me, python = str(os.getpid()), os.path.realpath(sys.executable)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            ours = fields[1] == me and os.path.realpath(entry / "exe") == python  # not Redis, the broker
-        except OSError:
-            continue
-        if ours:  # ppid; then utime, stime, cutime, cstime
-            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    for entry, fields in _processes():
+        with contextlib.suppress(OSError):
+            if fields[1] == me and os.path.realpath(entry / "exe") == python:  # not Redis, the broker
+                total += _ticks(fields, 15)
     return total
 
 

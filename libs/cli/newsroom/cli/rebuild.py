@@ -296,14 +296,13 @@ def _retired_is_fatal() -> Iterator[None]:
         raise SystemExit(str(exc)) from exc
 
 
-def _decoded(batch: list[ConsumerRecord[Any, Any]]) -> Iterator[tuple[str, Any]]:
+def _decoded(batch: list[ConsumerRecord[Any, Any]]) -> Iterator[Any]:
+    """Each record's event payload, or None for a record that is not a valid event."""
     for rec in batch:
         try:
-            envelope = decode(rec.value or b"")
+            yield decode(rec.value or b"").data
         except EventDecodeError:
-            yield (rec.key or b"").decode("utf-8", "replace"), None
-            continue
-        yield (rec.key or b"").decode("utf-8", "replace"), envelope.data
+            yield None
 
 
 async def render_log(
@@ -321,7 +320,7 @@ async def render_log(
     quotes_task = progress.add_task("quote snapshots", total=counts[SNAPSHOTS.name] or None)
     async for batch in read_topic(settings, SNAPSHOTS.name):
         snapshots: list[QuoteUpdated] = []
-        for _, data in _decoded(batch):
+        for data in _decoded(batch):
             if isinstance(data, QuoteUpdated):
                 snapshots.append(data)
             else:
@@ -382,7 +381,7 @@ async def apply_articles(
                 if stopping():
                     break
                 events: list[Any] = []  # at most a chunk: read_topic hands out no more at a time
-                for _, data in _decoded(batch):
+                for data in _decoded(batch):
                     if isinstance(data, ArticleEnriched | ArticleRetracted):
                         events.append(data)
                     else:
@@ -669,7 +668,7 @@ async def read_state(settings: Settings) -> LogState:
     state = LogState()
     best: dict[str, tuple[int, int]] = {}
     async for batch in read_topic(settings, ENRICHED.name):
-        for _, data in _decoded(batch):
+        for data in _decoded(batch):
             if isinstance(data, ArticleEnriched):
                 aid = data.article.article_id
                 erev = data.enrichment_revision
@@ -681,7 +680,7 @@ async def read_state(settings: Settings) -> LogState:
             elif isinstance(data, ArticleRetracted):
                 state.retracted.add(data.article_id)
     async for batch in read_topic(settings, ARTICLES.name):
-        for _, data in _decoded(batch):
+        for data in _decoded(batch):
             if isinstance(data, ArticleContent):
                 current = state.latest.get(data.article_id)
                 if current is None or data.revision >= current.revision:

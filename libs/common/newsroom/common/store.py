@@ -302,7 +302,7 @@ class WriteBatch:
         self.keys = keys
         self.guard = guard
         self.touched: set[str] = set()
-        self._commands: list[tuple[Any, ...]] = []  # in order, before the fragments and lists
+        self._commands: list[tuple[Any, ...]] = []  # in order: after the MSETs, before deletions and lists
         self._sets: dict[str, str | bytes] = {}  # fragments and pages
         self._deletes: set[str] = set()
         self._lists: dict[str, dict[str, float | None]] = {}  # list -> member -> score (None: remove)

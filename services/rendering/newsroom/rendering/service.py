@@ -379,11 +379,13 @@ async def on_enriched(records: list[Record]) -> None:
 @broker.subscriber(SNAPSHOTS.name, **batch_subscription(settings, "rendering-quotes", max_records=2000))
 async def on_snapshots(records: list[Record]) -> None:
     snapshots: list[QuoteUpdated] = []
+    misplaced: list[tuple[Record, str]] = []
     for record in records:
         if record.envelope and isinstance(record.envelope.data, QuoteUpdated):
             snapshots.append(record.envelope.data)
         else:
-            await publisher.dead_letter(record, record.error or "not a quote snapshot")
+            misplaced.append((record, record.error or "not a quote snapshot"))
+    await publisher.dead_letter_many(misplaced)  # one burst, one wait for the broker
     async with redelivered_while_the_store_is_down():
         await to_each_namespace(lambda w: w.quotes(snapshots))
 

@@ -10,7 +10,7 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v wrk >/dev/null || need+=(wrk)
-# deploy/native.py compiles the tagger with mypyc: a C compiler and the interpreter's headers.
+# deploy/native.py compiles the hot modules with mypyc: a C compiler and the interpreter's headers.
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
   || need+=("${PYTHON##*/}-dev")

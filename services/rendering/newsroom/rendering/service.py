@@ -60,6 +60,8 @@ from newsroom.rendering.domain import (
 )
 
 SERVICE = "rendering"
+ARTICLES_GROUP = "rendering-articles"
+QUOTES_GROUP = "rendering-quotes"
 settings = get_settings()
 broker = make_broker(SERVICE, settings)
 publisher = Publisher(broker, SERVICE)
@@ -371,12 +373,12 @@ async def handle_enriched(record: Record, envelope: Any) -> list[Any]:
     return []
 
 
-@broker.subscriber(ENRICHED.name, **batch_subscription(settings, "rendering-articles"))
+@broker.subscriber(ENRICHED.name, **batch_subscription(settings, ARTICLES_GROUP))
 async def on_enriched(records: list[Record]) -> None:
     await process_batch_at_once(records, handle_enriched_batch, handle_enriched, publisher)
 
 
-@broker.subscriber(SNAPSHOTS.name, **batch_subscription(settings, "rendering-quotes", max_records=2000))
+@broker.subscriber(SNAPSHOTS.name, **batch_subscription(settings, QUOTES_GROUP, max_records=2000))
 async def on_snapshots(records: list[Record]) -> None:
     snapshots: list[QuoteUpdated] = []
     misplaced: list[tuple[Record, str]] = []
@@ -399,7 +401,7 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
     await writers()
-    async with in_background(report_lag(settings, ["rendering-articles", "rendering-quotes"])):
+    async with in_background(report_lag(settings, [ARTICLES_GROUP, QUOTES_GROUP])):
         yield
     await redis.aclose()
     log.info("rendering stopped")

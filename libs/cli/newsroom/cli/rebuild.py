@@ -595,14 +595,11 @@ async def retire_version(
     pointers = Pointers(version)
     redis = connect(settings.redis_url)
     try:
-        active, shadow = await redis.mget([pointers.active, pointers.shadow])
+        active, shadow = await pointers.read(redis)
         if shadow is not None:
-            raise SystemExit(f"a rebuild of {version} is running (shadow {shadow!r}); not retiring it")
-        namespaces = {namespace_for(version)}
-        if active is not None:
-            namespaces.add(active.decode() if isinstance(active, bytes) else active)
+            raise SystemExit(f"a rebuild of {version} is running (shadow {shadow}); not retiring it")
         found: dict[str, int] = {}
-        for namespace in sorted(namespaces):
+        for namespace in sorted({namespace_for(version), active or namespace_for(version)}):
             if dry_run:
                 found[namespace] = len([key async for key in Keys(namespace).scan(redis)])
             else:

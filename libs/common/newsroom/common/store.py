@@ -169,13 +169,18 @@ class Pointers:
     def switch(self) -> str:
         return f"nr:switch:{self.template_version}"
 
+    async def read(self, redis: Any) -> tuple[str | None, str | None]:
+        """The active and the shadow namespace as set (``redis``: a client or a watching pipeline)."""
+        active, shadow = await redis.mget([self.active, self.shadow])
+        return (_text(active) if active else None), (_text(shadow) if shadow else None)
+
     async def resolve(self, redis: aioredis.Redis) -> tuple[str, str | None]:
         """The active namespace (claiming the default one if none is set yet) and the shadow, if any."""
-        active, shadow = await redis.mget([self.active, self.shadow])
+        active, shadow = await self.read(redis)
         if active is None:
             await redis.set(self.active, namespace_for(self.template_version), nx=True)
-            active = await redis.get(self.active)
-        return _text(active), _text(shadow) if shadow else None
+            active = _text(await redis.get(self.active))
+        return active, shadow
 
     async def switch_to(self, redis: aioredis.Redis, namespace: str, *, replacing: str | None = None) -> None:
         """Make ``namespace`` the one readers use, atomically, and tell them.
@@ -187,11 +192,11 @@ class Pointers:
 
         async def decide(reader: Any) -> WriteBatch:
             if replacing is not None:
-                active, shadow = await reader.mget([self.active, self.shadow])
-                if (active, shadow) != (replacing.encode(), namespace.encode()):
+                active, shadow = await self.read(reader)
+                if (active, shadow) != (replacing, namespace):
                     raise SwitchRefused(
-                        f"not switching to {namespace}: readers use {_text(active or b'-')}, "
-                        f"the shadow is {_text(shadow or b'-')} (another rebuild? a lapsed pointer?)"
+                        f"not switching to {namespace}: readers use {active or '-'}, "
+                        f"the shadow is {shadow or '-'} (another rebuild? a lapsed pointer?)"
                     )
             batch = WriteBatch(redis, Keys(namespace))
             batch.set(self.active, namespace)
@@ -411,9 +416,7 @@ async def transact(
             try:
                 if watched:
                     await pipe.watch(*watched)
-                if guard is not None and namespace.encode() not in await pipe.mget(
-                    [guard.active, guard.shadow]
-                ):
+                if guard is not None and namespace not in await guard.read(pipe):
                     raise NamespaceRetired(namespace)
                 batch = await build(pipe if watched else redis)
                 pipe.multi()

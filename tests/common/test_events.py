@@ -9,10 +9,15 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from newsroom.common import events
 from newsroom.common.events import (
+    ArticleEnriched,
     ArticleRetracted,
     ArticleSubmitted,
     EventDecodeError,
+    Mention,
+    QuoteUpdated,
+    TaggedTicker,
     TickReceived,
     decode,
     encode,
@@ -42,6 +47,39 @@ def test_round_trip_keeps_every_field() -> None:
     back = decode(encode(env))
     assert back == env
     assert isinstance(back.data, ArticleSubmitted)
+
+
+def _samples() -> list[bytes]:
+    now = datetime(2026, 1, 13, 9, 30, tzinfo=UTC)
+    mention = Mention(symbol="INTC", exchange="NASDAQ", start=0, end=5, stage="explicit", name="Intel Corp")
+    enriched = ArticleEnriched(
+        article=_submitted(),
+        tagger_version="t",
+        mentions=(mention,),
+        tickers=(TaggedTicker(symbol="INTC", exchange="NASDAQ", mentions=1, relevance=1.0),),
+    )
+    quote = QuoteUpdated(symbol="INTC", exchange="NASDAQ", price=Decimal("20.10"), as_of=now)
+    tick = TickReceived(symbol="INTC", exchange="NASDAQ", price=Decimal("0.1"), exchange_time=now, source="t")
+    payloads = [_submitted(), ArticleRetracted(article_id="a1", revision=2, slug="s"), enriched, quote, tick]
+    return [encode(new_envelope(p, producer="test")) for p in payloads]
+
+
+@pytest.mark.parametrize("raw", _samples())
+def test_current_events_decode_alike_on_both_paths(raw: bytes) -> None:
+    """A current event validated straight from JSON equals the general path's result, field for field."""
+    fast, general = decode(raw), events._decode_general(raw)
+    assert type(fast) is events.Envelope
+    assert fast == general
+    assert type(fast.data) is type(general.data)
+    assert encode(fast) == raw
+
+
+def test_a_field_the_model_forbids_is_refused_with_its_reason() -> None:
+    """An unknown payload field fails the direct validation too, and the general path names it."""
+    doc = orjson.loads(encode(new_envelope(_submitted(), producer="test")))
+    doc["data"]["surprise"] = 1
+    with pytest.raises(EventDecodeError, match=r"(?s)invalid ArticleSubmitted.*surprise"):
+        decode(orjson.dumps(doc))
 
 
 def test_caused_event_inherits_correlation() -> None:

@@ -71,6 +71,7 @@ ODD_HTML = [
     "&#x27;", "&nbsp;", "&bogus", "&", "<", ">", "a", "Intel ", "é", "\n", " ", "<li>", "<p1>", "&lt;",
     "<table>", "x_y", "<div\n>", "1", "<pé>", "&#12;", "<!-- c -->", "<TR>",
     "<lİ>", "<dıv>", "<bloc\u212aquote>", "<fİgcaption>",  # case folding: İ, ı and the Kelvin sign K
+    "<p_x>", "<Li>", "<h7>", "<//p>", "<ul2>", "<Table\t", "<br", "<TABLE/>", "<uL>",  # where a name ends
 ]  # fmt: skip
 
 

@@ -10,12 +10,20 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from html import unescape
+from typing import Final
 
 _ENTITY_REF = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
-# Tags after which the text starts a new block (separated by a blank line); matched where a tag starts.
+# Tags after which the text starts a new block (separated by a blank line); matched where a tag starts;
+# _BLOCK_NAMES holds the same names, for _is_block.
 _BLOCK = re.compile(r"</?(p|h[1-6]|li|br|blockquote|tr|div|figure|figcaption|ul|ol|table)\b", re.I)
+_BLOCK_NAMES = frozenset({
+    "p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "br", "blockquote", "tr", "div", "figure", "figcaption",
+    "ul", "ol", "table",
+})  # fmt: skip
 
-_TEXT, _ENTITY, _BREAK = 0, 1, 2
+_TEXT: Final = 0  # segment kinds (Final: compiled in as constants)
+_ENTITY: Final = 1
+_BREAK: Final = 2
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,29 @@ class MappedText:
         return h_start, h_end
 
 
+def _is_block(html: str, pos: int) -> bool:
+    """Whether ``_BLOCK`` matches at ``pos``: looked up directly for a tag name of ASCII letters and digits.
+
+    Under ``re.I`` an ASCII letter matches only itself in either case, or one of three non-ASCII
+    letters (İ, ı, the Kelvin sign); and ``\\b`` after such a name holds exactly when an ASCII
+    character other than ``_`` follows it. Any other tag (a non-ASCII character or ``_`` where the
+    ASCII name ends) is left to the regex itself.
+    """
+    start = pos + 1
+    if html.startswith("/", start):
+        start += 1
+    end = start
+    size = len(html)
+    while end < size:
+        c = ord(html[end])
+        if not (97 <= c <= 122 or 65 <= c <= 90 or 48 <= c <= 57):  # a-z, A-Z, 0-9
+            break
+        end += 1
+    if end < size and (html[end] == "_" or ord(html[end]) > 127):
+        return _BLOCK.match(html, pos) is not None
+    return html[start:end].lower() in _BLOCK_NAMES
+
+
 def html_text(html: str) -> MappedText:
     """Strip tags, unescape entities and separate blocks with blank lines, keeping offsets.
 
@@ -78,7 +109,7 @@ def html_text(html: str) -> MappedText:
         if first == "<":
             close = html.find(">", pos)
             stop = close + 1 if close != -1 else pos + 1
-            block = close != -1 and _BLOCK.match(html, pos) is not None
+            block = close != -1 and _is_block(html, pos)
             if not (block and pieces and not pieces[-1].endswith("\n")):
                 pos = stop
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field
+from datetime import datetime
 from importlib.resources import files
 from typing import Any
 
@@ -24,7 +25,7 @@ from newsroom.common.events import (
 )
 from newsroom.common.settings import Settings
 from newsroom.common.store import PageEntry
-from newsroom.rendering.links import MEMO_LIMIT, SLOT, link_mentions, slot_marker
+from newsroom.rendering.links import MEMO_LIMIT, link_mentions, slot_marker, split_slots
 
 LAYOUT_HEAD = "layout:head"
 LAYOUT_FOOT = "layout:foot"
@@ -75,6 +76,7 @@ class Renderer:
         self.watchlist = tuple(watchlist)
         self.templates: dict[str, Template] = {}
         self.ticker_tags: dict[tuple[str, str], Markup] = {}
+        self.instrument_pieces: dict[tuple[tuple[str, str, str], ...], tuple[Markup, Markup]] = {}
         macros: Any = self.env.get_template("macros.html").module
         self.macros = macros
         # the same on every page: rendered once, not once per article
@@ -114,6 +116,17 @@ class Renderer:
             if len(self.ticker_tags) < MEMO_LIMIT:
                 self.ticker_tags[key] = tag
         return tag
+
+    def _instrument_pieces(self, tickers: Sequence[TaggedTicker]) -> tuple[Markup, Markup]:
+        """An article's instrument links for lists and its quote-row slots, kept per set of instruments."""
+        key = tuple((t.exchange, t.symbol, t.kind) for t in tickers)
+        pieces = self.instrument_pieces.get(key)
+        if pieces is None:
+            tags = Markup(" ").join(self._ticker_tag(exchange, symbol) for exchange, symbol, _ in key)
+            pieces = (tags, equity_rows(tickers))
+            if len(self.instrument_pieces) < MEMO_LIMIT:
+                self.instrument_pieces[key] = pieces
+        return pieces
 
     def _page(self, path: str, prefix: str, template: str, **context: Any) -> Page:
         return split_page(path, prefix, self._template(template).render(**context))
@@ -157,19 +170,21 @@ class Renderer:
         """The article's page and its list item, from one render of ``article.html``."""
         a = enriched.article
         body = link_mentions(a.body_html, enriched.mentions)
+        # each instrument's link rendered once and kept: the loop in the template was a quarter of it
+        ticker_tags, rows = self._instrument_pieces(enriched.tickers)
         published = a.published_at
-        rendered = self._template("article.html").make_module(
+        when = published_at(published)
+        rendered = self._template(
+            "article.html"
+        ).make_module(
             {
                 "a": a,
                 "body": Markup(body),  # noqa: S704 - sanitised at ingestion (nh3 allow-list), links escaped here
-                # each instrument's link rendered once and kept: the loop in the template was a quarter of it
-                "ticker_tags": Markup(" ").join(
-                    self._ticker_tag(t.exchange, t.symbol) for t in enriched.tickers
-                ),
-                "equity_rows": equity_rows(enriched.tickers),
+                "ticker_tags": ticker_tags,
+                "equity_rows": rows,
                 "published_iso": published.isoformat(),
-                "published_long": published.strftime("%B %d, %Y %H:%M UTC"),
-                "published_short": published.strftime("%b %d, %Y %H:%M UTC"),
+                "published_long": f"{MONTHS[published.month - 1]} {when}",
+                "published_short": f"{MONTHS[published.month - 1][:3]} {when}",
             }
         )
         page = split_page(
@@ -183,6 +198,18 @@ class Renderer:
         return Page(page.path, page.manifest, page.fragments, str(item))
 
 
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def published_at(when: datetime) -> str:
+    """``"09, 2026 14:05 UTC"``: a publication time after its month's name (``strftime`` is four
+    times slower, and its month names follow the locale)."""
+    return f"{when.day:02d}, {when.year} {when.hour:02d}:{when.minute:02d} UTC"
+
+
 def equity_rows(tickers: Iterable[TaggedTicker]) -> Markup:
     """The slots of the equities' quote rows, one per line (cut out of the page before it is stored)."""
     slots = "".join(
@@ -193,17 +220,7 @@ def equity_rows(tickers: Iterable[TaggedTicker]) -> Markup:
 
 def split_page(path: str, prefix: str, html: str) -> Page:
     """A rendered page cut at its slots: the text between them becomes fragments ``prefix:0``, …"""
-    parts = html.split(SLOT)
-    manifest: list[str] = [LAYOUT_HEAD]
-    fragments: dict[str, str] = {}
-    for i, part in enumerate(parts):
-        if i % 2:
-            manifest.append(part)
-        elif part.strip():
-            name = f"{prefix}:{len(fragments)}"
-            fragments[name] = part
-            manifest.append(name)
-    manifest.append(LAYOUT_FOOT)
+    manifest, fragments = split_slots(html, prefix, LAYOUT_HEAD, LAYOUT_FOOT)
     return Page(path, tuple(manifest), fragments)
 
 

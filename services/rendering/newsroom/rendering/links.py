@@ -1,4 +1,6 @@
-"""Mentions turned into links inside an article's HTML (compiled with mypyc: see deploy/native.py).
+"""Mentions turned into links inside an article's HTML, and rendered pages cut at their slots.
+
+Compiled with mypyc (see deploy/native.py).
 
 Plain typed Python, free of I/O, so that mypyc can compile it; the ``.py`` is the source of truth.
 """
@@ -23,6 +25,26 @@ _links: dict[tuple[str, str, str | None], str] = {}
 def slot_marker(name: str) -> str:
     """Where the shared fragment ``name`` goes in a page."""
     return f"{SLOT}{name}{SLOT}"
+
+
+def split_slots(html: str, prefix: str, head: str, foot: str) -> tuple[list[str], dict[str, str]]:
+    """A rendered page's manifest and own fragments: the text between slots becomes ``prefix:0``, ….
+
+    The manifest starts with ``head`` and ends with ``foot``; text that is only whitespace is dropped.
+    """
+    parts = html.split(SLOT)
+    manifest: list[str] = [head]
+    fragments: dict[str, str] = {}
+    for i in range(len(parts)):
+        part = parts[i]
+        if i % 2:
+            manifest.append(part)
+        elif not part.isspace() and part:
+            name = prefix + ":" + str(len(fragments))
+            fragments[name] = part
+            manifest.append(name)
+    manifest.append(foot)
+    return manifest, fragments
 
 
 def ticker_link(exchange: str, symbol: str, name: str | None) -> str:

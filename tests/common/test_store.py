@@ -31,6 +31,27 @@ async def test_commands_packed_by_hiredis_round_trip_every_argument_type(infra: 
         await redis.aclose()
 
 
+async def test_large_values_round_trip_whichever_packer_takes_them(infra: RunningStack) -> None:
+    """Pages of many kilobytes (text with non-ASCII and bytes) next to small values come back whole."""
+    redis = connect(infra.settings.redis_url)
+    key = f"test:{uuid.uuid4().hex}"
+    values: dict[str, str | bytes] = {
+        f"{key}:small": "東京 " * 3,
+        f"{key}:text": "<p>Nikkei 225 — 東京</p>" * 800,
+        f"{key}:bytes": bytes(range(256)) * 40,
+        f"{key}:mid": "x" * 5000,
+    }
+    try:
+        await redis.mset(values)  # these arguments average over 1 KB: redis-py's packer
+        await redis.mset({f"{key}:tiny": "1", f"{key}:tiny2": b"\x00"})  # hiredis
+        got = await redis.mget([*values, f"{key}:tiny", f"{key}:tiny2"])
+        want = [v.encode() if isinstance(v, str) else v for v in values.values()]
+        assert got == [*want, b"1", b"\x00"]
+    finally:
+        await redis.delete(*values, f"{key}:tiny", f"{key}:tiny2")
+        await redis.aclose()
+
+
 async def test_list_changes_go_out_once_per_list_and_the_last_change_wins(infra: RunningStack) -> None:
     """Adding then removing a member in one batch removes it; removing then adding keeps it."""
     redis = connect(infra.settings.redis_url)

@@ -72,6 +72,7 @@ def test_current_events_decode_alike_on_both_paths(raw: bytes) -> None:
     assert fast == general
     assert type(fast.data) is type(general.data)
     assert encode(fast) == raw
+    assert events.decode_payload(raw) == general.data
 
 
 def test_a_field_the_model_forbids_is_refused_with_its_reason() -> None:

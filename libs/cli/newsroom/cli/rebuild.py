@@ -62,7 +62,7 @@ from newsroom.common.events import (
     ArticleRetracted,
     EventDecodeError,
     QuoteUpdated,
-    decode,
+    decode_payload,
     new_envelope,
 )
 from newsroom.common.lag import partitions_of, plain_consumer
@@ -300,7 +300,7 @@ def _decoded(batch: list[ConsumerRecord[Any, Any]]) -> Iterator[Any]:
     """Each record's event payload, or None for a record that is not a valid event."""
     for rec in batch:
         try:
-            yield decode(rec.value or b"").data
+            yield decode_payload(rec.value or b"")
         except EventDecodeError:
             yield None
 

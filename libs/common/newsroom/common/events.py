@@ -170,6 +170,15 @@ def decode(raw: bytes | str) -> Envelope:
     return Envelope.model_construct(**typed.__dict__)
 
 
+def decode_payload(raw: bytes | str) -> Payload:
+    """``decode(raw).data``, without building the envelope around it (a replay needs only payloads)."""
+    try:
+        payload: Payload = _current_envelopes().validate_json(raw).data
+    except ValidationError:
+        return _decode_general(raw).data
+    return payload
+
+
 def _decode_general(raw: bytes | str) -> Envelope:
     try:
         doc = orjson.loads(raw)

@@ -75,6 +75,7 @@ class Renderer:
         self.env.globals.update(slot=slot, delay=delay_minutes)
         self.watchlist = tuple(watchlist)
         self.templates: dict[str, Template] = {}
+        self.template_globals: dict[str, dict[str, Any]] = {}
         self.ticker_tags: dict[tuple[str, str], Markup] = {}
         self.instrument_pieces: dict[tuple[tuple[str, str, str], ...], tuple[Markup, Markup]] = {}
         macros: Any = self.env.get_template("macros.html").module
@@ -106,6 +107,13 @@ class Renderer:
         if template is None:
             template = self.templates[name] = self.env.get_template(name)
         return template
+
+    def _globals_of(self, template: Template) -> dict[str, Any]:
+        """What a template sees besides its context, as one dict (Jinja layers it anew for every render)."""
+        found = self.template_globals.get(template.name or "")
+        if found is None:
+            found = self.template_globals[template.name or ""] = dict(template.globals)
+        return found
 
     def _ticker_tag(self, exchange: str, symbol: str) -> Markup:
         """An instrument's link in article lists (the ``ticker_tag`` macro), rendered once per instrument."""
@@ -174,10 +182,10 @@ class Renderer:
         ticker_tags, rows = self._instrument_pieces(enriched.tickers)
         published = a.published_at
         when = published_at(published)
-        rendered = self._template(
-            "article.html"
-        ).make_module(
+        template = self._template("article.html")
+        rendered = template.make_module(
             {
+                **self._globals_of(template),
                 "a": a,
                 "body": Markup(body),  # noqa: S704 - sanitised at ingestion (nh3 allow-list), links escaped here
                 "ticker_tags": ticker_tags,
@@ -185,7 +193,8 @@ class Renderer:
                 "published_iso": published.isoformat(),
                 "published_long": f"{MONTHS[published.month - 1]} {when}",
                 "published_short": f"{MONTHS[published.month - 1][:3]} {when}",
-            }
+            },
+            shared=True,  # the globals are in the dict already: Jinja would merge them again, slowly
         )
         page = split_page(
             f"news/{a.slug}", f"art:{a.article_id}:{a.revision}.{enriched.enrichment_revision}", str(rendered)

@@ -29,6 +29,7 @@ MODULES = {
     "services/enrichment/newsroom/enrichment/tagger.py": (
         "services/enrichment/newsroom/enrichment/master.py",
         "libs/common/newsroom/common/events.py",
+        "libs/common/newsroom/common/text.py",
     ),
     "libs/common/newsroom/common/text.py": (),
     "services/rendering/newsroom/rendering/links.py": (

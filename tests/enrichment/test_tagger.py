@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from html import escape, unescape
 from pathlib import Path
 
 import pytest
 
 from newsroom.common.events import Mention, SecurityListed
+from newsroom.common.text import html_text
 from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger, _find_ticker, _find_words, default_tagger
 
 SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "nikkei-record-article.txt"
@@ -248,3 +250,27 @@ def test_a_ticker_two_named_instruments_share_goes_to_the_one_whose_name_is_take
         ("NASDAQ", "ticker"),
         ("NASDAQ", "name"),
     ]
+
+
+def test_mentions_record_where_they_sit_in_the_html(tagger: Tagger, seed_text: str) -> None:
+    """Tagged with its HTML, each mention records the HTML range holding its words; without, nothing."""
+    paras = [p for p in seed_text.split("\n\n") if p.strip()]
+    html = "".join(
+        f"<p><b>{escape(p)}</b></p>" if i % 2 else f"<p>{escape(p)}</p>" for i, p in enumerate(paras)
+    )
+    mapped = html_text(html)
+    mentions = tagger.tag(mapped.text, html, mapped)
+    assert len(mentions) > 9
+    for m in mentions:
+        assert m.html_start is not None
+        assert m.html_end is not None
+        assert unescape(html[m.html_start : m.html_end]) == mapped.text[m.start : m.end]
+    assert all(m.html_start is None for m in tagger.tag(mapped.text))
+
+
+def test_a_tagged_mention_can_be_copied_with_changes(tagger: Tagger) -> None:
+    """model_copy works on the tagger's mentions (built without validation) and leaves the original alone."""
+    mention = tagger.tag("Intel Corp. (NASDAQ: INTC) fell.")[-1]
+    moved = mention.model_copy(update={"html_start": 3, "html_end": 7})
+    assert (moved.html_start, moved.html_end, moved.symbol) == (3, 7, "INTC")
+    assert mention.html_start is None

@@ -9,7 +9,7 @@ from types import ModuleType
 import pytest
 
 import newsroom.rendering.links as links_module
-from newsroom.common.events import ArticleContent, ArticleEnriched
+from newsroom.common.events import ArticleContent, ArticleEnriched, Mention
 from newsroom.enrichment.master import SecurityMaster, build_master
 from newsroom.enrichment.service import Enricher
 from tests.enrichment.helpers import wire_stories
@@ -52,3 +52,39 @@ def test_compiled_linking_equals_its_source(source_module: ModuleType) -> None:
     assert not differing, f"{len(differing)} of {len(articles)} bodies linked differently: {differing[:5]}"
     linked = sum(links_module.link_mentions(a.article.body_html, a.mentions).count("</a>") for a in articles)
     assert linked > 3 * len(articles)  # the stories name instruments, and they are linked
+
+
+def unrecorded(mentions: tuple[Mention, ...]) -> list[Mention]:
+    """The mentions as events from before enrichment recorded their places in the HTML."""
+    return [m.model_copy(update={"html_start": None, "html_end": None}) for m in mentions]
+
+
+def test_recorded_places_link_as_mapping_the_text_does() -> None:
+    """Linking by the places enrichment recorded gives the bytes that mapping the text gives."""
+    articles = tagged_articles(200)
+    recorded = [a for a in articles if all(m.html_start is not None for m in a.mentions)]
+    assert len(recorded) > len(articles) // 2  # most articles take the recorded places
+    for a in articles:
+        body = a.article.body_html
+        assert links_module.link_mentions(body, a.mentions) == links_module.link_mentions(
+            body, unrecorded(a.mentions)
+        ), a.article.article_id
+
+
+def test_a_recorded_place_that_does_not_hold_is_not_trusted() -> None:
+    """A place inside a tag, past the end or with markup inside is ignored: the text is mapped instead."""
+    body = '<p class="Intel">Intel Corp. (NASDAQ: INTC) rose.</p>'
+    text_start = 0  # "Intel" in the text "Intel Corp. (NASDAQ: INTC) rose."
+    good = Mention(
+        symbol="INTC", exchange="NASDAQ", start=text_start, end=5, stage="name", name="Intel Corp",
+        html_start=body.index(">") + 1, html_end=body.index(">") + 6,
+    )  # fmt: skip
+    expected = links_module.link_mentions(body, unrecorded((good,)))
+    assert expected.count('<a class="ticker"') == 1
+    inside_tag = good.model_copy(update={"html_start": 10, "html_end": 15})  # the class attribute's "Intel"
+    past_end = good.model_copy(update={"html_start": len(body) - 2, "html_end": len(body) + 3})
+    around_markup = good.model_copy(update={"html_start": 0, "html_end": 22})
+    assert body[10:15] == "Intel"
+    for bad in (inside_tag, past_end, around_markup):
+        assert links_module.link_mentions(body, (bad,)) == expected
+    assert links_module.link_mentions(body, (good,)) == expected

@@ -284,6 +284,11 @@ class Mention(BaseModel):
     stage: str
     confidence: float = 1.0
     kind: Literal["equity", "index"] = "equity"
+    # Where it sits in the article's body_html, as enrichment found it (``html_text`` maps the text back):
+    # None when not recorded (events from before) or when markup interrupts it. The renderer links
+    # with these, and maps the text itself for an article where any is missing.
+    html_start: int | None = None
+    html_end: int | None = None
 
 
 class TaggedTicker(BaseModel):

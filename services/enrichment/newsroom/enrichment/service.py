@@ -84,8 +84,9 @@ class Enricher:
         """Tag one article revision with the current security master."""
         if self.tagger is None:
             raise RuntimeError("security master not loaded")
-        body = html_text(article.body_html).text
-        mentions = self.tagger.tag(body)
+        mapped = html_text(article.body_html)
+        body = mapped.text
+        mentions = self.tagger.tag(body, article.body_html, mapped)
         tickers = self.tagger.summarize(mentions, body, headline=article.headline)
         return ArticleEnriched(
             article=ArticleContent.model_validate(article.model_dump()),

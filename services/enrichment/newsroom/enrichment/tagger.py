@@ -34,6 +34,7 @@ import ahocorasick
 from pydantic import BaseModel
 
 from newsroom.common.events import Mention, SecurityListed, TaggedTicker
+from newsroom.common.text import MappedText
 from newsroom.enrichment.master import (
     LEGAL_FORMS,
     US_EXCHANGES,
@@ -190,6 +191,8 @@ class _Target:
                 "stage": stage,
                 "confidence": confidence,
                 "kind": self.kind,
+                "html_start": None,
+                "html_end": None,
             }
         return fields
 
@@ -220,7 +223,9 @@ class _Target:
 # Mentions are built as ``Mention.model_construct`` would, without its per-field bookkeeping (building
 # mentions was the tagger's costliest step): a new instance, its ``__dict__`` (every field, in field
 # order, already valid) and its three slots; a test checks the result equals a validated mention.
-_MENTION_FIELDS = frozenset(Mention.model_fields)  # every field is set; a frozen model never changes it
+# Every field is set. Shared by every mention: a frozen model never adds to it, and model_copy copies it
+# before adding (a set, not a frozenset, which copy() returns as is and which has no update()).
+_MENTION_FIELDS = set(Mention.model_fields)
 _new_object = object.__new__
 # The setters of the attributes every model instance holds (``__dict__`` and three slots), straight
 # from their descriptors: cheaper than ``object.__setattr__``, which looks each one up by name.
@@ -539,10 +544,12 @@ class Tagger:
 
     # ------------------------------------------------------------------------------------------ public
 
-    def tag(self, text: str) -> list[Mention]:
+    def tag(self, text: str, html: str | None = None, mapped: MappedText | None = None) -> list[Mention]:
         """Every mention of a known instrument in ``text``, in text order, without overlaps.
 
-        The more authoritative stage wins an overlap, then the longer hit, then the earlier.
+        The more authoritative stage wins an overlap, then the longer hit, then the earlier. Given
+        the ``html`` that ``text`` came from and its map (``mapped = html_text(html)``), each mention
+        also records where it sits in the HTML (``html_start`` and ``html_end``).
         """
         hits: list[_Hit] = []
         if text.isascii():  # the common case: both of the text's derived forms from its bytes
@@ -576,6 +583,10 @@ class Tagger:
             values = fields.copy()
             values["start"] = start
             values["end"] = end
+            if mapped is not None and html is not None:
+                span = mapped.html_span(start, end, html)
+                if span is not None:
+                    values["html_start"], values["html_end"] = span
             mention = new(Mention)
             set_dict(mention, values)
             set_fields_set(mention, fields_set)

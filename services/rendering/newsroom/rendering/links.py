@@ -64,22 +64,50 @@ def _start(mention: Mention) -> int:
     return mention.start
 
 
+def _place_recorded(
+    html: str, ordered: list[Mention], starts: list[int], ends: list[int], found: list[Mention]
+) -> bool:
+    """Place the mentions where enrichment recorded them; False if any place is missing or cannot hold.
+
+    A recorded place holds when it lies within ``html``, after the previous one, outside any tag and
+    with no markup inside: what ``html_span`` gives. Then no mapping of the text is needed.
+    """
+    size = len(html)
+    for mention in ordered:
+        start, end = mention.html_start, mention.html_end
+        if start is None or end is None or not 0 <= start < end <= size:
+            return False
+        if ends and start < ends[-1]:
+            continue  # overlaps the previous mention: left unlinked, as the mapping does
+        if html.find("<", start, end) != -1 or html.rfind("<", 0, start) > html.rfind(">", 0, start):
+            return False
+        starts.append(start)
+        ends.append(end)
+        found.append(mention)
+    return True
+
+
 def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
     """Link every mention to its quote page, and give each instrument one live chip.
 
     The chip follows the instrument's first mention, or the explicit form right after it
     ("Intel Corp. (NASDAQ: INTC)" gets its chip after the closing parenthesis).
     """
-    mapped = html_text(body_html)
+    ordered = sorted(mentions, key=_start)
     starts: list[int] = []
     ends: list[int] = []
     found: list[Mention] = []
-    for mention in sorted(mentions, key=_start):
-        span = mapped.html_span(mention.start, mention.end, body_html)
-        if span is not None and (not ends or span[0] >= ends[-1]):
-            starts.append(span[0])
-            ends.append(span[1])
-            found.append(mention)
+    if not _place_recorded(body_html, ordered, starts, ends, found):
+        starts.clear()
+        ends.clear()
+        found.clear()
+        mapped = html_text(body_html)
+        for mention in ordered:
+            span = mapped.html_span(mention.start, mention.end, body_html)
+            if span is not None and (not ends or span[0] >= ends[-1]):
+                starts.append(span[0])
+                ends.append(span[1])
+                found.append(mention)
     chip_after: dict[int, str] = {}
     seen: set[str] = set()
     for i in range(len(found)):

@@ -17,6 +17,7 @@ from newsroom.common.events import (
     EventDecodeError,
     Mention,
     QuoteUpdated,
+    SecurityListed,
     TaggedTicker,
     TickReceived,
     decode,
@@ -51,7 +52,16 @@ def test_round_trip_keeps_every_field() -> None:
 
 def _samples() -> list[bytes]:
     now = datetime(2026, 1, 13, 9, 30, tzinfo=UTC)
-    mention = Mention(symbol="INTC", exchange="NASDAQ", start=0, end=5, stage="explicit", name="Intel Corp")
+    mention = Mention(
+        symbol="INTC",
+        exchange="NASDAQ",
+        start=0,
+        end=5,
+        stage="explicit",
+        name="Intel Corp",
+        html_start=3,
+        html_end=8,
+    )
     enriched = ArticleEnriched(
         article=_submitted(),
         tagger_version="t",
@@ -60,13 +70,29 @@ def _samples() -> list[bytes]:
     )
     quote = QuoteUpdated(symbol="INTC", exchange="NASDAQ", price=Decimal("20.10"), as_of=now)
     tick = TickReceived(symbol="INTC", exchange="NASDAQ", price=Decimal("0.1"), exchange_time=now, source="t")
-    payloads = [_submitted(), ArticleRetracted(article_id="a1", revision=2, slug="s"), enriched, quote, tick]
+    listed = SecurityListed(
+        instrument_id="NASDAQ:INTC",
+        symbol="INTC",
+        exchange="NASDAQ",
+        name="Intel Corp",
+        source="t",
+        as_of="2026",
+    )
+    payloads = [
+        _submitted(),
+        ArticleRetracted(article_id="a1", revision=2, slug="s"),
+        enriched,
+        quote,
+        tick,
+        listed,
+    ]
     return [encode(new_envelope(p, producer="test")) for p in payloads]
 
 
 @pytest.mark.parametrize("raw", _samples())
 def test_current_events_decode_alike_on_both_paths(raw: bytes) -> None:
     """A current event validated straight from JSON equals the general path's result, field for field."""
+    events._current_envelopes().validate_json(raw, strict=True)  # taken by the direct path, not refused
     fast, general = decode(raw), events._decode_general(raw)
     assert type(fast) is events.Envelope
     assert fast == general

@@ -159,12 +159,12 @@ def _current_envelopes() -> TypeAdapter[Any]:
 def decode(raw: bytes | str) -> Envelope:
     """Parse, upcast and validate one record value, or raise :class:`EventDecodeError`.
 
-    A valid event of a current version is validated straight from its JSON (a third faster than
-    parsing first); anything else takes the general path, which upcasts old versions and says what
-    is wrong with a bad record.
+    A valid event of a current version is validated straight from its JSON, strictly (a third
+    faster than parsing first); anything else takes the general path, which upcasts old versions,
+    converts what lax validation converts and says what is wrong with a bad record.
     """
     try:
-        typed = _current_envelopes().validate_json(raw)
+        typed = _current_envelopes().validate_json(raw, strict=True)
     except ValidationError:
         return _decode_general(raw)
     return Envelope.model_construct(**typed.__dict__)
@@ -173,7 +173,7 @@ def decode(raw: bytes | str) -> Envelope:
 def decode_payload(raw: bytes | str) -> Payload:
     """``decode(raw).data``, without building the envelope around it (a replay needs only payloads)."""
     try:
-        payload: Payload = _current_envelopes().validate_json(raw).data
+        payload: Payload = _current_envelopes().validate_json(raw, strict=True).data
     except ValidationError:
         return _decode_general(raw).data
     return payload

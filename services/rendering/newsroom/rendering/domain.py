@@ -38,20 +38,25 @@ def slot(name: str) -> Markup:
 
 @dataclass(frozen=True)
 class Page:
-    """A page's manifest (fragment names and ``@z`` list entries in order) and its own fragments.
+    """A page as the store keeps it: its entries in order (shared fragments' names, ``@z`` list entries,
+    and its own fragments inline as ``(name, html)``).
 
     An article's page also carries the article's entry in lists (``item``), rendered with it.
     """
 
     path: str
-    manifest: tuple[str, ...]
-    fragments: dict[str, str] = field(default_factory=dict)
+    entries: list[PageEntry]
     item: str = ""
 
-    def entries(self) -> list[PageEntry]:
-        """What the store keeps: the manifest with the page's own fragments inline as ``(name, html)``."""
-        own = self.fragments
-        return [(name, own[name]) if name in own else name for name in self.manifest]
+    @property
+    def manifest(self) -> tuple[str, ...]:
+        """Every entry's name, in order."""
+        return tuple(entry if isinstance(entry, str) else entry[0] for entry in self.entries)
+
+    @property
+    def fragments(self) -> dict[str, str]:
+        """The page's own fragments, by name."""
+        return {entry[0]: entry[1] for entry in self.entries if not isinstance(entry, str)}
 
 
 def split_instrument(iid: str) -> tuple[str, str]:
@@ -204,7 +209,7 @@ class Renderer:
             raise RuntimeError(
                 "article.html no longer sets `item` at its top level: lists would lose the article"
             )
-        return Page(page.path, page.manifest, page.fragments, str(item))
+        return Page(page.path, page.entries, str(item))
 
 
 MONTHS = (
@@ -229,8 +234,7 @@ def equity_rows(tickers: Iterable[TaggedTicker]) -> Markup:
 
 def split_page(path: str, prefix: str, html: str) -> Page:
     """A rendered page cut at its slots: the text between them becomes fragments ``prefix:0``, …"""
-    manifest, fragments = split_slots(html, prefix, LAYOUT_HEAD, LAYOUT_FOOT)
-    return Page(path, tuple(manifest), fragments)
+    return Page(path, split_slots(html, prefix, LAYOUT_HEAD, LAYOUT_FOOT))
 
 
 # --------------------------------------------------------------------------- applying events

@@ -27,24 +27,23 @@ def slot_marker(name: str) -> str:
     return f"{SLOT}{name}{SLOT}"
 
 
-def split_slots(html: str, prefix: str, head: str, foot: str) -> tuple[list[str], dict[str, str]]:
-    """A rendered page's manifest and own fragments: the text between slots becomes ``prefix:0``, ….
+def split_slots(html: str, prefix: str, head: str, foot: str) -> list[str | tuple[str, str]]:
+    """A rendered page's entries: its slots' names, and the text between them as ``(prefix:0, text)``, ….
 
-    The manifest starts with ``head`` and ends with ``foot``; text that is only whitespace is dropped.
+    The entries start with ``head`` and end with ``foot``; text that is only whitespace is dropped.
     """
     parts = html.split(SLOT)
-    manifest: list[str] = [head]
-    fragments: dict[str, str] = {}
+    entries: list[str | tuple[str, str]] = [head]
+    own = 0
     for i in range(len(parts)):
         part = parts[i]
         if i % 2:
-            manifest.append(part)
-        elif not part.isspace() and part:
-            name = prefix + ":" + str(len(fragments))
-            fragments[name] = part
-            manifest.append(name)
-    manifest.append(foot)
-    return manifest, fragments
+            entries.append(part)
+        elif part and not part.isspace():
+            entries.append((prefix + ":" + str(own), part))
+            own += 1
+    entries.append(foot)
+    return entries
 
 
 def ticker_link(exchange: str, symbol: str, name: str | None) -> str:

@@ -102,7 +102,7 @@ class FragmentWriter:
 
     @staticmethod
     def _put_page(batch: WriteBatch, page: Page) -> None:
-        batch.set_page(page.path, page.entries())
+        batch.set_page(page.path, page.entries)
 
     def _put_instrument(self, batch: WriteBatch, iid: str, name: str, quote: QuoteUpdated | None) -> None:
         """An instrument's quote fragments and quote page, recorded as written (with its name)."""

@@ -6,7 +6,7 @@ import uuid
 
 import orjson
 
-from newsroom.common.store import Keys, WriteBatch, connect
+from newsroom.common.store import Keys, WriteBatch, _bulky, connect
 from tests.conftest import RunningStack
 
 
@@ -41,9 +41,12 @@ async def test_large_values_round_trip_whichever_packer_takes_them(infra: Runnin
         f"{key}:bytes": bytes(range(256)) * 40,
         f"{key}:mid": "x" * 5000,
     }
+    tiny: dict[str, str | bytes] = {f"{key}:tiny": "1", f"{key}:tiny2": b"\x00"}
+    assert _bulky(("MSET", *(item for pair in values.items() for item in pair)))  # redis-py's packer
+    assert not _bulky(("MSET", *(item for pair in tiny.items() for item in pair)))  # hiredis
     try:
-        await redis.mset(values)  # these arguments average over 1 KB: redis-py's packer
-        await redis.mset({f"{key}:tiny": "1", f"{key}:tiny2": b"\x00"})  # hiredis
+        await redis.mset(values)
+        await redis.mset(tiny)
         got = await redis.mget([*values, f"{key}:tiny", f"{key}:tiny2"])
         want = [v.encode() if isinstance(v, str) else v for v in values.values()]
         assert got == [*want, b"1", b"\x00"]

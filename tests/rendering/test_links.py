@@ -62,8 +62,14 @@ def unrecorded(mentions: tuple[Mention, ...]) -> list[Mention]:
 def test_recorded_places_link_as_mapping_the_text_does() -> None:
     """Linking by the places enrichment recorded gives the bytes that mapping the text gives."""
     articles = tagged_articles(200)
-    recorded = [a for a in articles if all(m.html_start is not None for m in a.mentions)]
-    assert len(recorded) > len(articles) // 2  # most articles take the recorded places
+    placed = [
+        a
+        for a in articles
+        if links_module._place_recorded(
+            a.article.body_html, sorted(a.mentions, key=lambda m: m.start), [], [], []
+        )
+    ]
+    assert len(placed) > len(articles) // 2  # most articles are linked by their recorded places
     for a in articles:
         body = a.article.body_html
         assert links_module.link_mentions(body, a.mentions) == links_module.link_mentions(
@@ -88,3 +94,18 @@ def test_a_recorded_place_that_does_not_hold_is_not_trusted() -> None:
     for bad in (inside_tag, past_end, around_markup):
         assert links_module.link_mentions(body, (bad,)) == expected
     assert links_module.link_mentions(body, (good,)) == expected
+
+
+def test_a_recorded_place_in_an_entity_or_of_another_length_is_not_trusted() -> None:
+    """A place inside "&amp;", cutting it, or not as long as the mention's words gives way to mapping."""
+    body = "<p>AT&amp;T fell, and AT&amp;T rose.</p>"  # the text: "AT&T fell, and AT&T rose."
+    mention = Mention(symbol="T", exchange="NYSE", start=0, end=4, stage="name", name="AT&T Inc.")
+    expected = links_module.link_mentions(body, (mention,))  # nothing recorded: mapped
+    assert '">AT&amp;T</a>' in expected
+    for start, end in [(6, 10), (5, 12), (3, 13), (3, 9)]:  # in the entity, 3 long, cutting it, cutting it
+        recorded = mention.model_copy(update={"html_start": start, "html_end": end})
+        assert not links_module._place_recorded(body, [recorded], [], [], []), (start, end)
+        assert links_module.link_mentions(body, (recorded,)) == expected, (start, end)
+    right = mention.model_copy(update={"html_start": 3, "html_end": 11})
+    assert links_module._place_recorded(body, [right], [], [], [])
+    assert links_module.link_mentions(body, (right,)) == expected

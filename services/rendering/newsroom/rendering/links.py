@@ -8,6 +8,7 @@ Plain typed Python, free of I/O, so that mypyc can compile it; the ``.py`` is th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from html import unescape
 
 from markupsafe import escape
 
@@ -16,6 +17,7 @@ from newsroom.common.text import html_text
 
 SLOT = "\x00"  # marks a shared fragment's place in a rendered page: SLOT name SLOT
 CHIP_REACH = 40  # characters between mentions that still count as "right after" for the chip
+_LONGEST_ENTITY = 33  # characters in the longest named entity reference, "&CounterClockwiseContourIntegral;"
 
 MEMO_LIMIT = 16384  # entries kept by the renderer's per-instrument memos (one per listed instrument)
 
@@ -68,8 +70,11 @@ def _place_recorded(
 ) -> bool:
     """Place the mentions where enrichment recorded them; False if any place is missing or cannot hold.
 
-    A recorded place holds when it lies within ``html``, after the previous one, outside any tag and
-    with no markup inside: what ``html_span`` gives. Then no mapping of the text is needed.
+    A recorded place holds when it lies within ``html`` outside any tag and any entity, holds no
+    markup, cuts no entity and is as long as the mention's text, as every place ``html_span`` gives
+    does. Then the text need not be mapped. A place that does not hold is a writer's bug, and the
+    text is mapped instead: no recorded place can break the page (one of the right length in the
+    wrong place would link other words).
     """
     size = len(html)
     for mention in ordered:
@@ -79,7 +84,16 @@ def _place_recorded(
         if ends and start < ends[-1]:
             continue  # overlaps the previous mention: left unlinked, as the mapping does
         if html.find("<", start, end) != -1 or html.rfind("<", 0, start) > html.rfind(">", 0, start):
-            return False
+            return False  # markup inside, or inside a tag
+        before = html.rfind("&", max(0, start - _LONGEST_ENTITY), start)
+        if before != -1 and html.find(";", before, start) == -1:
+            return False  # inside an entity (or after a bare "&": mapping knows which)
+        inside = html.rfind("&", start, end)
+        if inside != -1 and html.find(";", inside, end) == -1:
+            return False  # would cut an entity
+        length = end - start if inside == -1 else len(unescape(html[start:end]))
+        if length != mention.end - mention.start:
+            return False  # not as long as the mention's words: not their place
         starts.append(start)
         ends.append(end)
         found.append(mention)

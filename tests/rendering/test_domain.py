@@ -111,3 +111,14 @@ def test_list_item_links_every_instrument_and_slots_use_raw_ids() -> None:
     assert "Intel &lt;falls&gt;" in page.item
     assert "qrow:NYSE:M&T" in page.manifest
     assert "qrow:INDEX:SPX" not in page.manifest  # no quote row for an index
+
+
+def test_publication_times_read_as_strftime_writes_them() -> None:
+    """Article dates name the month in English, zero-padded, as strftime does in the C locale."""
+    for when in [datetime(2026, 1, 5, 9, 7, tzinfo=UTC), datetime(2025, 12, 31, 23, 59, tzinfo=UTC)]:
+        base = enriched()
+        article = base.article.model_copy(update={"published_at": when})
+        page = Renderer(watchlist=(), delay_minutes=20).article(base.model_copy(update={"article": article}))
+        html = "".join(page.fragments.values()) + page.item
+        assert when.strftime("%B %d, %Y %H:%M UTC") in html
+        assert when.strftime("%b %d, %Y %H:%M UTC") in page.item

@@ -45,7 +45,7 @@ class Page:
     """
 
     path: str
-    entries: list[PageEntry]
+    entries: tuple[PageEntry, ...]
     item: str = ""
 
     @property
@@ -234,7 +234,7 @@ def equity_rows(tickers: Iterable[TaggedTicker]) -> Markup:
 
 def split_page(path: str, prefix: str, html: str) -> Page:
     """A rendered page cut at its slots: the text between them becomes fragments ``prefix:0``, …"""
-    return Page(path, split_slots(html, prefix, LAYOUT_HEAD, LAYOUT_FOOT))
+    return Page(path, tuple(split_slots(html, prefix, LAYOUT_HEAD, LAYOUT_FOOT)))
 
 
 # --------------------------------------------------------------------------- applying events

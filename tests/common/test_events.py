@@ -50,8 +50,7 @@ def test_round_trip_keeps_every_field() -> None:
     assert isinstance(back.data, ArticleSubmitted)
 
 
-def _samples() -> list[bytes]:
-    now = datetime(2026, 1, 13, 9, 30, tzinfo=UTC)
+def _samples_enriched() -> ArticleEnriched:
     mention = Mention(
         symbol="INTC",
         exchange="NASDAQ",
@@ -62,12 +61,17 @@ def _samples() -> list[bytes]:
         html_start=3,
         html_end=8,
     )
-    enriched = ArticleEnriched(
+    return ArticleEnriched(
         article=_submitted(),
         tagger_version="t",
         mentions=(mention,),
         tickers=(TaggedTicker(symbol="INTC", exchange="NASDAQ", mentions=1, relevance=1.0),),
     )
+
+
+def _samples() -> list[bytes]:
+    now = datetime(2026, 1, 13, 9, 30, tzinfo=UTC)
+    enriched = _samples_enriched()
     quote = QuoteUpdated(symbol="INTC", exchange="NASDAQ", price=Decimal("20.10"), as_of=now)
     tick = TickReceived(symbol="INTC", exchange="NASDAQ", price=Decimal("0.1"), exchange_time=now, source="t")
     listed = SecurityListed(
@@ -212,3 +216,20 @@ def test_tick_prices_survive_as_decimals() -> None:
     back = decode(encode(new_envelope(tick, producer="t"))).data
     assert isinstance(back, TickReceived)
     assert back.price == Decimal("182.01")
+
+
+@pytest.mark.parametrize("confidence", [b"NaN", b"Infinity", b"1e400"])
+def test_a_float_that_is_not_finite_is_refused(confidence: bytes) -> None:
+    """A mention's confidence of NaN, Infinity or one too large for a float never decodes."""
+    raw = encode(new_envelope(_samples_enriched(), producer="test")).replace(
+        b'"confidence":1.0', b'"confidence":' + confidence
+    )
+    assert confidence in raw
+    with pytest.raises(EventDecodeError):
+        decode(raw)
+
+
+def test_a_record_without_a_value_is_refused_as_not_json() -> None:
+    """A null record value (a tombstone) is an undecodable record, not a crash."""
+    with pytest.raises(EventDecodeError, match="not JSON"):
+        decode(None)  # type: ignore[arg-type]  # what aiokafka hands over for a record without a value

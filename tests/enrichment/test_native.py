@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from html import escape
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 import newsroom.enrichment.tagger as tagger_module
+from newsroom.common.text import html_text
 from newsroom.enrichment.master import SecurityMaster, build_master
 from tests.enrichment.helpers import wire_stories
 from tests.native_builds import needs_build, source_of
@@ -53,6 +55,15 @@ def test_compiled_tagger_tags_exactly_as_its_source(
         for text in texts
         if [m.model_dump() for m in compiled.tag(text)] != [m.model_dump() for m in plain.tag(text)]
     ]
+    placed = 0
+    for text in texts[:200]:  # tagged with the HTML they came from: their places in it too
+        html = "".join(f"<p>{escape(p)}</p>" for p in text.split(". "))
+        mapped = html_text(html)
+        tagged = [m.model_dump() for m in compiled.tag(mapped.text, html, mapped)]
+        if tagged != [m.model_dump() for m in plain.tag(mapped.text, html, mapped)]:
+            differing.append(html)
+        placed += sum(m["html_start"] is not None for m in tagged)
+    assert placed > 200  # the places were recorded, so both builds computed them
     assert not differing, (
         f"{len(differing)} of {len(texts)} texts tagged differently, e.g. {differing[0][:300]!r}"
     )

@@ -115,7 +115,7 @@ def test_list_item_links_every_instrument_and_slots_use_raw_ids() -> None:
 
 def test_publication_times_read_as_strftime_writes_them() -> None:
     """Article dates name the month in English, zero-padded, as strftime does in the C locale."""
-    for when in [datetime(2026, 1, 5, 9, 7, tzinfo=UTC), datetime(2025, 12, 31, 23, 59, tzinfo=UTC)]:
+    for when in [datetime(2026, month, month * 2, month, month * 4, tzinfo=UTC) for month in range(1, 13)]:
         base = enriched()
         article = base.article.model_copy(update={"published_at": when})
         page = Renderer(watchlist=(), delay_minutes=20).article(base.model_copy(update={"article": article}))

@@ -90,8 +90,11 @@ def test_a_recorded_place_that_does_not_hold_is_not_trusted() -> None:
     inside_tag = good.model_copy(update={"html_start": 10, "html_end": 15})  # the class attribute's "Intel"
     past_end = good.model_copy(update={"html_start": len(body) - 2, "html_end": len(body) + 3})
     around_markup = good.model_copy(update={"html_start": 0, "html_end": 22})
+    markup_inside = good.model_copy(
+        update={"html_start": len(body) - 7, "html_end": len(body) - 2}
+    )  # "se.</"
     assert body[10:15] == "Intel"
-    for bad in (inside_tag, past_end, around_markup):
+    for bad in (inside_tag, past_end, around_markup, markup_inside):
         assert links_module.link_mentions(body, (bad,)) == expected
     assert links_module.link_mentions(body, (good,)) == expected
 
@@ -102,7 +105,8 @@ def test_a_recorded_place_in_an_entity_or_of_another_length_is_not_trusted() -> 
     mention = Mention(symbol="T", exchange="NYSE", start=0, end=4, stage="name", name="AT&T Inc.")
     expected = links_module.link_mentions(body, (mention,))  # nothing recorded: mapped
     assert '">AT&amp;T</a>' in expected
-    for start, end in [(6, 10), (5, 12), (3, 13), (3, 9)]:  # in the entity, 3 long, cutting it, cutting it
+    # in the entity; 3 characters long; 6 long; cutting it ("AT&amp"); cutting it, 4 long ("AT&a")
+    for start, end in [(6, 10), (5, 12), (3, 13), (3, 9), (3, 7)]:
         recorded = mention.model_copy(update={"html_start": start, "html_end": end})
         assert not links_module._place_recorded(body, [recorded], [], [], []), (start, end)
         assert links_module.link_mentions(body, (recorded,)) == expected, (start, end)

@@ -167,9 +167,8 @@ def decode(raw: bytes | str) -> Envelope:
     A valid event of a current version is validated straight from its JSON, strictly (a third
     faster than parsing first); anything else takes the general path, which upcasts old versions,
     converts what lax validation converts and says what is wrong with a bad record. Both read the
-    JSON with pydantic's parser. One difference remains, for records our encoder never writes: a
-    decimal written as a JSON number keeps its digits on the direct path and goes through a float on
-    the general one (an equal value, unless it has more than about 15 significant digits).
+    JSON with pydantic's parser. A decimal written as a JSON number (our encoder writes strings) is
+    read through a float on both, to an equal value whose form can differ (``1`` or ``1.0``).
     """
     try:
         typed = _current_envelopes().validate_json(raw, strict=True)
@@ -190,7 +189,7 @@ def decode_payload(raw: bytes | str) -> Payload:
 def _decode_general(raw: bytes | str) -> Envelope:
     try:
         doc = from_json(raw, allow_inf_nan=False)  # the direct path's parser: integers of any size
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: not bytes or str at all (a null record value)
         raise EventDecodeError(f"not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise EventDecodeError("event is not a JSON object")
@@ -281,7 +280,7 @@ class ArticleRetracted(Payload):
 class Mention(BaseModel):
     """One place in an article's text that names an instrument."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     symbol: str
     exchange: str
@@ -300,7 +299,7 @@ class Mention(BaseModel):
 
 
 class TaggedTicker(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     symbol: str
     exchange: str

@@ -43,12 +43,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     load.set_defaults(func=run_securities_load)
 
 
+_HTML_PLACES = {"html_start", "html_end"}  # where a mention sits in HTML: plain text in, so never known
+
+
 def run_tag(args: argparse.Namespace) -> int:
     """Tag stdin; returns the process exit code."""
     tagger = default_tagger()
     out = sys.stdout.buffer
     if not args.jsonl:
-        mentions = [m.model_dump() for m in tagger.tag(sys.stdin.read())]
+        mentions = [m.model_dump(exclude=_HTML_PLACES) for m in tagger.tag(sys.stdin.read())]
         out.write(orjson.dumps(mentions, option=orjson.OPT_INDENT_2) + b"\n")
         out.flush()
         return 0
@@ -56,7 +59,7 @@ def run_tag(args: argparse.Namespace) -> int:
         if not line.strip():
             continue
         doc = orjson.loads(line)
-        mentions = [m.model_dump() for m in tagger.tag(str(doc.get("text", "")))]
+        mentions = [m.model_dump(exclude=_HTML_PLACES) for m in tagger.tag(str(doc.get("text", "")))]
         out.write(orjson.dumps({"id": doc.get("id"), "mentions": mentions}) + b"\n")
     out.flush()
     return 0

@@ -71,10 +71,12 @@ def _place_recorded(
     """Place the mentions where enrichment recorded them; False if any place is missing or cannot hold.
 
     A recorded place holds when it lies within ``html`` outside any tag and any entity, holds no
-    markup, cuts no entity and is as long as the mention's text, as every place ``html_span`` gives
-    does. Then the text need not be mapped. A place that does not hold is a writer's bug, and the
-    text is mapped instead: no recorded place can break the page (one of the right length in the
-    wrong place would link other words).
+    markup, cuts no entity and is as long as the mention's text. The places ``html_span`` gives
+    hold, except near a bare "&" or a lone "<" (which sanitised bodies do not have): there the text
+    is mapped, to the same bytes, more slowly. A place that does not hold is a writer's bug, and the
+    text is mapped instead; so a recorded place cannot break the page (unless it cuts an entity
+    longer than :data:`_LONGEST_ENTITY`, which the sanitiser never writes), and one of the right
+    length in the wrong place would link other words.
     """
     size = len(html)
     for mention in ordered:

@@ -170,20 +170,25 @@ def decode(raw: bytes | str) -> Envelope:
     JSON with pydantic's parser. A decimal written as a JSON number (our encoder writes strings) is
     read through a float on both, to an equal value whose form can differ (``1`` or ``1.0``).
     """
-    try:
-        typed = _current_envelopes().validate_json(raw, strict=True)
-    except ValidationError:
+    typed = _direct(raw)
+    if typed is None:
         return _decode_general(raw)
     return Envelope.model_construct(_fields_set=typed.model_fields_set, **typed.__dict__)
 
 
 def decode_payload(raw: bytes | str) -> Payload:
     """``decode(raw).data``, without building the envelope around it (a replay needs only payloads)."""
-    try:
-        payload: Payload = _current_envelopes().validate_json(raw, strict=True).data
-    except ValidationError:
-        return _decode_general(raw).data
+    typed = _direct(raw)
+    payload: Payload = (_decode_general(raw) if typed is None else typed).data
     return payload
+
+
+def _direct(raw: bytes | str) -> Any:
+    """The record as its type's current envelope model, or None if it is not a valid current event."""
+    try:
+        return _current_envelopes().validate_json(raw, strict=True)
+    except ValidationError:
+        return None
 
 
 def _decode_general(raw: bytes | str) -> Envelope:

@@ -13,13 +13,13 @@ from html import unescape
 from typing import Final
 
 _ENTITY_REF = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
-# Tags after which the text starts a new block (separated by a blank line); matched where a tag starts;
-# _BLOCK_NAMES holds the same names, for _is_block.
-_BLOCK = re.compile(r"</?(p|h[1-6]|li|br|blockquote|tr|div|figure|figcaption|ul|ol|table)\b", re.I)
+# The tags after which the text starts a new block (separated by a blank line). _BLOCK matches one where
+# a tag starts; _is_block looks most names up in the set instead.
 _BLOCK_NAMES = frozenset({
     "p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "br", "blockquote", "tr", "div", "figure", "figcaption",
     "ul", "ol", "table",
 })  # fmt: skip
+_BLOCK = re.compile(rf"</?({'|'.join(sorted(_BLOCK_NAMES))})\b", re.I)
 
 _TEXT: Final = 0  # segment kinds (Final: compiled in as constants)
 _ENTITY: Final = 1

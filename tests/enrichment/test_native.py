@@ -59,8 +59,8 @@ def test_compiled_tagger_tags_exactly_as_its_source(
     for text in texts[:200]:  # tagged with the HTML they came from: their places in it too
         html = "".join(f"<p>{escape(p)}</p>" for p in text.split(". "))
         mapped = html_text(html)
-        tagged = [m.model_dump() for m in compiled.tag(mapped.text, html, mapped)]
-        if tagged != [m.model_dump() for m in plain.tag(mapped.text, html, mapped)]:
+        tagged = [m.model_dump() for m in compiled.tag(mapped, html)]
+        if tagged != [m.model_dump() for m in plain.tag(mapped, html)]:
             differing.append(html)
         placed += sum(m["html_start"] is not None for m in tagged)
     assert placed > 200  # the places were recorded, so both builds computed them

@@ -259,7 +259,7 @@ def test_mentions_record_where_they_sit_in_the_html(tagger: Tagger, seed_text: s
         f"<p><b>{escape(p)}</b></p>" if i % 2 else f"<p>{escape(p)}</p>" for i, p in enumerate(paras)
     )
     mapped = html_text(html)
-    mentions = tagger.tag(mapped.text, html, mapped)
+    mentions = tagger.tag(mapped, html)
     assert len(mentions) > 9
     for m in mentions:
         assert m.html_start is not None

@@ -85,9 +85,8 @@ class Enricher:
         if self.tagger is None:
             raise RuntimeError("security master not loaded")
         mapped = html_text(article.body_html)
-        body = mapped.text
-        mentions = self.tagger.tag(body, article.body_html, mapped)
-        tickers = self.tagger.summarize(mentions, body, headline=article.headline)
+        mentions = self.tagger.tag(mapped, article.body_html)
+        tickers = self.tagger.summarize(mentions, mapped.text, headline=article.headline)
         return ArticleEnriched(
             article=ArticleContent.model_validate(article.model_dump()),
             enrichment_revision=enrichment_revision,

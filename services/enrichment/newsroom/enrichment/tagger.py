@@ -544,13 +544,16 @@ class Tagger:
 
     # ------------------------------------------------------------------------------------------ public
 
-    def tag(self, text: str, html: str | None = None, mapped: MappedText | None = None) -> list[Mention]:
+    def tag(self, text: str | MappedText, html: str = "") -> list[Mention]:
         """Every mention of a known instrument in ``text``, in text order, without overlaps.
 
         The more authoritative stage wins an overlap, then the longer hit, then the earlier. Given
-        the ``html`` that ``text`` came from and its map (``mapped = html_text(html)``), each mention
+        the text of an HTML body as mapped by ``html_text(html)``, and that ``html``, each mention
         also records where it sits in the HTML (``html_start`` and ``html_end``).
         """
+        mapped = None
+        if isinstance(text, MappedText):
+            mapped, text = text, text.text
         hits: list[_Hit] = []
         if text.isascii():  # the common case: both of the text's derived forms from its bytes
             raw = text.encode("ascii")
@@ -583,7 +586,7 @@ class Tagger:
             values = fields.copy()
             values["start"] = start
             values["end"] = end
-            if mapped is not None and html is not None:
+            if mapped is not None:
                 span = mapped.html_span(start, end, html)
                 if span is not None:
                     values["html_start"], values["html_end"] = span

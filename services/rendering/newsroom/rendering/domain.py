@@ -80,13 +80,15 @@ class Renderer:
         self.env.globals.update(slot=slot, delay=delay_minutes)
         self.watchlist = tuple(watchlist)
         self.templates: dict[str, Template] = {}
-        self.template_globals: dict[str, dict[str, Any]] = {}
         self.ticker_tags: dict[tuple[str, str], Markup] = {}
         self.instrument_pieces: dict[tuple[tuple[str, str, str], ...], tuple[Markup, Markup]] = {}
         macros: Any = self.env.get_template("macros.html").module
         self.macros = macros
         # the same on every page: rendered once, not once per article
         self.env.globals["recent_quotes"] = Markup(macros.recent_quotes(self.watchlist))  # noqa: S704 - our template
+        # what article.html sees besides its context, flattened once (Jinja layers it anew for every render)
+        self._article_template = self._template("article.html")
+        self._article_globals = dict(self._article_template.globals)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Renderer:
@@ -112,13 +114,6 @@ class Renderer:
         if template is None:
             template = self.templates[name] = self.env.get_template(name)
         return template
-
-    def _globals_of(self, template: Template) -> dict[str, Any]:
-        """What a template sees besides its context, as one dict (Jinja layers it anew for every render)."""
-        found = self.template_globals.get(template.name or "")
-        if found is None:
-            found = self.template_globals[template.name or ""] = dict(template.globals)
-        return found
 
     def _ticker_tag(self, exchange: str, symbol: str) -> Markup:
         """An instrument's link in article lists (the ``ticker_tag`` macro), rendered once per instrument."""
@@ -185,31 +180,27 @@ class Renderer:
         body = link_mentions(a.body_html, enriched.mentions)
         # each instrument's link rendered once and kept: the loop in the template was a quarter of it
         ticker_tags, rows = self._instrument_pieces(enriched.tickers)
-        published = a.published_at
-        when = published_at(published)
-        template = self._template("article.html")
-        rendered = template.make_module(
+        published_iso, published_long, published_short = publication_times(a.published_at)
+        rendered = self._article_template.make_module(
             {
-                **self._globals_of(template),
+                **self._article_globals,
                 "a": a,
                 "body": Markup(body),  # noqa: S704 - sanitised at ingestion (nh3 allow-list), links escaped here
                 "ticker_tags": ticker_tags,
                 "equity_rows": rows,
-                "published_iso": published.isoformat(),
-                "published_long": f"{MONTHS[published.month - 1]} {when}",
-                "published_short": f"{MONTHS[published.month - 1][:3]} {when}",
+                "published_iso": published_iso,
+                "published_long": published_long,
+                "published_short": published_short,
             },
             shared=True,  # the globals are in the dict already: Jinja would merge them again, slowly
-        )
-        page = split_page(
-            f"news/{a.slug}", f"art:{a.article_id}:{a.revision}.{enriched.enrichment_revision}", str(rendered)
         )
         item = getattr(rendered, "item", None)  # the template's {% set item %}, exported (at its top level)
         if item is None:
             raise RuntimeError(
                 "article.html no longer sets `item` at its top level: lists would lose the article"
             )
-        return Page(page.path, page.entries, str(item))
+        prefix = f"art:{a.article_id}:{a.revision}.{enriched.enrichment_revision}"
+        return split_page(f"news/{a.slug}", prefix, str(rendered), str(item))
 
 
 MONTHS = (
@@ -218,10 +209,14 @@ MONTHS = (
 )  # fmt: skip
 
 
-def published_at(when: datetime) -> str:
-    """``"09, 2026 14:05 UTC"``: a publication time after its month's name (``strftime`` is four
-    times slower, and its month names follow the locale)."""
-    return f"{when.day:02d}, {when.year} {when.hour:02d}:{when.minute:02d} UTC"
+def publication_times(when: datetime) -> tuple[str, str, str]:
+    """A publication time in ISO form, long (``"January 09, 2026 14:05 UTC"``) and short (``"Jan 09, …"``).
+
+    Not ``strftime``: it is four times slower, and its month names follow the locale.
+    """
+    month = MONTHS[when.month - 1]
+    rest = f"{when.day:02d}, {when.year} {when.hour:02d}:{when.minute:02d} UTC"
+    return when.isoformat(), f"{month} {rest}", f"{month[:3]} {rest}"
 
 
 def equity_rows(tickers: Iterable[TaggedTicker]) -> Markup:
@@ -232,9 +227,9 @@ def equity_rows(tickers: Iterable[TaggedTicker]) -> Markup:
     return Markup(slots)  # noqa: S704 - slot markers, never shown as HTML
 
 
-def split_page(path: str, prefix: str, html: str) -> Page:
+def split_page(path: str, prefix: str, html: str, item: str = "") -> Page:
     """A rendered page cut at its slots: the text between them becomes fragments ``prefix:0``, …"""
-    return Page(path, tuple(split_slots(html, prefix, LAYOUT_HEAD, LAYOUT_FOOT)))
+    return Page(path, tuple(split_slots(html, prefix, LAYOUT_HEAD, LAYOUT_FOOT)), item)
 
 
 # --------------------------------------------------------------------------- applying events

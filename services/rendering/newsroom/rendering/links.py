@@ -1,8 +1,7 @@
 """Mentions turned into links inside an article's HTML, and rendered pages cut at their slots.
 
-Compiled with mypyc (see deploy/native.py).
-
-Plain typed Python, free of I/O, so that mypyc can compile it; the ``.py`` is the source of truth.
+Plain typed Python, free of I/O, compiled with mypyc (see deploy/native.py); the ``.py`` is the
+source of truth.
 """
 
 from __future__ import annotations

@@ -50,7 +50,6 @@ from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import (
     Applied,
     ArticleEvent,
-    Page,
     Renderer,
     Stored,
     article_id_of,
@@ -100,15 +99,12 @@ class FragmentWriter:
     def _batch(self) -> WriteBatch:
         return WriteBatch(self.redis, self.keys, self.guard)
 
-    @staticmethod
-    def _put_page(batch: WriteBatch, page: Page) -> None:
-        batch.set_page(page.path, page.entries)
-
     def _put_instrument(self, batch: WriteBatch, iid: str, name: str, quote: QuoteUpdated | None) -> None:
         """An instrument's quote fragments and quote page, recorded as written (with its name)."""
         for frag, html in self.renderer.quote_fragments(iid, quote).items():
             batch.set_fragment(frag, html)
-        self._put_page(batch, self.renderer.quote_page(iid, name or None))
+        page = self.renderer.quote_page(iid, name or None)
+        batch.set_page(page.path, page.entries)
         batch.hset(self.keys.instruments, {iid: name})
 
     async def _quotes(self, iids: list[str], reader: Any = None) -> dict[str, QuoteUpdated | None]:
@@ -122,7 +118,8 @@ class FragmentWriter:
         batch = self._batch()
         for name, html in self.renderer.static_fragments().items():
             batch.set_fragment(name, html)
-        self._put_page(batch, self.renderer.home())
+        home = self.renderer.home()
+        batch.set_page(home.path, home.entries)
         for iid, quote in (await self._quotes(list(self.renderer.watchlist))).items():
             batch.set_fragment(f"qrow:{iid}", self.renderer.quote_row(iid, quote))
         await batch.execute()
@@ -198,7 +195,7 @@ class FragmentWriter:
         page = self.renderer.article(enriched)
         tickers = instrument_ids(enriched)
         score = a.published_at.timestamp()
-        self._put_page(batch, page)
+        batch.set_page(page.path, page.entries)
         batch.set_fragment(f"item:{a.article_id}", page.item)
         batch.list_add("latest", a.article_id, score)
         for iid in set(stored.tickers) - set(tickers):

@@ -2,7 +2,9 @@
 batched publishing and the dead-letter path.
 
 Delivery is at least once: a batch is committed only after its handler returned and
-everything it produced was acknowledged by the broker, so consumers must be idempotent.
+everything it produced was acknowledged by the broker, so consumers must be idempotent. A batch
+whose output could not be published (the broker is unwell) is delivered again; a record whose
+output no broker would take (an event over :data:`MAX_EVENT_BYTES`) is dead-lettered instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import (
     AsyncGenerator,
+    AsyncIterator,
     Awaitable,
     Callable,
     Collection,
@@ -36,6 +39,11 @@ from newsroom.common.settings import Settings
 from newsroom.common.topics import DEAD_LETTERS, Topic
 
 log = structlog.get_logger(__name__)
+
+MAX_EVENT_BYTES = 1_000_000
+"""The largest encoded event published: under the producer's request limit and Kafka's default
+``message.max.bytes`` (both 1 MiB), with room for the record's key and headers."""
+OUTPUT_RETRY_PAUSE_S = 1.0  # before a batch whose output failed is delivered again
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +109,13 @@ async def decode_batch(message: StreamMessage[Any]) -> list[Record]:
 
 
 def batch_subscription(settings: Settings, group_id: str, *, max_records: int = 500) -> dict[str, Any]:
-    """Keyword arguments for ``broker.subscriber``: batches, manual-after-success commits, earliest start."""
+    """Keyword arguments for ``broker.subscriber``: batches, committed after success only, earliest start."""
     return {
         "group_id": group_id,
         "batch": True,
         "max_records": max_records,
         "auto_offset_reset": "earliest",
-        "ack_policy": AckPolicy.ACK,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,  # an unexpected failure: delivered again, not committed
         "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "batch_timeout_ms": settings.fetch_max_wait_ms,
         "decoder": decode_batch,
@@ -126,6 +134,26 @@ def bound_to(envelope: Envelope) -> Iterator[None]:
 Outgoing = tuple[Topic, str, Envelope]  # (topic, key, event)
 
 
+class EventTooLarge(ValueError):
+    """An event encoded larger than :data:`MAX_EVENT_BYTES`: no broker takes it, retrying cannot help."""
+
+
+def _oversize(key: str, envelope: Envelope, value: bytes) -> str | None:
+    """Why an encoded event cannot be published (it is too large), or None."""
+    if len(value) <= MAX_EVENT_BYTES:
+        return None
+    return f"{envelope.type} for {key!r} is {len(value):,} bytes encoded; the limit is {MAX_EVENT_BYTES:,}"
+
+
+def too_large(items: Iterable[Outgoing]) -> str | None:
+    """Why one of ``items`` cannot be published (it is too large), or None."""
+    for _, key, envelope in items:
+        reason = _oversize(key, envelope, encode(envelope))
+        if reason is not None:
+            return reason
+    return None
+
+
 class Publisher:
     """Publishes events in bursts (one produce request per partition) and dead-letters bad records."""
 
@@ -134,12 +162,23 @@ class Publisher:
         self.service = service
 
     async def publish(self, items: Iterable[Outgoing]) -> int:
-        """Publish every event and wait until the broker acknowledged them all."""
-        pending = []
+        """Publish every event and wait until the broker acknowledged them all.
+
+        Every event is encoded first: if one is over :data:`MAX_EVENT_BYTES`, :class:`EventTooLarge`
+        is raised and none is sent.
+        """
+        encoded: list[tuple[Topic, str, Envelope, bytes]] = []
         for topic, key, envelope in items:
+            value = encode(envelope)
+            reason = _oversize(key, envelope, value)
+            if reason is not None:
+                raise EventTooLarge(reason)
+            encoded.append((topic, key, envelope, value))
+        pending = []
+        for topic, key, envelope, value in encoded:
             pending.append(
                 await self.broker.publish(
-                    encode(envelope),
+                    value,
                     topic.name,
                     key=key.encode(),
                     headers={"event-type": envelope.type, "correlation-id": envelope.correlation_id},
@@ -204,7 +243,7 @@ async def process_batch(records: list[Record], handle: Handler, publisher: Publi
 
 
 async def _one_by_one(records: list[Record], handle: Handler, publisher: Publisher) -> int:
-    out: list[Outgoing] = []
+    produced: list[tuple[Record, list[Outgoing]]] = []
     poison: list[tuple[Record, str]] = []
     service = publisher.service
     for record in records:
@@ -213,7 +252,7 @@ async def _one_by_one(records: list[Record], handle: Handler, publisher: Publish
             continue
         with bound_to(record.envelope):
             try:
-                out.extend(await handle(record, record.envelope))
+                produced.append((record, list(await handle(record, record.envelope))))
                 EVENTS_PROCESSED.labels(service, record.envelope.type).inc()
             except NackMessage:  # not the event's fault (a store is down): the whole batch comes again
                 raise
@@ -221,9 +260,33 @@ async def _one_by_one(records: list[Record], handle: Handler, publisher: Publish
                 log.exception("event failed")
                 EVENTS_FAILED.labels(service, record.envelope.type).inc()
                 poison.append((record, f"{type(exc).__name__}: {exc}"))
-    await publisher.dead_letter_many(poison)
-    await publisher.publish(out)
+    async with redelivered_if_output_fails():
+        try:
+            await publisher.publish([item for _, items in produced for item in items])
+        except EventTooLarge:  # park the records whose output is too large; publish the others' output
+            kept: list[Outgoing] = []
+            for record, items in produced:
+                reason = too_large(items)
+                if reason is None:
+                    kept.extend(items)
+                else:
+                    poison.append((record, f"{EventTooLarge.__name__}: {reason}"))
+            await publisher.publish(kept)
+        await publisher.dead_letter_many(poison)
     return len(records) - len(poison)
+
+
+@contextlib.asynccontextmanager
+async def redelivered_if_output_fails() -> AsyncIterator[None]:
+    """A batch whose output or dead letters the broker did not take is delivered again (after a pause)."""
+    try:
+        yield
+    except NackMessage:
+        raise
+    except Exception as exc:
+        log.warning("the batch's output failed; the batch will be delivered again", error=repr(exc))
+        await asyncio.sleep(OUTPUT_RETRY_PAUSE_S)
+        raise NackMessage() from exc
 
 
 async def process_batch_at_once(
@@ -254,10 +317,20 @@ async def process_batch_at_once(
             return await _one_by_one(records, handle, publisher)
         for _, envelope in decoded:
             EVENTS_PROCESSED.labels(service, envelope.type).inc()
-        await publisher.dead_letter_many(
-            [(r, r.error or "undecodable") for r in records if r.envelope is None]
-        )
-        await publisher.publish(out)
+        async with redelivered_if_output_fails():
+            try:
+                await publisher.publish(out)
+            except EventTooLarge:
+                too_large_output = True
+            else:
+                too_large_output = False
+                await publisher.dead_letter_many(
+                    [(r, r.error or "undecodable") for r in records if r.envelope is None]
+                )
+        if too_large_output:  # some record's output is too large: find which, one by one
+            log.warning("batch output too large; handling its records one by one", records=len(records))
+            BATCH_FALLBACKS.labels(service).inc()
+            return await _one_by_one(records, handle, publisher)
         return len(decoded)
 
 

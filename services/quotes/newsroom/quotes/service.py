@@ -25,14 +25,19 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream.asgi import AsgiFastStream
-from faststream.exceptions import NackMessage
 from faststream.message import StreamMessage
 from prometheus_client import Counter
 
 from newsroom.common.events import TickReceived, new_envelope
 from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
-from newsroom.common.messaging import Publisher, Record, batch_subscription, make_broker
+from newsroom.common.messaging import (
+    Publisher,
+    Record,
+    batch_subscription,
+    make_broker,
+    redelivered_if_output_fails,
+)
 from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED, ops_routes
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
@@ -108,15 +113,12 @@ async def on_ticks(records: list[Any]) -> None:
     async with lock:
         outcome = ingest(book, records)
     _count(outcome)
-    try:
+    async with redelivered_if_output_fails():  # its applied ticks are duplicates then, which the book skips
         if outcome.poison:
             await publisher.dead_letter_many(
                 [(Record.from_consumer_record(records[i]), reason) for i, reason in outcome.poison]
             )
         await flush_due()
-    except Exception as exc:  # the broker is unwell: re-deliver the batch (its applied ticks are dupes then)
-        log.warning("batch output failed; re-delivering the batch", error=repr(exc))
-        raise NackMessage() from exc
     _BATCH.observe(time.perf_counter() - started)
 
 

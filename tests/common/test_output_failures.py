@@ -13,9 +13,8 @@ from aiokafka.errors import KafkaConnectionError
 from faststream.exceptions import NackMessage
 
 from newsroom.common import messaging
-from newsroom.common.events import ArticleSubmitted, Envelope, decode, encode, new_envelope
+from newsroom.common.events import MAX_EVENT_BYTES, ArticleSubmitted, Envelope, decode, encode, new_envelope
 from newsroom.common.messaging import (
-    MAX_EVENT_BYTES,
     EventTooLarge,
     Outgoing,
     Publisher,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from newsroom.common.events import ArticleRetracted, ArticleRevised, ArticleSubmitted
-from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, sanitize_html, text_to_html
+from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, Decision, sanitize_html, text_to_html
 
 
 def article(**over: object) -> ArticleIn:
@@ -93,3 +93,62 @@ def test_naive_times_are_refused() -> None:
     """published_at must carry a time zone."""
     with pytest.raises(ValueError, match="time zone"):
         article(published_at=datetime(2026, 1, 13))  # naive on purpose
+
+
+def published(registry: ArticleRegistry, item: ArticleIn) -> Decision:
+    decision = registry.submit(item)
+    if decision.event is not None:
+        registry.apply(decision.event)
+    return decision
+
+
+def test_query_string_tells_articles_apart() -> None:
+    """Two URLs that differ in their query (not in tracking parameters) are two articles."""
+    registry = ArticleRegistry()
+    one = published(registry, article(url="https://Example.com/news?id=1&utm_source=x"))
+    two = published(registry, article(body="Another story.", url="https://example.com/news?id=2"))
+    assert (one.outcome, two.outcome) == ("accepted", "accepted")
+    assert one.article_id != two.article_id
+    again = published(registry, article(body="Revised.", url="https://EXAMPLE.com/news/?id=1&fbclid=y#top"))
+    assert (again.outcome, again.article_id) == ("revised", one.article_id)
+
+
+def test_path_case_tells_articles_apart() -> None:
+    """A URL's path is case-sensitive: /News/A and /news/a are two articles."""
+    registry = ArticleRegistry()
+    one = published(registry, article(url="https://example.com/News/A"))
+    two = published(registry, article(body="Another story.", url="https://example.com/news/a"))
+    assert one.article_id != two.article_id
+
+
+def test_copy_of_an_older_version_does_not_undo_a_correction() -> None:
+    """A copy of an article's first wording, arriving after its correction, is a duplicate, not a revision."""
+    registry = ArticleRegistry()
+    first = published(registry, article(id="w-9", body="Toyota profit up 5%."))
+    corrected = published(registry, article(id="w-9", body="Toyota profit up 3%."))
+    assert corrected.outcome == "revised"
+    copy = published(registry, article(source="aggregator", id="agg-1", body="Toyota profit up 5%."))
+    assert (copy.outcome, copy.article_id, copy.revision) == ("duplicate", first.article_id, 2)
+    assert copy.event is None
+
+
+def test_same_source_items_with_the_same_text_stay_apart() -> None:
+    """A source's two items with their own ids are two articles even when their text is the same."""
+    registry = ArticleRegistry()
+    monday = published(registry, article(headline="Stock market today", body="Stock market today", id="d-1"))
+    tuesday = published(registry, article(headline="Stock market today", body="Stock market today", id="d-2"))
+    assert (monday.outcome, tuesday.outcome) == ("accepted", "accepted")
+    assert monday.article_id != tuesday.article_id
+    copy = published(
+        registry, article(headline="Stock market today", body="Stock market today", source="other")
+    )
+    assert copy.outcome == "duplicate"
+
+
+def test_article_too_large_to_publish_is_refused() -> None:
+    """An article whose event would be over the size a broker takes is refused with the reason."""
+    registry = ArticleRegistry()
+    with pytest.raises(ValueError, match="too large to publish"):
+        registry.submit(article(body="&" * 499_000))
+    assert registry.by_id == {}
+    assert published(registry, article(body="x" * 150_000)).outcome == "accepted"  # long, not too large

@@ -64,11 +64,20 @@ def test_atom_entries_and_news_sitemaps_are_read() -> None:
     assert (url.article["headline"], url.article["source"]) == ("Oil jumps", "Wire")
 
 
+def test_sitemap_without_a_publication_name_is_sourced_by_its_host() -> None:
+    """A news sitemap naming no publication, read without a source, takes its items' host as the source."""
+    unnamed = SITEMAP.replace(b"<news:name>Wire</news:name>", b"")
+    (url,) = parse_feed(unnamed, "", "test")
+    assert url.article is not None
+    assert url.article["source"] == "example.com"
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
         (RSS[: len(RSS) // 2], "malformed XML"),
         (b"<html><body>hello</body></html>", "not an RSS or Atom feed"),
+        (b"\x00", "malformed XML"),  # not even the recovering parser finds a document
     ],
 )
 def test_broken_documents_are_refused_whole(data: bytes, reason: str) -> None:

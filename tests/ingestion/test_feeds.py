@@ -104,18 +104,20 @@ async def test_polling_twice_publishes_nothing_new_and_an_edit_publishes_only_re
 async def test_failing_feeds_are_retried_with_backoff_and_do_not_stop_the_good_one(
     stack: RunningStack, shared_data: Path, tmp_path: Path
 ) -> None:
-    """Malformed and 500 feeds are logged and retried while the good feed publishes; SIGTERM stops cleanly."""
+    """Malformed, empty and 500 feeds are logged and retried while the good one publishes; SIGTERM stops cleanly."""
     tag = uuid.uuid4().hex[:6]
     good = (shared_data / FIXTURES / "cnbc.xml").read_text().replace("<title>", f"<title>[{tag}] ")
     with feed_server() as server:
         server.put("/good.xml", good.encode())
         server.put("/bad.xml", good.encode()[: len(good) // 2])
         server.put("/boom.xml", b"internal error", status=500)
+        server.put("/nul.xml", b"\x00")  # no document at all, even for a recovering parser
         config = write_config(
             tmp_path / "feeds.yaml",
             [
                 {"url": server.url("/bad.xml"), "name": f"bad-{tag}"},
                 {"url": server.url("/boom.xml"), "name": f"boom-{tag}"},
+                {"url": server.url("/nul.xml"), "name": f"nul-{tag}"},
                 {"url": server.url("/good.xml"), "name": f"good-{tag}"},
             ],
             interval=30,
@@ -142,7 +144,10 @@ async def test_failing_feeds_are_retried_with_backoff_and_do_not_stop_the_good_o
             async def hits() -> dict[str, int]:
                 return dict(server.hits)
 
-            await apoll(hits, lambda h: h.get("/bad.xml", 0) >= 3 and h.get("/boom.xml", 0) >= 3, timeout=30)
+            def retried(h: dict[str, int]) -> bool:
+                return all(h.get(f"/{name}.xml", 0) >= 3 for name in ("bad", "boom", "nul"))
+
+            await apoll(hits, retried, timeout=30)
             assert server.hits["/good.xml"] == 1  # the good feed keeps its own 30-second schedule
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -154,3 +159,4 @@ async def test_failing_feeds_are_retried_with_backoff_and_do_not_stop_the_good_o
         }
         assert reasons["bad.xml"].startswith("malformed XML")
         assert reasons["boom.xml"].startswith("HTTP 500")
+        assert reasons["nul.xml"].startswith("malformed XML")

@@ -133,6 +133,12 @@ def encode(envelope: Envelope) -> bytes:
     return envelope.model_dump_json(exclude_none=False).encode()
 
 
+MAX_EVENT_BYTES = 1_000_000
+"""The largest encoded event published: under the producer's request limit and Kafka's default
+``message.max.bytes`` (both 1 MiB), with room for the record's key and headers."""
+ENVELOPE_BYTES = 2_000  # what an envelope adds around its payload, at most (ids, type, times, producer)
+
+
 _current: TypeAdapter[Any] | None = None  # built on first use, after every event type has registered
 
 

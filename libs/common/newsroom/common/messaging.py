@@ -32,7 +32,7 @@ from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
-from newsroom.common.events import Envelope, EventDecodeError, decode, encode
+from newsroom.common.events import MAX_EVENT_BYTES, Envelope, EventDecodeError, decode, encode
 from newsroom.common.ops import BATCH_FALLBACKS, BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED
 from newsroom.common.ops import DEAD_LETTERS as DEAD_LETTERS_TOTAL
 from newsroom.common.settings import Settings
@@ -40,9 +40,6 @@ from newsroom.common.topics import DEAD_LETTERS, Topic
 
 log = structlog.get_logger(__name__)
 
-MAX_EVENT_BYTES = 1_000_000
-"""The largest encoded event published: under the producer's request limit and Kafka's default
-``message.max.bytes`` (both 1 MiB), with room for the record's key and headers."""
 OUTPUT_RETRY_PAUSE_S = 1.0  # before a batch whose output failed is delivered again
 
 

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import nh3
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from newsroom.common.events import (
+    ENVELOPE_BYTES,
+    MAX_EVENT_BYTES,
     ArticleContent,
     ArticleRetracted,
     ArticleRevised,
@@ -108,17 +111,62 @@ def slugify(headline: str, article_id: str) -> str:
     return f"{words[:80].rstrip('-')}-{article_id[:8]}"
 
 
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "ocid",
+        "cmpid",
+        "smid",
+        "ref",
+        "ref_src",
+    }
+)  # besides every parameter whose name starts with "utm"
+
+
 def canonical_url(url: str | None) -> str | None:
-    if not url:
+    """The URL an article is known by: scheme and host lower-cased, no fragment, no trailing slash, and
+    the query without tracking parameters (the rest of it, and the path's case, can name the article)."""
+    if not url or not url.strip():
         return None
-    url = url.strip()
-    url = re.sub(r"[?#].*$", "", url)
-    return url.rstrip("/").lower()
+    parts = urlsplit(url.strip())
+    query = urlencode(
+        [
+            (name, value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+            if not name.lower().startswith("utm") and name.lower() not in TRACKING_PARAMS
+        ]
+    )
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, query, ""))
 
 
 def content_hash(headline: str, body_html: str) -> str:
     text = plain(headline) + "\n" + plain(body_html)
     return hashlib.sha256(text.lower().encode()).hexdigest()
+
+
+def refuse_if_too_large(event: ArticleContent) -> None:
+    """ValueError for an article whose event would be over the size a broker takes (``MAX_EVENT_BYTES``).
+
+    Encoded only when its text is long enough to matter: JSON spells no character in more than six bytes.
+    """
+    optional = (event.byline, event.dateline, event.url, event.source_id, *event.ticker_hints)
+    chars = sum(map(len, (event.body_html, event.headline, event.source, event.slug)))
+    chars += sum(len(text) for text in optional if text)
+    if 6 * chars + ENVELOPE_BYTES <= MAX_EVENT_BYTES:
+        return
+    size = len(event.model_dump_json().encode()) + ENVELOPE_BYTES
+    if size > MAX_EVENT_BYTES:
+        raise ValueError(
+            f"the article is too large to publish: about {size:,} bytes as an event, "
+            f"the limit is {MAX_EVENT_BYTES:,}"
+        )
 
 
 @dataclass
@@ -129,7 +177,15 @@ class Known:
     revision: int
     content_hash: str
     slug: str
+    source: str = ""
+    source_id: str | None = None
     retracted: bool = False
+
+    def another_item_of(self, source: str, source_id: str | None) -> bool:
+        """Whether ``source`` names a different item of its own by ``source_id`` (so this is not it)."""
+        if source != self.source or source_id is None or self.source_id is None:
+            return False
+        return source_id != self.source_id
 
 
 @dataclass
@@ -164,7 +220,12 @@ class ArticleRegistry:
             if known and known.revision >= payload.revision:
                 return
             self.by_id[payload.article_id] = Known(
-                payload.article_id, payload.revision, payload.content_hash, payload.slug
+                payload.article_id,
+                payload.revision,
+                payload.content_hash,
+                payload.slug,
+                payload.source,
+                payload.source_id,
             )
             if payload.source_id:
                 self.by_source_id[f"{payload.source}\x00{payload.source_id}"] = payload.article_id
@@ -178,12 +239,26 @@ class ArticleRegistry:
                 known.retracted = True
                 known.revision = max(known.revision, payload.revision)
 
-    def find(self, source: str, source_id: str | None, url: str | None, hash_: str) -> str | None:
+    def find(
+        self, source: str, source_id: str | None, url: str | None, hash_: str
+    ) -> tuple[Known | None, Literal["id", "url", "content"] | None]:
+        """The known article a submission is, and what matched: its source id, its canonical URL, or its
+        content (equal to one of the article's versions: a copy, never a revision).
+
+        A URL or content match with an article the same source knows by another id of its own is not
+        one: the source says they are two items.
+        """
         if source_id and (hit := self.by_source_id.get(f"{source}\x00{source_id}")):
-            return hit
-        if (curl := canonical_url(url)) and (hit := self.by_url.get(curl)):
-            return hit
-        return self.by_hash.get(hash_)
+            return self.by_id[hit], "id"
+        candidates: list[tuple[str | None, Literal["url", "content"]]] = [
+            (self.by_url.get(curl) if (curl := canonical_url(url)) else None, "url"),
+            (self.by_hash.get(hash_), "content"),
+        ]
+        for hit, how in candidates:
+            known = self.by_id.get(hit) if hit else None
+            if known is not None and not known.another_item_of(source, source_id):
+                return known, how
+        return None, None
 
     def submit(self, article: ArticleIn, *, article_id: str | None = None) -> Decision:
         """Decide what a submission means; ``article_id`` forces a revision of that article."""
@@ -195,11 +270,15 @@ class ArticleRegistry:
         headline = plain(article.headline)
         hash_ = content_hash(headline, body_html)
         url = str(article.url) if article.url else None
-        existing_id = article_id or self.find(article.source, article.id, url, hash_)
-        known = self.by_id.get(existing_id) if existing_id else None
+        known: Known | None
+        how: Literal["id", "url", "content"] | None = "id"
+        if article_id:
+            known = self.by_id.get(article_id)
+        else:
+            known, how = self.find(article.source, article.id, url, hash_)
         if known and known.retracted:
             return Decision("gone", known.article_id, known.revision, slug=known.slug)
-        if known and known.content_hash == hash_:
+        if known and (known.content_hash == hash_ or how == "content"):  # an older version is no revision
             return Decision("duplicate", known.article_id, known.revision, slug=known.slug)
         new_id = known.article_id if known else (article_id or uuid.uuid4().hex)
         revision = known.revision + 1 if known else 1
@@ -219,9 +298,9 @@ class ArticleRegistry:
             "ticker_hints": tuple(t.strip().upper() for t in article.tickers if t.strip()),
             "slug": slug,
         }
-        if known:
-            return Decision("revised", new_id, revision, ArticleRevised(**fields), slug=slug)
-        return Decision("accepted", new_id, revision, ArticleSubmitted(**fields), slug=slug)
+        event = ArticleRevised(**fields) if known else ArticleSubmitted(**fields)
+        refuse_if_too_large(event)
+        return Decision("revised" if known else "accepted", new_id, revision, event, slug=slug)
 
     def retract(self, article_id: str, reason: str) -> Decision | None:
         known = self.by_id.get(article_id)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import feedparser
 import httpx
@@ -175,7 +176,7 @@ def _sitemap(root: Any, source: str, origin: str) -> list[Candidate]:
             "headline": title,
             "body": title,
             "body_format": "text",
-            "source": source or name,
+            "source": source or name or urlsplit(loc).hostname or "sitemap",
             "id": item_id(loc),
             "url": loc or None,
             "published_at": published.isoformat(),
@@ -209,7 +210,10 @@ def parse_feed(data: bytes, source: str, origin: str) -> list[Candidate]:
     A document that is not well-formed XML is refused whole, even where a lenient parser could
     salvage items: a truncated item would otherwise publish as a spurious revision.
     """
-    root = etree.fromstring(data, parser=_XML) if data.strip() else None
+    try:
+        root = etree.fromstring(data, parser=_XML) if data.strip() else None
+    except etree.XMLSyntaxError as exc:  # even the recovering parser found no document in it
+        raise FeedError(f"malformed XML: {exc}") from exc
     if root is not None and _local(root.tag) == "urlset":
         return _sitemap(root, source, origin)
     parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
@@ -346,13 +350,19 @@ class Poller:
                     log.warning(
                         "feed item rejected", feed=feed.url, item=rejected.origin, reason=rejected.reason
                     )
-        except (FeedError, ApiError) as exc:
+        except Exception as exc:  # one feed's failure (or a bug its content hits) must not stop the poller
+            reason = str(exc) if isinstance(exc, FeedError | ApiError) else f"{type(exc).__name__}: {exc}"
             state.failures += 1
-            state.last_error = str(exc)
+            state.last_error = reason
             log.warning(
-                "feed failed", feed=feed.url, source=feed.source, reason=str(exc), failures=state.failures
+                "feed failed",
+                feed=feed.url,
+                source=feed.source,
+                reason=reason,
+                failures=state.failures,
+                exc_info=not isinstance(exc, FeedError | ApiError),
             )
-            return PollResult(feed.url, "failed", error=str(exc))
+            return PollResult(feed.url, "failed", error=reason)
         state.failures = 0
         state.last_error = None
         self.state.save()

@@ -104,7 +104,7 @@ async def test_polling_twice_publishes_nothing_new_and_an_edit_publishes_only_re
 async def test_failing_feeds_are_retried_with_backoff_and_do_not_stop_the_good_one(
     stack: RunningStack, shared_data: Path, tmp_path: Path
 ) -> None:
-    """Malformed, empty and 500 feeds are logged and retried while the good one publishes; SIGTERM stops cleanly."""
+    """Malformed, empty and 500 feeds are logged and retried while the good one publishes; SIGTERM stops."""
     tag = uuid.uuid4().hex[:6]
     good = (shared_data / FIXTURES / "cnbc.xml").read_text().replace("<title>", f"<title>[{tag}] ")
     with feed_server() as server:

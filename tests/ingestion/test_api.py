@@ -43,6 +43,19 @@ def test_oversized_body_is_413(stack: RunningStack) -> None:
     assert r.status_code == 413
 
 
+def test_oversized_chunked_body_is_413(stack: RunningStack) -> None:
+    """A body sent in chunks, without a declared length, is refused once it goes over the limit."""
+
+    def chunks() -> Any:
+        piece = b"x" * 65536
+        for _ in range(stack.settings.max_body_bytes // len(piece) + 2):
+            yield piece
+
+    for headers in ({}, stack.auth()):
+        r = httpx.post(f"{stack.api}/v1/articles", content=chunks(), headers=headers)
+        assert r.status_code == 413
+
+
 def test_invalid_body_is_422_with_field_errors(stack: RunningStack) -> None:
     """Missing and malformed fields are listed."""
     r = httpx.post(
@@ -112,6 +125,11 @@ async def test_batch_decides_each_item_on_its_own(stack: RunningStack) -> None:
     results = r.json()["results"]
     assert [x["outcome"] for x in results] == ["accepted", "rejected", "duplicate", "revised"]
     assert results[1]["reason"] == "body: Field required"
+    odd = httpx.post(
+        f"{stack.api}/v1/articles:batch", json={"articles": [42, new_article(), "x"]}, headers=stack.auth()
+    )
+    assert odd.status_code == 200
+    assert [x["outcome"] for x in odd.json()["results"]] == ["rejected", "accepted", "rejected"]
     article_id = results[0]["article_id"]
     assert results[2]["article_id"] == results[3]["article_id"] == article_id
     assert results[3]["revision"] == 2

@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsroom.common.events import decode, new_envelope
 from newsroom.common.logging import configure_logging
@@ -266,7 +268,9 @@ class Retraction(BaseModel):
 class BatchIn(BaseModel):
     """Several submissions in one request; each is validated and decided on its own."""
 
-    articles: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+    articles: list[Any] = Field(
+        min_length=1, max_length=MAX_BATCH, description="article objects; any other item is rejected alone"
+    )
 
 
 class BatchItem(BaseModel):
@@ -284,15 +288,61 @@ class BatchOut(BaseModel):
 
 
 @app.middleware("http")
-async def limit_body(request: Request, call_next: Any) -> Any:
-    """Refuse bodies over the configured size before reading them."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-        return JSONResponse({"detail": f"body over {settings.max_body_bytes} bytes"}, status_code=413)
+async def bind_request(request: Request, call_next: Any) -> Any:
+    """Every log line of a request carries its correlation id and path."""
     with structlog.contextvars.bound_contextvars(
         correlation_id=request.headers.get("x-correlation-id", ""), path=request.url.path
     ):
         return await call_next(request)
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes with 413: by their declared length before reading
+    them, and a body sent in chunks (with no length) as soon as it has gone over, not once it is in.
+
+    Then the app is told the client went away, and what it answers to that is dropped.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = JSONResponse({"detail": f"body over {self.limit} bytes"}, status_code=413)
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await too_large(scope, receive, send)
+            return
+        received = 0
+        answered = refused = False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request" and not answered:
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    await too_large(scope, receive, send)
+                    refused = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal answered
+            if refused:
+                return
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted, watched)
+
+
+app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
 
 def _answer(decision: Decision) -> JSONResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,6 +38,8 @@ from newsroom.web.domain import (
 )
 
 SERVICE = "web"
+LIVE_CHECK_S = 1.0  # how often an event stream looks whether its reader left or the site switched
+LIVE_KEEPALIVE_S = 15.0  # a comment line on a quiet event stream, so proxies keep it open
 settings = get_settings()
 log = structlog.get_logger(SERVICE)
 
@@ -108,8 +111,9 @@ class Site:
                     if message["channel"] == self.pointers.switch.encode():
                         old = self.keys.invalidations
                         self._use(message["data"].decode())
-                        await pubsub.subscribe(self.keys.invalidations)
-                        await pubsub.unsubscribe(old)
+                        if self.keys.invalidations != old:  # a switch to the namespace served changes nothing
+                            await pubsub.subscribe(self.keys.invalidations)
+                            await pubsub.unsubscribe(old)
                         self.cache.clear()
                     else:
                         self.cache.invalidate(orjson.loads(message["data"]))
@@ -166,7 +170,7 @@ class Site:
             PAGE_CACHE_SIZE.set(len(self.cache.pages))
             await respond(send, 200, generate_latest(), CONTENT_TYPE_LATEST.encode())
         elif path == "/live/quotes":
-            await self._live(scope, send)
+            await self._live(scope, receive, send)
         elif path.startswith("/assets/"):
             await self._asset(scope, send, path[len("/assets/") :])
         else:
@@ -221,8 +225,12 @@ class Site:
             return
         await respond(send, 200, body, ASSET_TYPES[ext], extra=extra)
 
-    async def _live(self, scope: Scope, send: Send) -> None:
-        """Server-Sent Events: quote changes for the instruments the page shows."""
+    async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Server-Sent Events: quote changes for the instruments the page shows.
+
+        The stream ends when the reader goes away, and when the site switches to another namespace:
+        the browser then reconnects (after ``retry`` ms) and follows the new one.
+        """
         query = scope.get("query_string", b"").decode()
         wanted = {
             part
@@ -249,22 +257,40 @@ class Site:
                 ],
             }
         )
+        namespace = self.namespace
+        gone = asyncio.create_task(_disconnected(receive))
+
+        async def emit(body: bytes) -> None:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
         try:
-            await send({"type": "http.response.body", "body": b": connected\n\n", "more_body": True})
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+            await emit(b": connected\nretry: 1000\n\n")
+            quiet_since = time.monotonic()
+            while not gone.done() and self.namespace == namespace:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LIVE_CHECK_S)
                 if message is None:
-                    await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+                    if time.monotonic() - quiet_since >= LIVE_KEEPALIVE_S:
+                        await emit(b": keep-alive\n\n")
+                        quiet_since = time.monotonic()
                     continue
                 data = message["data"]
                 if wanted and orjson.loads(data).get("id") not in wanted:
                     continue
-                await send({"type": "http.response.body", "body": b"event: quote\ndata: " + data + b"\n\n",
-                            "more_body": True})  # fmt: skip
+                await emit(b"event: quote\ndata: " + data + b"\n\n")
+                quiet_since = time.monotonic()
+            if not gone.done():  # switched: end the stream, the browser reconnects to the new namespace
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (OSError, RedisError, asyncio.CancelledError):
             pass
         finally:
+            gone.cancel()
             await pubsub.aclose()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has gone away (the server does not say so on a send)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _unquote(text: str) -> str:

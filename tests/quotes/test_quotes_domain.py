@@ -304,6 +304,22 @@ def test_poison_ticks_are_rejected_with_reasons_and_never_change_the_snapshot() 
     assert book.snapshot("NASDAQ:AAPL", t0 + timedelta(seconds=3) + DELAY) is not None
 
 
+def test_prices_out_of_any_quote_range_never_stop_the_book() -> None:
+    """An absurd price is rejected and an absurd previous-close hint ignored; every other quote goes on."""
+    book = QuoteBook(coalesce=timedelta(0), instruments={"NASDAQ:AAPL", "NASDAQ:MSFT"})
+    t0 = datetime(2025, 2, 18, 15, 0, tzinfo=UTC)
+    huge = book.apply(tick("1e12", t0, symbol="MSFT"), received_at=t0)
+    assert huge is not None
+    assert huge.code == RejectCode.INVALID_PRICE
+    assert book.apply(tick("100.00", t0, previous_close="99.00"), received_at=t0) is None
+    tiny_hint = tick("100.00", t0, symbol="MSFT", previous_close="0.00000000000000000000000001")
+    assert book.apply(tiny_hint, received_at=t0) is None
+    snapshots = {q.symbol: q for q in book.due(t0 + DELAY)}
+    assert snapshots["AAPL"].change_percent == Decimal("1.01")
+    assert snapshots["MSFT"].price == Decimal("100.00")
+    assert snapshots["MSFT"].previous_close is None
+
+
 # --------------------------------------------------------------------------- splits
 
 

@@ -386,9 +386,14 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+# Prices a quote can have: changes and percentages of any two of them fit decimal's 28 digits.
+LOWEST_PRICE = Decimal("0.000001")
+HIGHEST_PRICE = Decimal("1000000000")
+
+
 def _valid_hint(value: Decimal | None) -> Decimal | None:
-    """A usable previous-close hint (finite and positive) or ``None``."""
-    if value is None or not value.is_finite() or value <= 0:
+    """A usable previous-close hint (finite, within the prices a quote can have) or ``None``."""
+    if value is None or not value.is_finite() or not LOWEST_PRICE <= value <= HIGHEST_PRICE:
         return None
     return value
 
@@ -557,6 +562,10 @@ class QuoteBook:
             return self._rejected(RejectCode.INVALID_PRICE, f"price {price} is not a finite number")
         if price <= 0:
             return self._rejected(RejectCode.NON_POSITIVE_PRICE, f"price {price} is not positive")
+        if not LOWEST_PRICE <= price <= HIGHEST_PRICE:
+            return self._rejected(
+                RejectCode.INVALID_PRICE, f"price {price} is outside {LOWEST_PRICE}–{HIGHEST_PRICE}"
+            )
         if ts > received_ts + self._future_s:
             return self._rejected(
                 RejectCode.FUTURE_TIMESTAMP,

@@ -128,6 +128,19 @@ def test_instruments_are_inferred_from_file_names() -> None:
     assert infer_instrument("IBM_INTRA_DAY.tsv") == ("IBM", "NYSE")
     with pytest.raises(ValueError, match="exchange"):
         infer_instrument("QQQQXYZ_INTRA_DAY.tsv")
+    assert infer_instrument("QQQQXYZ_INTRA_DAY.tsv", "NYSE") == ("QQQQXYZ", "NYSE")  # told the exchange
+
+
+def test_an_exchange_given_is_used_when_the_symbol_comes_from_the_file_name(tmp_path: Path) -> None:
+    """Bars of a symbol the name gives but no listing knows are read on the exchange given for them."""
+    path = tmp_path / "XYZW_INTRA_DAY.tsv"
+    path.write_text("date\topen\thigh\tlow\tclose\tvolume\n1700000000000\t1\t1\t1\t10.5\t100\n")
+    (bar,) = read_intraday_bars(path, exchange="NYSE")
+    assert (bar.symbol, bar.exchange, bar.price) == ("XYZW", "NYSE", Decimal("10.5"))
+
+
+def test_unsupported_files_are_refused() -> None:
+    """A file type the readers do not know is refused by name."""
     with pytest.raises(ValueError, match="unsupported"):
         read_ticks("prices.parquet")
 

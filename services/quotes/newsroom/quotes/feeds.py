@@ -108,22 +108,23 @@ def exchange_for_symbol(symbol: str) -> str | None:
     return _KNOWN_LISTINGS.get(sym) or _pytickersymbols_listings().get(sym)
 
 
-def infer_instrument(path: PathLike) -> tuple[str, str]:
-    """(symbol, exchange) from a data file's name, e.g. ``AAPL_INTRA_DAY.tsv`` -> ("AAPL", "NASDAQ").
+def infer_instrument(path: PathLike, exchange: str | None = None) -> tuple[str, str]:
+    """(symbol, exchange) from a data file's name, e.g. ``AAPL_INTRA_DAY.tsv`` -> ("AAPL", "NASDAQ"); an
+    ``exchange`` given is taken as it is (only the symbol is inferred then).
 
     Raises ``ValueError`` when the name does not say; pass ``symbol=``/``exchange=`` explicitly then.
     """
     name = Path(path).name
     stem = name.split(".")[0]
     if re.search(r"nikkei|n225", name, re.IGNORECASE):
-        return "N225", "INDEX"
+        return "N225", exchange or "INDEX"
     m = re.match(r"(\d{4})[-_.]T\b", name, re.IGNORECASE)
     if m:
-        return m.group(1), "TYO"
+        return m.group(1), exchange or "TYO"
     m = re.search(r"yahoofinance-([A-Za-z][A-Za-z.]*)-", name) or re.match(r"([A-Z][A-Z.]*)(?:[_-]|$)", stem)
     if m:
         symbol = m.group(1).upper()
-        exchange = exchange_for_symbol(symbol)
+        exchange = exchange or exchange_for_symbol(symbol)
         if exchange is None:
             raise ValueError(f"cannot tell the exchange of {symbol} from {name!r}; pass exchange=")
         return symbol.removesuffix(".T"), exchange
@@ -138,8 +139,8 @@ def _resolve(path: PathLike, symbol: str | None, exchange: str | None) -> tuple[
         if found is None:
             raise ValueError(f"cannot tell the exchange of {symbol}; pass exchange=")
         return symbol.upper().removesuffix(".T"), found
-    inferred_symbol, inferred_exchange = infer_instrument(path)
-    return inferred_symbol, (exchange or inferred_exchange).upper()
+    inferred_symbol, inferred_exchange = infer_instrument(path, exchange)
+    return inferred_symbol, inferred_exchange.upper()
 
 
 def _spec(symbol: str, exchange: str) -> ExchangeSpec:

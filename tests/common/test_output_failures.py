@@ -129,10 +129,10 @@ async def test_output_failure_redelivers_over_the_real_broker(infra: RunningStac
         await broker.stop()
 
 
-async def test_too_large_output_is_dead_lettered_and_the_consumer_moves_on(stack: RunningStack) -> None:
-    """An article whose enriched event no broker takes is parked with the reason; the next one renders."""
+async def submit_too_rich(stack: RunningStack) -> str:
+    """Put on the articles topic an article under the size limit whose enriched event is over it (its
+    ~900 mentions take it over); returns its id."""
     key = f"huge-{uuid.uuid4().hex}"
-    # under the limit itself; its ~900 mentions take its enriched event over it
     body = "<p>" + "Intel Corp. (NASDAQ: INTC) rose. " * 450 + "x" * (MAX_EVENT_BYTES - 40_000) + "</p>"
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.settings.bootstrap_servers, max_request_size=2 * MAX_EVENT_BYTES
@@ -142,6 +142,12 @@ async def test_too_large_output_is_dead_lettered_and_the_consumer_moves_on(stack
         await producer.send_and_wait(ARTICLES.name, encode(submitted(key, body)), key=key.encode())
     finally:
         await producer.stop()
+    return key
+
+
+async def test_too_large_output_is_dead_lettered_and_the_consumer_moves_on(stack: RunningStack) -> None:
+    """An article whose enriched event no broker takes is parked with the reason; the next one renders."""
+    key = await submit_too_rich(stack)
 
     letters = await apoll(lambda: _dead_letters(stack, key), lambda found: len(found) >= 1)
     assert letters[0]["dlq-service"] == "enrichment"

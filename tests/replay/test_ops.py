@@ -7,8 +7,10 @@ from functools import partial
 import httpx
 import redis.asyncio as aioredis
 
+from newsroom.common.messaging import read_topic
 from newsroom.common.store import connect
-from newsroom.common.topics import ARTICLES, ENRICHED
+from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
+from tests.common.test_output_failures import submit_too_rich
 from tests.conftest import RunningStack, apoll, poll
 from tests.ingestion.helpers import newsroom
 from tests.replay.helpers import active_namespace, new_article, pipeline_idle
@@ -38,6 +40,24 @@ async def test_rebuild_enrichment_publishes_new_revisions_the_renderer_applies(s
     finally:
         await redis.aclose()
     poll(lambda: httpx.get(stack.web + path), lambda r: r.status_code == 200 and "NASDAQ:AMD" in r.text)
+
+
+async def test_rebuild_enrichment_leaves_an_article_too_large_to_publish_alone(stack: RunningStack) -> None:
+    """Re-tagging goes through an article whose enriched event no broker takes, and says so."""
+    await submit_too_rich(stack)
+    await apoll(lambda: dead_letter_keys(stack), lambda keys: any(k.startswith("huge-") for k in keys))
+    for args in (("--dry-run",), ()):
+        result = newsroom(stack, "rebuild", "enrichment", "--no-progress", *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+        (row,) = [line for line in result.stdout.splitlines() if line.startswith("│ too large to publish")]
+        assert int(row.split("│")[2].strip().replace(",", "")) >= 1
+
+
+async def dead_letter_keys(stack: RunningStack) -> set[str]:
+    keys = set()
+    async for batch in read_topic(stack.settings, DEAD_LETTERS.name):
+        keys |= {rec.key.decode() for rec in batch if rec.key}
+    return keys
 
 
 def test_topics_tail_lag_and_status_show_the_pipeline(stack: RunningStack) -> None:

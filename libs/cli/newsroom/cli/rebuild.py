@@ -66,7 +66,7 @@ from newsroom.common.events import (
     new_envelope,
 )
 from newsroom.common.lag import partitions_of, plain_consumer
-from newsroom.common.messaging import Outgoing, read_topic
+from newsroom.common.messaging import EventTooLarge, Outgoing, read_topic, too_large
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
 from newsroom.common.tasks import in_background
@@ -634,6 +634,7 @@ class EnrichmentSummary:
     retagged: int = 0
     changed: int = 0
     retracted: int = 0
+    too_large: int = 0
     seconds: float = 0.0
     published: bool = False
 
@@ -645,6 +646,7 @@ class EnrichmentSummary:
                 ("re-tagged" + ("" if self.published else " (dry run: not published)"), f"{self.retagged:,}"),
                 ("tickers changed", f"{self.changed:,}"),
                 ("retracted (skipped)", f"{self.retracted:,}"),
+                ("too large to publish (left as they were)", f"{self.too_large:,}"),
                 ("wall time", f"{self.seconds:.1f} s"),
             ],
         )
@@ -720,8 +722,14 @@ async def rebuild_enrichment(
                     tickers = tuple(sorted((t.exchange, t.symbol) for t in enriched.tickers))
                     summary.changed += tickers != state.tickers.get(article.article_id)
                     out.append((ENRICHED, article.article_id, new_envelope(enriched, producer=PRODUCER)))
-                if publisher is not None:
-                    await publisher.publish(out)
+                if publisher is None:
+                    out = _publishable(out, summary)
+                else:
+                    try:
+                        await publisher.publish(out)
+                    except EventTooLarge:  # none of the burst was sent: send what a broker takes
+                        out = _publishable(out, summary)
+                        await publisher.publish(out)
                 summary.retagged += len(out)
                 progress.advance(task, len(out))
     finally:
@@ -729,6 +737,19 @@ async def rebuild_enrichment(
             await broker.stop()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _publishable(out: list[Outgoing], summary: EnrichmentSummary) -> list[Outgoing]:
+    """The events of ``out`` a broker takes; the others are counted in ``summary`` and logged."""
+    kept = []
+    for item in out:
+        reason = too_large([item])
+        if reason is None:
+            kept.append(item)
+        else:
+            summary.too_large += 1
+            log.warning("enriched event too large to publish; its article keeps its own", reason=reason)
+    return kept
 
 
 def cmd_rebuild_enrichment(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ batches, ``POST /v1/articles:batch``), so every article passes the same rules in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -76,6 +77,7 @@ class Ingestor:
         self._committer: asyncio.Task[None] | None = None
         self.ready = False
         self.settings: Settings | None = None
+        self._healing: asyncio.Task[None] | None = None
 
     async def load(self, settings: Settings) -> int:
         """Rebuild the registry from the articles topic."""
@@ -122,8 +124,28 @@ class Ingestor:
             await self.publisher.publish(items)
         except Exception as exc:
             self.ready = False
+            if self._healing is None or self._healing.done():
+                self._healing = asyncio.create_task(self._heal())
             log.exception("publishing article events failed", events=len(items))
             raise PublishFailed(f"the broker did not acknowledge the article events: {exc}") from exc
+
+    async def _heal(self, first_pause: float = 1.0, longest_pause: float = 30.0) -> None:
+        """Rebuild a stale registry in the background until it is ready again, so that readiness comes
+        back without a request (a service that is not ready gets none)."""
+        pause = first_pause
+        while not self.ready:
+            await asyncio.sleep(pause)
+            async with self.lock:
+                with contextlib.suppress(PublishFailed):  # the broker is still away: try again later
+                    await self._resync()
+            pause = min(pause * 2, longest_pause)
+
+    async def close(self) -> None:
+        """Stop healing (at shutdown)."""
+        if self._healing is not None:
+            self._healing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._healing
 
     async def submit(
         self, article: ArticleIn, *, article_id: str | None = None, correlation_id: str | None = None
@@ -225,6 +247,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await ingestor.close()
         await broker.stop()
         log.info("ingestion stopped")
 

@@ -1,0 +1,40 @@
+"""The ingestion service after the broker failed a publish: it refuses to guess, then heals by itself."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+from newsroom.common.messaging import Publisher
+from newsroom.ingestion.domain import ArticleIn
+from newsroom.ingestion.service import Ingestor, PublishFailed
+from tests.conftest import RunningStack, apoll
+
+
+class FailingBroker:
+    """Stands in for the FastStream broker: every publish fails as a broker that is down does."""
+
+    async def publish(self, *args: Any, **kwargs: Any) -> Any:
+        raise KafkaConnectionError("the broker is unreachable")
+
+
+async def test_a_failed_publish_heals_without_a_request(infra: RunningStack) -> None:
+    """After a failed publish the registry is rebuilt from the log in the background: ready again unasked."""
+    ingestor = Ingestor(Publisher(FailingBroker(), "test"))  # type: ignore[arg-type]  # fails every publish
+    await ingestor.load(infra.settings)
+    article = ArticleIn(
+        headline="Healing test", body="Text.", source="heal-test", published_at=datetime.now(UTC)
+    )
+    try:
+        with pytest.raises(PublishFailed):
+            await ingestor.submit(article)
+        assert not ingestor.ready
+        await apoll(lambda: asyncio.sleep(0, ingestor.ready), bool, timeout=30)
+        assert ingestor.ready
+        assert ingestor.registry.submit(article).outcome == "accepted"  # the failed burst left no trace
+    finally:
+        await ingestor.close()

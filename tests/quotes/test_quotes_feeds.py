@@ -93,6 +93,25 @@ def test_tse_daily_file_is_tokyo_4063_with_its_recorded_split() -> None:
     assert read_split_events(path) == [(date(2023, 3, 30), Decimal(5))]
 
 
+def test_yahoo_snapshot_volumes_are_the_days_so_far_not_added_up(tmp_path: Path) -> None:
+    """Two snapshots of a day (10M then 15M traded) make a day volume of 15M, not 25M."""
+    at = int(datetime(2025, 2, 18, 15, 0, tzinfo=UTC).timestamp())
+    snapshots = [
+        {"symbol": "AAPL", "exchange": "NMS", "regularMarketPrice": 100.0, "regularMarketTime": at + 60 * i,
+         "regularMarketVolume": volume, "regularMarketPreviousClose": 99.0}
+        for i, volume in enumerate((10_000_000, 15_000_000))
+    ]  # fmt: skip
+    path = tmp_path / "snapshots.json"
+    path.write_text(json.dumps(snapshots))
+    ticks = list(read_yahoo_snapshots(path))
+    assert [t.volume for t in ticks] == [10_000_000, 5_000_000]
+    book = QuoteBook(coalesce=timedelta(0))
+    for t in ticks:
+        assert book.apply(t, received_at=t.exchange_time) is None
+    (snapshot,) = book.due(datetime(2025, 2, 18, 16, 0, tzinfo=UTC))
+    assert snapshot.volume == 15_000_000
+
+
 def test_yahoo_snapshots_reproduce_yahoos_change() -> None:
     """Yahoo snapshot quotes on NASDAQ/NYSE replayed through the book give Yahoo's own change and change %."""
     path = data_file("yahoo_quote_snapshots_2025-02-17.json")

@@ -306,6 +306,9 @@ def read_yahoo_snapshots(
 ) -> Iterator[TickReceived]:
     """Ticks from a JSON list of Yahoo quote objects, in ``regularMarketTime`` order.
 
+    Each tick's volume is what traded since the instrument's snapshot before it that day (a snapshot
+    gives the day's volume so far, a tick what it adds).
+
     Quotes on exchanges other than NASDAQ/NYSE/TYO are skipped unless ``include_unmapped`` (then they
     keep Yahoo's exchange code, for a consumer to reject); quotes without a price or time are skipped.
     """
@@ -347,7 +350,13 @@ def read_yahoo_snapshots(
             )
         )
     ticks.sort(key=lambda t: t.exchange_time)
-    yield from ticks
+    # A snapshot's volume is the day's so far; a tick carries what traded since the one before it.
+    day_volume: dict[tuple[str, str, date], int] = {}
+    for tick in ticks:
+        key = (tick.exchange, tick.symbol, tick.exchange_time.date())
+        before = day_volume.get(key, 0)
+        day_volume[key] = max(before, tick.volume)
+        yield tick.model_copy(update={"volume": max(0, tick.volume - before)})
 
 
 def read_ticks(

@@ -72,6 +72,16 @@ def test_sitemap_without_a_publication_name_is_sourced_by_its_host() -> None:
     assert url.article["source"] == "example.com"
 
 
+def test_a_sitemap_url_too_broken_to_split_does_not_fail_the_sitemap() -> None:
+    """An item whose location cannot even be split still reads, with a generic source."""
+    broken = SITEMAP.replace(b"<news:name>Wire</news:name>", b"").replace(
+        b"https://example.com/s", b"https://[bad/s"
+    )
+    (url,) = parse_feed(broken, "", "test")
+    assert url.article is not None
+    assert url.article["source"] == "sitemap"
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

@@ -320,6 +320,20 @@ def test_prices_out_of_any_quote_range_never_stop_the_book() -> None:
     assert snapshots["MSFT"].previous_close is None
 
 
+def test_a_split_that_rounds_a_tiny_close_to_nothing_leaves_no_previous_close() -> None:
+    """A sub-cent close halved by a 2:1 split rounds to zero: the next session shows no change, no crash."""
+    split_day = date(2025, 2, 19)
+    book = QuoteBook(coalesce=timedelta(0), splits={"NASDAQ:AAPL": [(split_day, 2)]})
+    monday = datetime(2025, 2, 18, 15, 0, tzinfo=UTC)
+    tuesday = datetime(2025, 2, 19, 15, 0, tzinfo=UTC)
+    assert book.apply(tick("0.00004", monday), received_at=monday) is None
+    assert book.apply(tick("0.00003", tuesday), received_at=tuesday) is None
+    snapshots = book.due(tuesday + DELAY)
+    assert snapshots[-1].price == Decimal("0.00003")
+    assert snapshots[-1].previous_close is None
+    assert snapshots[-1].change_percent is None
+
+
 # --------------------------------------------------------------------------- splits
 
 

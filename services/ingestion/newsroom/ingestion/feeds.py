@@ -176,7 +176,7 @@ def _sitemap(root: Any, source: str, origin: str) -> list[Candidate]:
             "headline": title,
             "body": title,
             "body_format": "text",
-            "source": source or name or urlsplit(loc).hostname or "sitemap",
+            "source": source or name or _host(loc) or "sitemap",
             "id": item_id(loc),
             "url": loc or None,
             "published_at": published.isoformat(),
@@ -184,6 +184,14 @@ def _sitemap(root: Any, source: str, origin: str) -> list[Candidate]:
         }
         out.append(Candidate(f"{origin}#{i + 1}", {k: v for k, v in article.items() if v is not None}))
     return out
+
+
+def _host(url: str) -> str | None:
+    """The host of ``url``, or None (also for one too broken to split)."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def item_id(key: str) -> str | None:

@@ -623,7 +623,8 @@ class QuoteBook:
                 and session.previous is not None
                 and session.previous == current.date
             ):
-                prev_close = self._adjusted_close(inst, last_close, current.date, session.date)
+                # (a split can round a tiny close to nothing: then no previous close, not a zero one)
+                prev_close = _valid_hint(self._adjusted_close(inst, last_close, current.date, session.date))
             if prev_close is None:
                 prev_close = _valid_hint(hint)
             inst.session = session

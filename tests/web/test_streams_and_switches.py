@@ -75,8 +75,7 @@ async def test_a_switch_ends_open_event_streams(infra: RunningStack) -> None:
         old, new = site.namespace, f"{site.namespace}:20261125T000000000000Z"
         await redis.set(site.pointers.shadow, new)
         await site.pointers.switch_to(redis, new, replacing=old)
-        rest = await asyncio.wait_for(_remaining(lines), timeout=30)  # returns once the stream ended
-        assert "retry: 1000" in rest
+        await asyncio.wait_for(_remaining(lines), timeout=30)  # returns once the stream has ended
         assert site.namespace == new
     await redis.aclose()
 

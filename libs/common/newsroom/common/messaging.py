@@ -40,7 +40,7 @@ from newsroom.common.topics import DEAD_LETTERS, Topic
 
 log = structlog.get_logger(__name__)
 
-OUTPUT_RETRY_PAUSE_S = 1.0  # before a batch whose output failed is delivered again
+REDELIVERY_PAUSE_S = 1.0  # before a batch that failed is delivered again
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +257,7 @@ async def _one_by_one(records: list[Record], handle: Handler, publisher: Publish
                 log.exception("event failed")
                 EVENTS_FAILED.labels(service, record.envelope.type).inc()
                 poison.append((record, f"{type(exc).__name__}: {exc}"))
-    async with redelivered_if_output_fails():
+    async with delivered_again_on_failure():
         try:
             await publisher.publish([item for _, items in produced for item in items])
         except EventTooLarge:  # park the records whose output is too large; publish the others' output
@@ -274,15 +274,17 @@ async def _one_by_one(records: list[Record], handle: Handler, publisher: Publish
 
 
 @contextlib.asynccontextmanager
-async def redelivered_if_output_fails() -> AsyncIterator[None]:
-    """A batch whose output or dead letters the broker did not take is delivered again (after a pause)."""
+async def delivered_again_on_failure() -> AsyncIterator[None]:
+    """A batch that fails in this block (its output or dead letters not taken by the broker, or a bug) is
+    delivered again after a pause, not committed: every batch subscriber's body runs in one, so that a
+    failure that lasts stalls its partition (and shows as lag) without spinning or losing the batch."""
     try:
         yield
     except NackMessage:
         raise
     except Exception as exc:
-        log.warning("the batch's output failed; the batch will be delivered again", error=repr(exc))
-        await asyncio.sleep(OUTPUT_RETRY_PAUSE_S)
+        log.warning("the batch failed; it will be delivered again", error=repr(exc), exc_info=True)
+        await asyncio.sleep(REDELIVERY_PAUSE_S)
         raise NackMessage() from exc
 
 
@@ -314,7 +316,7 @@ async def process_batch_at_once(
             return await _one_by_one(records, handle, publisher)
         for _, envelope in decoded:
             EVENTS_PROCESSED.labels(service, envelope.type).inc()
-        async with redelivered_if_output_fails():
+        async with delivered_again_on_failure():
             try:
                 await publisher.publish(out)
             except EventTooLarge:

@@ -33,6 +33,7 @@ from newsroom.common.messaging import (
     Record,
     batch_subscription,
     decode_batch,
+    delivered_again_on_failure,
     make_broker,
     process_batch,
 )
@@ -115,7 +116,8 @@ async def handle_article(record: Record, envelope: Envelope) -> list[Outgoing]:
 
 @broker.subscriber(ARTICLES.name, **batch_subscription(settings, "enrichment"))
 async def on_articles(records: Any) -> None:
-    await process_batch(records, handle_article, publisher)
+    async with delivered_again_on_failure():
+        await process_batch(records, handle_article, publisher)
 
 
 @broker.subscriber(

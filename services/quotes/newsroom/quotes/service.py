@@ -35,8 +35,8 @@ from newsroom.common.messaging import (
     Publisher,
     Record,
     batch_subscription,
+    delivered_again_on_failure,
     make_broker,
-    redelivered_if_output_fails,
 )
 from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED, ops_routes
 from newsroom.common.settings import Settings, get_settings
@@ -110,10 +110,10 @@ async def raw_batch(message: StreamMessage[Any]) -> list[ConsumerRecord[Any, Any
 async def on_ticks(records: list[Any]) -> None:
     """Apply a batch of ticks, dead-letter its poison, publish what became due (nack if that fails)."""
     started = time.perf_counter()
-    async with lock:
-        outcome = ingest(book, records)
-    _count(outcome)
-    async with redelivered_if_output_fails():  # its applied ticks are duplicates then, which the book skips
+    async with delivered_again_on_failure():  # its applied ticks are duplicates then, which the book skips
+        async with lock:
+            outcome = ingest(book, records)
+        _count(outcome)
         if outcome.poison:
             await publisher.dead_letter_many(
                 [(Record.from_consumer_record(records[i]), reason) for i, reason in outcome.poison]

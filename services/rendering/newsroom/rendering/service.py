@@ -30,6 +30,7 @@ from newsroom.common.messaging import (
     Record,
     batch_subscription,
     bound_to,
+    delivered_again_on_failure,
     make_broker,
     process_batch_at_once,
 )
@@ -372,7 +373,8 @@ async def handle_enriched(record: Record, envelope: Any) -> list[Any]:
 
 @broker.subscriber(ENRICHED.name, **batch_subscription(settings, ARTICLES_GROUP))
 async def on_enriched(records: list[Record]) -> None:
-    await process_batch_at_once(records, handle_enriched_batch, handle_enriched, publisher)
+    async with delivered_again_on_failure():
+        await process_batch_at_once(records, handle_enriched_batch, handle_enriched, publisher)
 
 
 @broker.subscriber(SNAPSHOTS.name, **batch_subscription(settings, QUOTES_GROUP, max_records=2000))
@@ -384,9 +386,10 @@ async def on_snapshots(records: list[Record]) -> None:
             snapshots.append(record.envelope.data)
         else:
             misplaced.append((record, record.error or "not a quote snapshot"))
-    await publisher.dead_letter_many(misplaced)  # one burst, one wait for the broker
-    async with redelivered_while_the_store_is_down():
-        await to_each_namespace(lambda w: w.quotes(snapshots))
+    async with delivered_again_on_failure():
+        await publisher.dead_letter_many(misplaced)  # one burst, one wait for the broker
+        async with redelivered_while_the_store_is_down():
+            await to_each_namespace(lambda w: w.quotes(snapshots))
 
 
 async def _ready() -> bool:

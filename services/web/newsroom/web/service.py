@@ -240,9 +240,10 @@ class Site:
             if part
         }
         assert self.redis is not None
+        namespace = self.namespace  # before subscribing: a switch meanwhile then ends the stream
         pubsub = self.redis.pubsub()
         try:
-            await pubsub.subscribe(self.keys.live_quotes)
+            await pubsub.subscribe(Keys(namespace).live_quotes)
         except (RedisError, OSError):
             await respond(send, 503, b"", b"text/plain")
             return
@@ -257,7 +258,6 @@ class Site:
                 ],
             }
         )
-        namespace = self.namespace
         gone = asyncio.create_task(_disconnected(receive))
 
         async def emit(body: bytes) -> None:

@@ -56,6 +56,13 @@ def test_oversized_chunked_body_is_413(stack: RunningStack) -> None:
         assert r.status_code == 413
 
 
+def test_an_overlong_correlation_id_is_cut_not_a_failure(stack: RunningStack) -> None:
+    """A client's correlation id travels in the events only up to 200 characters."""
+    headers = {**stack.auth(), "x-correlation-id": "c" * 3000}
+    r = httpx.post(f"{stack.api}/v1/articles", json=new_article(), headers=headers)
+    assert r.status_code == 202
+
+
 def test_invalid_body_is_422_with_field_errors(stack: RunningStack) -> None:
     """Missing and malformed fields are listed."""
     r = httpx.post(

@@ -113,6 +113,47 @@ def test_query_string_tells_articles_apart() -> None:
     assert (again.outcome, again.article_id) == ("revised", one.article_id)
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://example.com/n?b=2&a=1", "https://example.com/n?a=1&b=2"),  # parameter order
+        ("https://example.com/caf%c3%a9", "https://example.com/caf%C3%A9"),  # escape case
+        ("https://example.com/n?q=a+b", "https://example.com/n?q=a%20b"),  # two spellings of a space
+        (
+            "https://example.com/n?mod=rss_markets",
+            "https://example.com/n?mod=rss_top",
+        ),  # a tracking parameter
+    ],
+)
+def test_two_spellings_of_one_url_are_one_article(first: str, second: str) -> None:
+    """URLs that differ only in how they are spelled, or in tracking parameters, name one article."""
+    registry = ArticleRegistry()
+    one = published(registry, article(url=first))
+    two = published(registry, article(body="Revised text.", url=second))
+    assert (two.outcome, two.article_id) == ("revised", one.article_id)
+
+
+def test_undecodable_escapes_tell_articles_apart() -> None:
+    """Escapes that are not UTF-8 are kept as they are, not folded into one replacement character."""
+    registry = ArticleRegistry()
+    one = published(registry, article(url="https://example.com/n?id=caf%E9"))
+    two = published(registry, article(body="Another story.", url="https://example.com/n?id=caf%E8"))
+    assert one.article_id != two.article_id
+
+
+def test_url_ids_that_differ_in_tracking_parameters_are_one_item() -> None:
+    """A feed whose item ids are their links gives one article, whatever tracking the links carry."""
+    registry = ArticleRegistry()
+    link = "https://example.com/markets/story"
+    one = published(
+        registry, article(source="feed", id=f"{link}?utm_source=rss", url=f"{link}?utm_source=rss")
+    )
+    two = published(
+        registry, article(source="feed", id=f"{link}?utm_source=app", url=f"{link}?utm_source=app")
+    )
+    assert (two.outcome, two.article_id) == ("duplicate", one.article_id)
+
+
 def test_path_case_tells_articles_apart() -> None:
     """A URL's path is case-sensitive: /News/A and /news/a are two articles."""
     registry = ArticleRegistry()
@@ -130,6 +171,10 @@ def test_copy_of_an_older_version_does_not_undo_a_correction() -> None:
     copy = published(registry, article(source="aggregator", id="agg-1", body="Toyota profit up 5%."))
     assert (copy.outcome, copy.article_id, copy.revision) == ("duplicate", first.article_id, 2)
     assert copy.event is None
+    resent = published(registry, article(id="w-9", body="Toyota profit up 5%."))  # the source's stale copy
+    assert (resent.outcome, resent.revision) == ("duplicate", 2)
+    revert = registry.submit(article(id="w-9", body="Toyota profit up 5%."), article_id=first.article_id)
+    assert (revert.outcome, revert.revision) == ("revised", 3)  # asked for by id: a revert is a revision
 
 
 def test_same_source_items_with_the_same_text_stay_apart() -> None:
@@ -152,3 +197,5 @@ def test_article_too_large_to_publish_is_refused() -> None:
         registry.submit(article(body="&" * 499_000))
     assert registry.by_id == {}
     assert published(registry, article(body="x" * 150_000)).outcome == "accepted"  # long, not too large
+    with pytest.raises(ValueError, match="the limit is 800,000"):  # room left for its enrichment
+        registry.submit(article(body="<" * 210_000))  # 840,000 characters once escaped

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import nh3
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -111,39 +111,46 @@ def slugify(headline: str, article_id: str) -> str:
     return f"{words[:80].rstrip('-')}-{article_id[:8]}"
 
 
-TRACKING_PARAMS = frozenset(
-    {
-        "fbclid",
-        "gclid",
-        "dclid",
-        "msclkid",
-        "mc_cid",
-        "mc_eid",
-        "igshid",
-        "ocid",
-        "cmpid",
-        "smid",
-        "ref",
-        "ref_src",
-    }
-)  # besides every parameter whose name starts with "utm"
+# Query parameters that say how a reader came to a page, not which page (besides every "utm…" one).
+TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "ocid", "cmpid", "cmp", "smid",
+    "ref", "ref_src", "mod", "ncid", "taid", "yptr", "guccounter", "_ga", "_gl", "sr_share", "spm", "s_cid",
+    "at_medium", "at_campaign", "xtor", "ito", "rss",
+})  # fmt: skip
+_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+
+
+def _escapes_upper(text: str) -> str:
+    return _ESCAPE.sub(lambda m: m.group(0).upper(), text)
+
+
+def _tracking(pair: str) -> bool:
+    name = unquote_plus(pair.partition("=")[0]).lower()
+    return name.startswith("utm") or name in TRACKING_PARAMS
 
 
 def canonical_url(url: str | None) -> str | None:
     """The URL an article is known by: scheme and host lower-cased, no fragment, no trailing slash, and
-    the query without tracking parameters (the rest of it, and the path's case, can name the article)."""
+    the query without tracking parameters, its parameters in order (the rest of it, and the path's
+    case, can name the article). Percent-escapes are upper-cased and ``+`` in the query is ``%20``;
+    nothing is decoded, so no escape is lost."""
     if not url or not url.strip():
         return None
-    parts = urlsplit(url.strip())
-    query = urlencode(
-        [
-            (name, value)
-            for name, value in parse_qsl(parts.query, keep_blank_values=True)
-            if not name.lower().startswith("utm") and name.lower() not in TRACKING_PARAMS
-        ]
-    )
-    path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, query, ""))
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # too broken to split: known by itself
+        return url.strip()
+    kept = (pair for pair in parts.query.split("&") if pair and not _tracking(pair))
+    pairs = sorted(_escapes_upper(pair.replace("+", "%20")) for pair in kept)
+    path = _escapes_upper(parts.path).rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "&".join(pairs), ""))
+
+
+def item_key(source_id: str) -> str:
+    """What a source's item id is compared by: a URL used as an id is compared as its canonical URL."""
+    if source_id.startswith(("http://", "https://")):
+        return canonical_url(source_id) or source_id
+    return source_id
 
 
 def content_hash(headline: str, body_html: str) -> str:
@@ -151,21 +158,26 @@ def content_hash(headline: str, body_html: str) -> str:
     return hashlib.sha256(text.lower().encode()).hexdigest()
 
 
+# An article's event may take this much of the size a broker takes (MAX_EVENT_BYTES): its enriched
+# event carries it again, with its mentions (about 220 bytes each, so room for some 900).
+ARTICLE_EVENT_BYTES = MAX_EVENT_BYTES * 8 // 10
+
+
 def refuse_if_too_large(event: ArticleContent) -> None:
-    """ValueError for an article whose event would be over the size a broker takes (``MAX_EVENT_BYTES``).
+    """ValueError for an article whose event would leave its enrichment no room (``ARTICLE_EVENT_BYTES``).
 
     Encoded only when its text is long enough to matter: JSON spells no character in more than six bytes.
     """
     optional = (event.byline, event.dateline, event.url, event.source_id, *event.ticker_hints)
     chars = sum(map(len, (event.body_html, event.headline, event.source, event.slug)))
     chars += sum(len(text) for text in optional if text)
-    if 6 * chars + ENVELOPE_BYTES <= MAX_EVENT_BYTES:
+    if 6 * chars + ENVELOPE_BYTES <= ARTICLE_EVENT_BYTES:
         return
     size = len(event.model_dump_json().encode()) + ENVELOPE_BYTES
-    if size > MAX_EVENT_BYTES:
+    if size > ARTICLE_EVENT_BYTES:
         raise ValueError(
             f"the article is too large to publish: about {size:,} bytes as an event, "
-            f"the limit is {MAX_EVENT_BYTES:,}"
+            f"the limit is {ARTICLE_EVENT_BYTES:,}"
         )
 
 
@@ -185,7 +197,7 @@ class Known:
         """Whether ``source`` names a different item of its own by ``source_id`` (so this is not it)."""
         if source != self.source or source_id is None or self.source_id is None:
             return False
-        return source_id != self.source_id
+        return item_key(source_id) != item_key(self.source_id)
 
 
 @dataclass
@@ -228,7 +240,7 @@ class ArticleRegistry:
                 payload.source_id,
             )
             if payload.source_id:
-                self.by_source_id[f"{payload.source}\x00{payload.source_id}"] = payload.article_id
+                self.by_source_id[f"{payload.source}\x00{item_key(payload.source_id)}"] = payload.article_id
             url = canonical_url(payload.url)
             if url:
                 self.by_url[url] = payload.article_id
@@ -239,26 +251,21 @@ class ArticleRegistry:
                 known.retracted = True
                 known.revision = max(known.revision, payload.revision)
 
-    def find(
-        self, source: str, source_id: str | None, url: str | None, hash_: str
-    ) -> tuple[Known | None, Literal["id", "url", "content"] | None]:
-        """The known article a submission is, and what matched: its source id, its canonical URL, or its
-        content (equal to one of the article's versions: a copy, never a revision).
+    def find(self, source: str, source_id: str | None, url: str | None, hash_: str) -> Known | None:
+        """The known article a submission is: by its source id, its canonical URL, or its content (equal
+        to one of the article's versions).
 
         A URL or content match with an article the same source knows by another id of its own is not
         one: the source says they are two items.
         """
-        if source_id and (hit := self.by_source_id.get(f"{source}\x00{source_id}")):
-            return self.by_id[hit], "id"
-        candidates: list[tuple[str | None, Literal["url", "content"]]] = [
-            (self.by_url.get(curl) if (curl := canonical_url(url)) else None, "url"),
-            (self.by_hash.get(hash_), "content"),
-        ]
-        for hit, how in candidates:
+        if source_id and (hit := self.by_source_id.get(f"{source}\x00{item_key(source_id)}")):
+            return self.by_id[hit]
+        by_url = self.by_url.get(curl) if (curl := canonical_url(url)) else None
+        for hit in (by_url, self.by_hash.get(hash_)):
             known = self.by_id.get(hit) if hit else None
             if known is not None and not known.another_item_of(source, source_id):
-                return known, how
-        return None, None
+                return known
+        return None
 
     def submit(self, article: ArticleIn, *, article_id: str | None = None) -> Decision:
         """Decide what a submission means; ``article_id`` forces a revision of that article."""
@@ -270,16 +277,18 @@ class ArticleRegistry:
         headline = plain(article.headline)
         hash_ = content_hash(headline, body_html)
         url = str(article.url) if article.url else None
-        known: Known | None
-        how: Literal["id", "url", "content"] | None = "id"
         if article_id:
             known = self.by_id.get(article_id)
         else:
-            known, how = self.find(article.source, article.id, url, hash_)
+            known = self.find(article.source, article.id, url, hash_)
         if known and known.retracted:
             return Decision("gone", known.article_id, known.revision, slug=known.slug)
-        if known and (known.content_hash == hash_ or how == "content"):  # an older version is no revision
-            return Decision("duplicate", known.article_id, known.revision, slug=known.slug)
+        # The text of this version is a duplicate, and so is an older version's (a stale copy, not a
+        # correction undone), unless a revision of that article was asked for by its id (a revert).
+        if known is not None:
+            stale = not article_id and self.by_hash.get(hash_) == known.article_id
+            if known.content_hash == hash_ or stale:
+                return Decision("duplicate", known.article_id, known.revision, slug=known.slug)
         new_id = known.article_id if known else (article_id or uuid.uuid4().hex)
         revision = known.revision + 1 if known else 1
         slug = known.slug if known else slugify(headline, new_id)

@@ -381,8 +381,11 @@ def _answer(decision: Decision) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=code)
 
 
+MAX_CORRELATION_ID = 200  # characters kept of a client's x-correlation-id (it travels in every event)
+
+
 def _correlation(request: Request) -> str | None:
-    return request.headers.get("x-correlation-id") or None
+    return request.headers.get("x-correlation-id", "")[:MAX_CORRELATION_ID] or None
 
 
 @app.post("/v1/articles", status_code=202, response_model=Accepted)

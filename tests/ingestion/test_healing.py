@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
 
 from newsroom.common.messaging import Publisher
 from newsroom.ingestion.domain import ArticleIn
 from newsroom.ingestion.service import Ingestor, PublishFailed
+from tests.common.test_output_failures import FailingBroker
 from tests.conftest import RunningStack, apoll
-
-
-class FailingBroker:
-    """Stands in for the FastStream broker: every publish fails as a broker that is down does."""
-
-    async def publish(self, *args: Any, **kwargs: Any) -> Any:
-        raise KafkaConnectionError("the broker is unreachable")
 
 
 async def test_a_failed_publish_heals_without_a_request(infra: RunningStack) -> None:

@@ -8,6 +8,7 @@ from functools import partial
 from aiokafka import AIOKafkaProducer
 
 from newsroom.cli.ops import MAX_DLQ_ATTEMPTS, DeadLetter, dead_letters
+from newsroom.common.events import MAX_EVENT_BYTES
 from newsroom.common.messaging import read_topic
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS
@@ -74,3 +75,28 @@ async def test_redrive_stops_at_max_attempts(stack: RunningStack) -> None:
     assert dry.returncode == 0
     assert "dry run: would redrive" in dry.stdout
     assert await count_on_articles(settings, key) == republished
+
+
+async def test_a_record_too_large_to_park_whole_is_parked_cut_short(stack: RunningStack) -> None:
+    """A foreign record over the size limit goes to the dead letters cut short (the consumer moves on),
+    and a redrive leaves it be: the whole record is still on its topic."""
+    settings = stack.settings
+    key = f"huge-poison-{uuid.uuid4().hex}"
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False, max_request_size=2_000_000
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(ARTICLES.name, b"x" * 1_050_000, key=key.encode())  # 1 MiB and more
+    finally:
+        await producer.stop()
+
+    (letter,) = await apoll(partial(letters_for, settings, key), lambda found: len(found) >= 1, timeout=60)
+    assert letter.header("dlq-truncated") == "1050000 bytes, whole at dlq-topic/dlq-partition/dlq-offset"
+    assert len(letter.value) == MAX_EVENT_BYTES
+    assert (letter.header("dlq-reason") or "").startswith("not JSON")
+    result = newsroom(stack, "dlq", "redrive", "--offset", str(letter.offset))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "redriven: 0" in result.stdout
+    assert "cut short: 1" in result.stdout
+    assert await count_on_articles(settings, key) == 1

@@ -16,7 +16,7 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -481,6 +481,7 @@ class RedrivePlan:
     exhausted: list[DeadLetter]
     unroutable: list[DeadLetter]
     next_offset: int | None  # where the redrive group resumes, when the selection is unfiltered
+    truncated: list[DeadLetter] = field(default_factory=list)  # parked cut short: the whole is on its topic
 
 
 async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedrivePlan:
@@ -504,6 +505,8 @@ async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedriveP
     for d in letters:
         if not d.header("dlq-topic"):
             plan.unroutable.append(d)
+        elif d.header("dlq-truncated"):
+            plan.truncated.append(d)
         elif d.attempts >= args.max_attempts:
             plan.exhausted.append(d)
         else:
@@ -555,10 +558,14 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         table.add_row(
             str(d.offset), "?", d.key_text, str(d.attempts), Text("skip: no dlq-topic", style="red")
         )
+    for d in plan.truncated:
+        cut = Text(f"skip: parked cut short ({d.header('dlq-truncated')})", style="red")
+        table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), cut)
     out.print(table)
     if args.dry_run:
         out.print(
-            f"dry run: would redrive {len(plan.redrive)}, skip {len(plan.exhausted) + len(plan.unroutable)}"
+            f"dry run: would redrive {len(plan.redrive)}, "
+            f"skip {len(plan.exhausted) + len(plan.unroutable) + len(plan.truncated)}"
         )
         return 0
     sent = asyncio.run(redrive(settings, plan.redrive))
@@ -568,7 +575,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         )
     out.print(
         f"redriven: {sent}; skipped by the loop guard: {len(plan.exhausted)}; "
-        f"without a topic: {len(plan.unroutable)}"
+        f"without a topic: {len(plan.unroutable)}; cut short: {len(plan.truncated)}"
     )
     return 0
 

@@ -204,9 +204,13 @@ class Publisher:
                 "dlq-failed-at": failed_at,
                 "dlq-attempts": record.header("dlq-attempts") or "0",
             }
+            value = record.value
+            if len(value) > MAX_EVENT_BYTES:  # a foreign producer's, too large to park whole with headers
+                headers["dlq-truncated"] = f"{len(value)} bytes, whole at dlq-topic/dlq-partition/dlq-offset"
+                value = value[:MAX_EVENT_BYTES]
             pending.append(
                 await self.broker.publish(
-                    record.value,
+                    value,
                     DEAD_LETTERS.name,
                     key=(record.key or "").encode(),
                     headers=headers,

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.exceptions import NackMessage
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from newsroom.common import messaging
 from newsroom.common.events import ArticleContent, ArticleEnriched, ArticleSubmitted, encode, new_envelope
 from newsroom.common.messaging import read_topic
 from newsroom.common.topics import DEAD_LETTERS, ENRICHED
@@ -86,7 +87,7 @@ async def test_a_store_outage_delivers_the_batch_again_instead_of_parking_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A Redis connection error while rendering becomes a nack (delivered again), not a dead letter."""
-    monkeypatch.setattr(service, "STORE_RETRY_PAUSE_S", 0.0)
+    monkeypatch.setattr(messaging, "REDELIVERY_PAUSE_S", 0.0)
     with pytest.raises(NackMessage):
         async with service.redelivered_while_the_store_is_down():
             raise RedisConnectionError("Connection refused")

@@ -278,15 +278,19 @@ async def _one_by_one(records: list[Record], handle: Handler, publisher: Publish
 
 
 @contextlib.asynccontextmanager
-async def delivered_again_on_failure() -> AsyncIterator[None]:
-    """A batch that fails in this block (its output or dead letters not taken by the broker, or a bug) is
-    delivered again after a pause, not committed: every batch subscriber's body runs in one, so that a
-    failure that lasts stalls its partition (and shows as lag) without spinning or losing the batch."""
+async def delivered_again_on_failure(
+    failures: tuple[type[Exception], ...] = (Exception,),
+) -> AsyncIterator[None]:
+    """A batch that fails in this block with one of ``failures`` (by default any: its output or dead
+    letters not taken by the broker, or a bug) is delivered again after a pause, not committed. Every
+    batch subscriber's body runs in one, so that a failure that lasts stalls its partition (and shows
+    as lag) without spinning or losing the batch; a handler names the failures that are not its events'
+    fault (a store that is down) in one of its own, so that they are not dead-lettered either."""
     try:
         yield
     except NackMessage:
         raise
-    except Exception as exc:
+    except failures as exc:
         log.warning("the batch failed; it will be delivered again", error=repr(exc), exc_info=True)
         await asyncio.sleep(REDELIVERY_PAUSE_S)
         raise NackMessage() from exc

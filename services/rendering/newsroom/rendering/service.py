@@ -8,9 +8,8 @@ bytes, and an older revision never overwrites a newer one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -18,7 +17,6 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 from faststream.asgi import AsgiFastStream
-from faststream.exceptions import NackMessage
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -69,7 +67,6 @@ log = structlog.get_logger(SERVICE)
 
 
 META_FIELDS = ("rev", "erev", "retracted", "tickers")
-STORE_RETRY_PAUSE_S = 1.0
 T = TypeVar("T")
 
 
@@ -330,15 +327,9 @@ async def to_each_namespace(write: Callable[[FragmentWriter], Awaitable[T]]) -> 
     return results
 
 
-@asynccontextmanager
-async def redelivered_while_the_store_is_down() -> AsyncIterator[None]:
+def redelivered_while_the_store_is_down() -> AbstractAsyncContextManager[None]:
     """A Redis outage is not the events' fault: the batch is delivered again (after a pause), not parked."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning("the store is unavailable; the batch will be delivered again", error=repr(exc))
-        await asyncio.sleep(STORE_RETRY_PAUSE_S)
-        raise NackMessage() from exc
+    return delivered_again_on_failure((RedisConnectionError, RedisTimeoutError))
 
 
 def article_event(envelope: Any) -> ArticleEvent:

@@ -67,6 +67,7 @@ from newsroom.common.events import (
 )
 from newsroom.common.lag import partitions_of, plain_consumer
 from newsroom.common.messaging import EventTooLarge, Outgoing, read_topic, too_large
+from newsroom.common.mirror import ReplayDecoder
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
 from newsroom.common.tasks import in_background
@@ -374,6 +375,9 @@ async def apply_articles(
     at once made every later step slower (a rebuild's events then no longer fit in the CPU caches).
     """
     counts = ArticleCounts()
+    # Enriched revisions as msgspec mirrors: a quarter of pydantic's decoding time, and the renderer
+    # reads them alike (the determinism tests compare rebuilt pages with live-rendered ones).
+    decoder = ReplayDecoder(fast=(ArticleEnriched,), accepted=(ArticleEnriched, ArticleRetracted))
     batches = read_topic(settings, ENRICHED.name, max_records=chunk, partitions=partitions)
     with few_collections():
         async with contextlib.aclosing(batches):  # its consumer stops here, also on an early return
@@ -381,11 +385,12 @@ async def apply_articles(
                 if stopping():
                     break
                 events: list[Any] = []  # at most a chunk: read_topic hands out no more at a time
-                for data in _decoded(batch):
-                    if isinstance(data, ArticleEnriched | ArticleRetracted):
-                        events.append(data)
-                    else:
+                for rec in batch:
+                    data = decoder.payload(rec.value)
+                    if data is None:
                         counts.undecodable += 1
+                    else:
+                        events.append(data)
                 counts.applied += await writer.apply(events)
                 advance(len(batch))
     return counts

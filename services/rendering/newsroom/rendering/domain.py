@@ -235,10 +235,13 @@ def split_page(path: str, prefix: str, html: str, item: str = "") -> Page:
 # --------------------------------------------------------------------------- applying events
 
 ArticleEvent = ArticleEnriched | ArticleRetracted
+"""What the renderer applies. Told apart as retractions and the rest: a rebuild hands it enriched
+revisions as their msgspec mirrors (:mod:`newsroom.common.mirror`), which read the same but are not
+instances of the model."""
 
 
 def article_id_of(event: ArticleEvent) -> str:
-    return event.article.article_id if isinstance(event, ArticleEnriched) else event.article_id
+    return event.article_id if isinstance(event, ArticleRetracted) else event.article.article_id
 
 
 def instrument_ids(enriched: ArticleEnriched) -> list[str]:

@@ -143,7 +143,7 @@ class FragmentWriter:
         for event in events:
             by_article.setdefault(article_id_of(event), []).append(event)
         named = sorted(
-            {iid for evs in by_article.values() for e in evs if isinstance(e, ArticleEnriched)
+            {iid for evs in by_article.values() for e in evs if not isinstance(e, ArticleRetracted)
              for iid in instrument_ids(e)}
         )  # fmt: skip
         if not by_article:

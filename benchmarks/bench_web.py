@@ -26,7 +26,7 @@ from newsroom.enrichment.master import build_master
 from newsroom.enrichment.service import Enricher
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry
 from newsroom.rendering.domain import Renderer
-from newsroom.rendering.service import FragmentWriter
+from newsroom.rendering.writer import FragmentWriter
 
 DURATION = os.environ.get("BENCH_WEB_DURATION", "8s")
 CONNECTIONS = "64"

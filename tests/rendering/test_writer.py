@@ -21,7 +21,7 @@ from newsroom.common.events import (
 from newsroom.common.settings import DEFAULT_WATCHLIST
 from newsroom.common.store import OWN, FragmentReader, NamespaceRetired, Pointers, SwitchRefused, connect
 from newsroom.rendering.domain import ArticleEvent, Renderer
-from newsroom.rendering.service import FragmentWriter
+from newsroom.rendering.writer import FragmentWriter
 from tests.conftest import RunningStack
 from tests.rendering.test_domain import enriched
 from tests.replay.helpers import snapshot_namespace

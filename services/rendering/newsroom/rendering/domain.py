@@ -279,7 +279,7 @@ class Outcome:
 
 @dataclass
 class Applied:
-    """What :meth:`~newsroom.rendering.service.FragmentWriter.apply` did (sums over batches with ``+``)."""
+    """What :meth:`~newsroom.rendering.writer.FragmentWriter.apply` did (sums over batches with ``+``)."""
 
     rendered: int = 0  # article revisions applied
     skipped: int = 0  # stale revisions, and revisions of retracted articles

@@ -17,7 +17,13 @@ from aiokafka import AIOKafkaProducer
 
 from newsroom.cli import demo
 from newsroom.cli.core import publish_ticks
-from newsroom.cli.rebuild import apply_articles, expire_namespace, few_collections, retire_version
+from newsroom.cli.rebuild import (
+    _in_workers,
+    apply_articles,
+    expire_namespace,
+    few_collections,
+    retire_version,
+)
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
 from newsroom.common.store import GONE, Pointers, connect
 from newsroom.common.topics import ARTICLES
@@ -240,6 +246,33 @@ async def test_applying_the_log_stops_after_the_chunk_in_hand(stack: RunningStac
     counts = await apply_articles(stack.settings, Recording(), None, 1, lambda n: None, lambda: bool(chunks))
     assert chunks == [1]
     assert counts.applied.rendered == 1
+
+
+async def test_when_this_process_share_fails_the_rebuild_ends_with_its_error(stack: RunningStack) -> None:
+    """The command's own share of the partitions failing ends the apply with that error, workers stopped."""
+    for _ in range(3):
+        submit(stack, new_article())
+    await pipeline_idle(stack.settings)
+    namespace = f"nr:{stack.settings.template_version}:test-{uuid.uuid4().hex}"
+    pointers = Pointers(stack.settings.template_version)
+    redis = connect(stack.settings.redis_url)
+
+    class Failing:
+        def __init__(self) -> None:
+            self.namespace = namespace
+
+        async def apply(self, events: Sequence[object]) -> Applied:
+            raise RuntimeError("this share failed")
+
+    try:
+        await redis.set(pointers.shadow, namespace, ex=60)  # the workers' writes are allowed
+        with pytest.raises(RuntimeError, match="this share failed"):
+            # this process takes every partition (so it sees an article, wherever the keys hashed)
+            await _in_workers(stack.settings, Failing(), [[0, 1, 2], [1], [2]], 1, lambda n: None)
+    finally:
+        await redis.delete(pointers.shadow)
+        await expire_namespace(redis, namespace, 1)
+        await redis.aclose()
 
 
 async def test_expiring_a_namespace_touches_its_keys_and_no_other(infra: RunningStack) -> None:

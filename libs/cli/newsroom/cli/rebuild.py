@@ -4,8 +4,8 @@
 timestamp>``, points the shadow pointer at it (with a TTL it keeps refreshing, so the live
 renderer writes every new event there too), renders the whole log into it with the renderer's
 own :class:`~newsroom.rendering.writer.FragmentWriter` (quote snapshots first, then the
-enriched topic: worker processes take its partitions and apply each one's events in log order,
-a chunk per atomic write), switches the active pointer
+enriched topic: this process and worker processes take its partitions and apply each one's
+events in log order, a chunk per atomic write), switches the active pointer
 atomically, and finally gives the old namespace's keys a TTL so in-flight readers finish.
 Until the switch the site keeps serving the old namespace: an interrupted rebuild changes
 nothing a reader sees, and its partial namespace expires.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import multiprocessing
 import os
@@ -97,8 +98,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--workers",
         type=int,
         default=None,
-        help="processes applying the enriched topic's partitions (default: one per partition, "
-        "at most two per core; 1 applies them in this process)",
+        help="processes applying the enriched topic's partitions, this one included (default: one per "
+        "partition, at most two per core; 1 applies them all in this process)",
     )
     f.add_argument(
         "--chunk", type=int, default=CHUNK, help=f"events applied per atomic write (default {CHUNK})"
@@ -340,7 +341,7 @@ async def render_log(
     else:
         groups = [parts[i::workers] for i in range(workers)]
         done = await _in_workers(
-            settings, writer.namespace, groups, chunk, lambda n: progress.update(articles_task, completed=n)
+            settings, writer, groups, chunk, lambda n: progress.update(articles_task, completed=n)
         )
     summary.articles += done.applied.rendered
     summary.skipped += done.applied.skipped
@@ -483,31 +484,41 @@ def worker_context() -> multiprocessing.context.BaseContext:
 
 
 async def _in_workers(
-    settings: Settings, namespace: str, groups: list[list[int]], chunk: int, report: Callable[[int], None]
+    settings: Settings, writer: Any, groups: list[list[int]], chunk: int, report: Callable[[int], None]
 ) -> ArticleCounts:
-    """Apply each group of partitions in a worker process of its own; ``report`` sees the records done.
+    """Apply the first group of partitions here with ``writer``, each other one in a worker process of its
+    own; ``report`` sees the records done.
 
-    Cancelled, or when a worker fails, it asks the workers to stop after the chunk in hand and waits
-    for them.
+    This process starts at once, while the workers wait for the fork server to import their code (the
+    better part of a second); between its chunks it reports progress. Cancelled, or when any of them
+    fails, it asks the others to stop after the chunk in hand and waits for them.
     """
     context = worker_context()
     progress, stop = context.Value("q", 0), context.Event()
+    here = 0
+
+    def advance(n: int) -> None:
+        nonlocal here
+        here += n
+
     with ProcessPoolExecutor(
-        len(groups), mp_context=context, initializer=_start_worker, initargs=(progress, stop)
+        len(groups) - 1, mp_context=context, initializer=_start_worker, initargs=(progress, stop)
     ) as pool:
-        loop = asyncio.get_running_loop()
-        running = asyncio.gather(
-            *(loop.run_in_executor(pool, _worker, settings, namespace, group, chunk) for group in groups)
-        )
+        mine = asyncio.ensure_future(apply_articles(settings, writer, groups[0], chunk, advance, stop.is_set))
+        elsewhere: list[asyncio.Future[ArticleCounts]] = []
         try:
+            for group in groups[1:]:  # from a thread: a submit waits until the fork server has imported
+                job = functools.partial(pool.submit, _worker, settings, writer.namespace, group, chunk)
+                elsewhere.append(asyncio.wrap_future(await asyncio.to_thread(job)))
+            running = asyncio.gather(mine, *elsewhere)
             while not running.done():
                 await asyncio.wait({running}, timeout=0.25)
-                report(progress.value)
+                report(here + progress.value)
             results = await running
-        except BaseException:  # cancelled, or a worker failed: the others stop too
+        except BaseException:  # cancelled, or one failed: the others stop too
             stop.set()
             with contextlib.suppress(Exception):
-                await asyncio.shield(running)
+                await asyncio.shield(asyncio.gather(mine, *elsewhere, return_exceptions=True))
             raise
     return sum(results, ArticleCounts())
 

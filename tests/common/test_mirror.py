@@ -194,7 +194,10 @@ def test_models_a_struct_would_not_reproduce_are_refused() -> None:
     class Patterned(BaseModel):
         name: str = Field(pattern="^a")
 
-    for model in (Validated, Patterned, QuoteUpdated):  # QuoteUpdated: Decimal prices, a property
+    class Times(BaseModel):
+        seen: tuple[datetime, ...]
+
+    for model in (Validated, Patterned, Times, QuoteUpdated):  # QuoteUpdated: Decimal prices, a property
         with pytest.raises(Unmirrorable):
             mirror(model)
     with pytest.raises(ValueError, match="accepted"):

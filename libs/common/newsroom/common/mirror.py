@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import types
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -67,23 +67,26 @@ def _meta(owner: str, metadata: Iterable[Any]) -> msgspec.Meta | None:
     return msgspec.Meta(**kwargs) if kwargs else None
 
 
-def _annotation(owner: str, tp: Any) -> Any:
+def _annotation(owner: str, tp: Any, *, outermost: bool = True) -> Any:
     """The msgspec type for a field of pydantic type ``tp``."""
     origin, args = get_origin(tp), get_args(tp)
     if tp in _SCALARS or origin is Literal:
         return tp
     if tp is datetime:
+        if not outermost:  # the struct's __post_init__ converts the field's own value only
+            raise Unmirrorable(f"{owner}: a time inside a container is not mirrored")
         return str  # checked and made a datetime by the struct's __post_init__
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return mirror(tp)
     if origin is Annotated:
         meta = _meta(owner, tp.__metadata__)
-        inner = _annotation(owner, args[0])
+        inner = _annotation(owner, args[0], outermost=outermost)
         return Annotated[inner, meta] if meta else inner
     if origin in (Union, types.UnionType):
-        return Union[tuple(_annotation(owner, a) for a in args)]  # noqa: UP007 - built at run time
+        members = (_annotation(owner, a, outermost=outermost) for a in args)
+        return Union[tuple(members)]  # noqa: UP007 - built at run time
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return tuple[_annotation(owner, args[0]), ...]  # type: ignore[misc]  # built at run time
+        return tuple[_annotation(owner, args[0], outermost=False), ...]  # type: ignore[misc]  # run time
     raise Unmirrorable(f"{owner}: field type {tp!r} is not mirrored")
 
 
@@ -213,7 +216,3 @@ class ReplayDecoder:
         except EventDecodeError:
             return None
         return data if isinstance(data, self.accepted) else None
-
-    def payloads(self, values: Iterable[bytes | None]) -> Iterator[Any]:
-        for raw in values:
-            yield self.payload(raw)

@@ -20,7 +20,7 @@ _LONGEST_ENTITY = 33  # characters in the longest named entity reference, "&Coun
 
 MEMO_LIMIT = 16384  # entries kept by the renderer's per-instrument memos (one per listed instrument)
 
-_links: dict[tuple[str, str, str | None], str] = {}
+_links: dict[tuple[str, str, str | None], tuple[str, str]] = {}  # -> (opening tag, "EXCH:SYM")
 
 
 def slot_marker(name: str) -> str:
@@ -47,17 +47,17 @@ def split_slots(html: str, prefix: str, head: str, foot: str) -> list[str | tupl
     return entries
 
 
-def ticker_link(exchange: str, symbol: str, name: str | None) -> str:
-    """The opening tag of a mention's link to its quote page."""
+def _link(exchange: str, symbol: str, name: str | None) -> tuple[str, str]:
+    """A mention's opening tag (its link to the quote page) and its instrument's id, kept once made."""
     key = (exchange, symbol, name)
-    link = _links.get(key)
-    if link is None:
+    found = _links.get(key)
+    if found is None:
         href = str(escape(f"/quote/{exchange}/{symbol}"))
         title = str(escape(name or f"{exchange}:{symbol}"))
-        link = f'<a class="ticker" href="{href}" title="{title}">'
+        found = (f'<a class="ticker" href="{href}" title="{title}">', f"{exchange}:{symbol}")
         if len(_links) < MEMO_LIMIT:
-            _links[key] = link
-    return link
+            _links[key] = found
+    return found
 
 
 def _start(mention: Mention) -> int:
@@ -122,29 +122,28 @@ def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
                 starts.append(span[0])
                 ends.append(span[1])
                 found.append(mention)
+    links = [_link(m.exchange, m.symbol, m.name) for m in found]  # each mention's tag and instrument
     chip_after: dict[int, str] = {}
     seen: set[str] = set()
-    for i in range(len(found)):
-        mention = found[i]
-        iid = f"{mention.exchange}:{mention.symbol}"
-        if mention.kind != "equity" or iid in seen:
+    count = len(found)
+    for i in range(count):
+        iid = links[i][1]
+        if found[i].kind != "equity" or iid in seen:
             continue
         seen.add(iid)
         last = i
-        for k in range(i + 1, len(found)):
+        for k in range(i + 1, count):
             if starts[k] - ends[last] > CHIP_REACH:
                 break
-            other = found[k]
-            same = other.exchange == mention.exchange and other.symbol == mention.symbol
-            if same and other.stage == "explicit":
+            if links[k][1] == iid and found[k].stage == "explicit":
                 last = k
         chip_after[last] = iid
     out: list[str] = []
     pos = 0
-    for i in range(len(found)):
-        start, end, mention = starts[i], ends[i], found[i]
+    for i in range(count):
+        start, end = starts[i], ends[i]
         out.append(body_html[pos:start])
-        out.append(ticker_link(mention.exchange, mention.symbol, mention.name))
+        out.append(links[i][0])
         out.append(body_html[start:end])
         out.append("</a>")
         pos = end

@@ -26,10 +26,11 @@ from newsroom.cli.rebuild import (
 )
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
 from newsroom.common.store import GONE, Pointers, connect
-from newsroom.common.topics import ARTICLES
+from newsroom.common.topics import ARTICLES, ENRICHED
 from newsroom.rendering.domain import Applied
 from tests.conftest import RunningStack, apoll, poll
 from tests.ingestion.helpers import newsroom
+from tests.rendering.test_domain import enriched
 from tests.replay.helpers import (
     active_namespace,
     new_article,
@@ -246,6 +247,33 @@ async def test_applying_the_log_stops_after_the_chunk_in_hand(stack: RunningStac
     counts = await apply_articles(stack.settings, Recording(), None, 1, lambda n: None, lambda: bool(chunks))
     assert chunks == [1]
     assert counts.applied.rendered == 1
+
+
+async def test_records_that_are_not_valid_events_are_counted_and_passed_over(stack: RunningStack) -> None:
+    """Junk and an invalid enriched article on the enriched topic count as undecodable, and nothing else."""
+    submit(stack, new_article())
+    await pipeline_idle(stack.settings)
+
+    class Recording:
+        async def apply(self, events: Sequence[object]) -> Applied:
+            return Applied(rendered=len(events))
+
+    async def counts() -> tuple[int, int]:
+        done = await apply_articles(stack.settings, Recording(), None, 200, lambda n: None)
+        return done.undecodable, done.applied.rendered
+
+    before = await counts()
+    valid = orjson.loads(encode(new_envelope(enriched(), producer="test")))
+    valid["data"]["article"]["headline"] = ""  # refused by the model, so by its mirror too
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(ENRICHED.name, b"not an event", key=b"junk")
+        await producer.send_and_wait(ENRICHED.name, orjson.dumps(valid), key=b"abc123")
+    finally:
+        await producer.stop()
+    undecodable, rendered = await counts()
+    assert (undecodable, rendered) == (before[0] + 2, before[1])
 
 
 async def test_when_this_process_share_fails_the_rebuild_ends_with_its_error(stack: RunningStack) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from newsroom.common.events import (
     ArticleEnriched,
@@ -30,6 +30,7 @@ from newsroom.rendering.domain import Renderer
 from tests.rendering.test_domain import enriched
 
 DECODER = ReplayDecoder(fast=(ArticleEnriched,), accepted=(ArticleEnriched, ArticleRetracted))
+VALID = encode(new_envelope(enriched(), producer="test"))
 
 
 def record(event: ArticleEnriched | ArticleRetracted | QuoteUpdated) -> dict[str, Any]:
@@ -117,6 +118,10 @@ CHANGES: list[tuple[str, Any]] = [
     ("version", 0),
     ("version", 1.0),
     ("type", "ArticleSubmitted"),
+    ("type", "-"),
+    ("data.article.published_at", "2026-01-01T00:00:00+00:60"),
+    ("occurred_at", "2026-01-01T00:00:00+12:70"),
+    ("occurred_at", "2026-01-01T00:00:00-23:59"),
 ]
 
 
@@ -139,6 +144,33 @@ def test_the_mirror_accepts_what_pydantic_accepts_with_equal_values(path: str, v
     assert (got is None) == (want is None), f"decoder gave {got!r}, pydantic {want!r}"
     if want is not None:
         assert plain(got) == plain(want)
+
+
+def raw_record(**fields: bytes) -> bytes:
+    """A valid record's bytes with each ``"name": value`` of ``fields`` spliced in at the envelope's start."""
+    raw = VALID
+    extra = b"".join(b'"' + name.encode() + b'":' + value + b"," for name, value in fields.items())
+    return b"{" + extra + raw[1:]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        raw_record(unknown=b'"\xff"'),
+        raw_record(unknown=b"[" * 300 + b"]" * 300),
+        raw_record(unknown=b"9" * 5000),
+        raw_record(unknown=b'"\xed\xa0\x80"'),  # a surrogate, encoded
+        VALID.replace(b"Intel <falls>", b"Intel \xff"),
+        VALID.replace(b'"kind":"equity"', b'"kind":"equ\xffity"', 1),
+    ],
+    ids=["bad-utf8-unknown", "deep-unknown", "huge-int-unknown", "surrogate-unknown", "bad-utf8-headline",
+         "bad-utf8-literal"],
+)  # fmt: skip
+def test_records_pydantic_refuses_as_bytes_are_refused_without_raising(raw: bytes) -> None:
+    """Bad UTF-8, deep nesting or huge numbers anywhere in a record: refused (None) by both, never raised."""
+    got, want = both(raw)
+    assert want is None
+    assert got is None
 
 
 def test_a_valid_enriched_article_takes_the_fast_path() -> None:
@@ -197,7 +229,15 @@ def test_models_a_struct_would_not_reproduce_are_refused() -> None:
     class Times(BaseModel):
         seen: tuple[datetime, ...]
 
-    for model in (Validated, Patterned, Times, QuoteUpdated):  # QuoteUpdated: Decimal prices, a property
+    class Trimmed(BaseModel):
+        model_config = ConfigDict(str_max_length=3)
+        name: str
+
+    class Open(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        name: str
+
+    for model in (Validated, Patterned, Times, Trimmed, Open, QuoteUpdated):  # Quote…: Decimal, a property
         with pytest.raises(Unmirrorable):
             mirror(model)
     with pytest.raises(ValueError, match="accepted"):

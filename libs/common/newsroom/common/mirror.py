@@ -4,7 +4,7 @@ A rebuild decodes every event on a topic, and pydantic builds a model instance f
 object: an enriched article's sixteen mentions cost two thirds of its 36 µs. msgspec decodes the
 same JSON with the same checks into structs, about four times faster, and its structs are cheaper
 to read and to free. The structs are generated from the models, which stay the one definition of
-an event: same class names, fields, defaults, constraints and unknown-field policy. A mirror has
+an event: same class names, fields, defaults and constraints. A mirror has
 the model's fields and class variables and nothing else (no methods, no properties), so it is for
 code that only reads events by attribute, such as the renderer.
 
@@ -12,11 +12,12 @@ code that only reads events by attribute, such as the renderer.
 :func:`~newsroom.common.events.decode_payload`: old versions to upcast, invalid records (whose error
 the general path states), and any form where msgspec and pydantic could read a value differently
 (times are taken in the RFC 3339 form our encoder writes, with at most six fractional digits; others
-go to pydantic). What the mirror accepts, pydantic accepts too, with equal values.
+go to pydantic; so does any record with a field its model does not name, at any level). What the mirror
+accepts, pydantic accepts too, with equal values.
 
 A model the mirror cannot reproduce exactly is refused with :class:`Unmirrorable` at start-up:
-validators, properties or methods of its own, aliases, or a field type or constraint outside what
-:func:`mirror` knows.
+validators, properties or methods of its own, aliases, model settings besides ``frozen``, ``extra`` and
+``allow_inf_nan``, or a field type or constraint outside what :func:`mirror` knows.
 """
 
 from __future__ import annotations
@@ -36,8 +37,13 @@ from pydantic.fields import FieldInfo
 from newsroom.common.events import Envelope, EventDecodeError, Payload, decode_payload
 
 # The times the mirror reads itself: RFC 3339 as our encoder writes it, a form whose reading Python's
-# fromisoformat and pydantic agree on (fromisoformat also takes dates alone, week dates and more).
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?", re.ASCII)
+# fromisoformat and pydantic agree on (fromisoformat also takes dates alone, week dates, offsets of
+# +00:60 and more).
+_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?", re.ASCII
+)
+# Model settings a struct reproduces (frozen, unknown fields refused; msgspec reads no inf or nan from JSON)
+_CONFIG = frozenset({"frozen", "extra", "allow_inf_nan"})
 _SCALARS: frozenset[Any] = frozenset({str, int, float, bool, type(None), uuid.UUID})
 _CONSTRAINTS = {
     annotated_types.Ge: "ge",
@@ -138,7 +144,7 @@ def _field(owner: str, name: str, info: FieldInfo) -> tuple[Any, ...]:
 
 
 def _struct(name: str, fields: dict[str, FieldInfo], **options: Any) -> type[msgspec.Struct]:
-    """A frozen struct of these model fields whose times are made datetimes after decoding."""
+    """A frozen struct of these model fields, refusing any other, whose times are made datetimes."""
     namespace = options.pop("namespace", {})
     times = tuple(field for field, info in fields.items() if _is_time(info.annotation))
     if times:
@@ -150,6 +156,9 @@ def _struct(name: str, fields: dict[str, FieldInfo], **options: Any) -> type[msg
         module=__name__,
         kw_only=True,
         frozen=True,
+        # Even where the model ignores unknown fields: msgspec skips their values unchecked (pydantic
+        # refuses bad UTF-8 or nesting in them), so a record with any goes to pydantic.
+        forbid_unknown_fields=True,
         **options,
     )
 
@@ -166,14 +175,13 @@ def mirror(model: type[BaseModel]) -> type[Any]:  # made at run time: no static 
         raise Unmirrorable(f"{owner}: has model validators")
     if behaviour := _own_behaviour(model):
         raise Unmirrorable(f"{owner}: defines {', '.join(behaviour)}")
+    if settings := set(model.model_config) - _CONFIG:
+        raise Unmirrorable(f"{owner}: model settings {sorted(settings)}")
+    if model.model_config.get("extra") == "allow":
+        raise Unmirrorable(f"{owner}: keeps unknown fields")
     namespace: dict[str, Any] = {name: getattr(model, name) for name in model.__class_vars__}
     namespace["__doc__"] = f"Mirror of {model.__module__}.{model.__qualname__} (see newsroom.common.mirror)."
-    struct = _struct(
-        owner,
-        model.model_fields,
-        namespace=namespace,
-        forbid_unknown_fields=model.model_config.get("extra") == "forbid",
-    )
+    struct = _struct(owner, model.model_fields, namespace=namespace)
     _MIRRORS[model] = struct
     return struct
 
@@ -185,6 +193,9 @@ def _envelope(model: type[Payload]) -> type[msgspec.Struct]:
     fields = {**Envelope.model_fields, "version": version, "data": data}
     del fields["type"]
     return _struct(f"{model.TYPE}Envelope", fields, tag_field="type", tag=model.TYPE)
+
+
+_UNMATCHED = msgspec.defstruct("Unmatched", [], tag_field="type", tag="\x00", module=__name__)
 
 
 class ReplayDecoder:
@@ -199,9 +210,11 @@ class ReplayDecoder:
         fast = tuple(fast)
         if not set(fast) <= set(self.accepted):
             raise ValueError("every fast type must be accepted")
-        envelopes = [_envelope(model) for model in fast]
+        # Never matched, but a union of one tagged struct would be that struct, which takes a record
+        # without a "type" at all
+        envelopes = [_envelope(model) for model in fast] + [_UNMATCHED]
         self._fast: msgspec.json.Decoder[Any] | None = (
-            msgspec.json.Decoder(Union[tuple(envelopes)]) if envelopes else None  # noqa: UP007 - run time
+            msgspec.json.Decoder(Union[tuple(envelopes)]) if fast else None  # noqa: UP007 - run time
         )
 
     def payload(self, raw: bytes | None) -> Any:
@@ -209,8 +222,8 @@ class ReplayDecoder:
         if raw is not None and self._fast is not None:
             try:
                 return self._fast.decode(raw).data
-            except msgspec.DecodeError:  # ValidationError included: the general path decides and says why
-                pass
+            except (msgspec.DecodeError, ValueError, RecursionError):  # ValueError: bad UTF-8 among them
+                pass  # the general path decides, and says why
         try:
             data = decode_payload(raw or b"")
         except EventDecodeError:

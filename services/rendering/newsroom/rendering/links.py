@@ -20,7 +20,8 @@ _LONGEST_ENTITY = 33  # characters in the longest named entity reference, "&Coun
 
 MEMO_LIMIT = 16384  # entries kept by the renderer's per-instrument memos (one per listed instrument)
 
-_links: dict[tuple[str, str, str | None], tuple[str, str]] = {}  # -> (opening tag, "EXCH:SYM")
+_Link = tuple[str, str, tuple[str, str]]  # a mention's opening tag, instrument id, (exchange, symbol)
+_links: dict[tuple[str, str, str | None], _Link] = {}
 
 
 def slot_marker(name: str) -> str:
@@ -47,14 +48,15 @@ def split_slots(html: str, prefix: str, head: str, foot: str) -> list[str | tupl
     return entries
 
 
-def _link(exchange: str, symbol: str, name: str | None) -> tuple[str, str]:
-    """A mention's opening tag (its link to the quote page) and its instrument's id, kept once made."""
+def _link(exchange: str, symbol: str, name: str | None) -> _Link:
+    """A mention's opening tag (its link to the quote page) and its instrument, kept once made."""
     key = (exchange, symbol, name)
     found = _links.get(key)
     if found is None:
         href = str(escape(f"/quote/{exchange}/{symbol}"))
         title = str(escape(name or f"{exchange}:{symbol}"))
-        found = (f'<a class="ticker" href="{href}" title="{title}">', f"{exchange}:{symbol}")
+        tag = f'<a class="ticker" href="{href}" title="{title}">'
+        found = (tag, f"{exchange}:{symbol}", (exchange, symbol))
         if len(_links) < MEMO_LIMIT:
             _links[key] = found
     return found
@@ -127,7 +129,7 @@ def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
     seen: set[str] = set()
     count = len(found)
     for i in range(count):
-        iid = links[i][1]
+        _, iid, instrument = links[i]
         if found[i].kind != "equity" or iid in seen:
             continue
         seen.add(iid)
@@ -135,7 +137,7 @@ def link_mentions(body_html: str, mentions: Sequence[Mention]) -> str:
         for k in range(i + 1, count):
             if starts[k] - ends[last] > CHIP_REACH:
                 break
-            if links[k][1] == iid and found[k].stage == "explicit":
+            if links[k][2] == instrument and found[k].stage == "explicit":
                 last = k
         chip_after[last] = iid
     out: list[str] = []

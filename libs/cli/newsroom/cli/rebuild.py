@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
-import functools
 import gc
 import multiprocessing
 import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
@@ -487,11 +486,11 @@ async def _in_workers(
     settings: Settings, writer: Any, groups: list[list[int]], chunk: int, report: Callable[[int], None]
 ) -> ArticleCounts:
     """Apply the first group of partitions here with ``writer``, each other one in a worker process of its
-    own; ``report`` sees the records done.
+    own; ``report`` sees the records done, four times a second.
 
     This process starts at once, while the workers wait for the fork server to import their code (the
-    better part of a second); between its chunks it reports progress. Cancelled, or when any of them
-    fails, it asks the others to stop after the chunk in hand and waits for them.
+    better part of a second). Cancelled, or when any of them fails, it asks the others to stop after the
+    chunk in hand and waits for them, so no worker outlives the call.
     """
     context = worker_context()
     progress, stop = context.Value("q", 0), context.Event()
@@ -501,16 +500,23 @@ async def _in_workers(
         nonlocal here
         here += n
 
-    with ProcessPoolExecutor(
+    with concurrent.futures.ProcessPoolExecutor(
         len(groups) - 1, mp_context=context, initializer=_start_worker, initargs=(progress, stop)
     ) as pool:
+
+        def submit_all() -> list[concurrent.futures.Future[ArticleCounts]]:
+            return [pool.submit(_worker, settings, writer.namespace, group, chunk) for group in groups[1:]]
+
         mine = asyncio.ensure_future(apply_articles(settings, writer, groups[0], chunk, advance, stop.is_set))
-        elsewhere: list[asyncio.Future[ArticleCounts]] = []
+        # From a thread: a submit returns once the fork server has imported the workers' code.
+        submitting = asyncio.ensure_future(asyncio.to_thread(submit_all))
         try:
-            for group in groups[1:]:  # from a thread: a submit waits until the fork server has imported
-                job = functools.partial(pool.submit, _worker, settings, writer.namespace, group, chunk)
-                elsewhere.append(asyncio.wrap_future(await asyncio.to_thread(job)))
-            running = asyncio.gather(mine, *elsewhere)
+            while not submitting.done():
+                await asyncio.wait({t for t in (mine, submitting) if not t.done()}, timeout=0.25)
+                report(here + progress.value)
+                if mine.done():
+                    mine.result()  # raises if this process's share failed
+            running = asyncio.gather(mine, *map(asyncio.wrap_future, submitting.result()))
             while not running.done():
                 await asyncio.wait({running}, timeout=0.25)
                 report(here + progress.value)
@@ -518,7 +524,9 @@ async def _in_workers(
         except BaseException:  # cancelled, or one failed: the others stop too
             stop.set()
             with contextlib.suppress(Exception):
-                await asyncio.shield(asyncio.gather(mine, *elsewhere, return_exceptions=True))
+                submitted = await asyncio.shield(submitting)  # its thread submits them all regardless
+                others = map(asyncio.wrap_future, submitted)
+                await asyncio.shield(asyncio.gather(mine, *others, return_exceptions=True))
             raise
     return sum(results, ArticleCounts())
 

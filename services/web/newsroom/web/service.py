@@ -280,7 +280,9 @@ class Site:
                 quiet_since = time.monotonic()
             if not gone.done():  # switched: end the stream, the browser reconnects to the new namespace
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (OSError, RedisError, asyncio.CancelledError):
+        except (OSError, RedisError) as exc:  # the browser reconnects (``retry``)
+            log.info("live stream ended by an error", error=repr(exc))
+        except asyncio.CancelledError:
             pass
         finally:
             gone.cancel()

@@ -4,9 +4,9 @@ A rebuild decodes every event on a topic, and pydantic builds a model instance f
 object: an enriched article's sixteen mentions cost two thirds of its 36 µs. msgspec decodes the
 same JSON with the same checks into structs, about four times faster, and its structs are cheaper
 to read and to free. The structs are generated from the models, which stay the one definition of
-an event: same class names, fields, defaults and constraints. A mirror has
-the model's fields and class variables and nothing else (no methods, no properties), so it is for
-code that only reads events by attribute, such as the renderer.
+an event: same class names, fields, defaults and constraints. A mirror has the model's fields and
+class variables and nothing else (no methods, no properties), so it is for code that only reads
+events by attribute, such as the renderer.
 
 :class:`ReplayDecoder` takes a record the mirror accepts and hands anything else to
 :func:`~newsroom.common.events.decode_payload`: old versions to upcast, invalid records (whose error

@@ -66,7 +66,7 @@ from newsroom.common.events import (
     new_envelope,
 )
 from newsroom.common.lag import partitions_of, plain_consumer
-from newsroom.common.messaging import EventTooLarge, Outgoing, read_topic, too_large
+from newsroom.common.messaging import Outgoing, fitting, read_topic
 from newsroom.common.mirror import ReplayDecoder
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
@@ -749,34 +749,21 @@ async def rebuild_enrichment(
                     tickers = tuple(sorted((t.exchange, t.symbol) for t in enriched.tickers))
                     summary.changed += tickers != state.tickers.get(article.article_id)
                     out.append((ENRICHED, article.article_id, new_envelope(enriched, producer=PRODUCER)))
+                groups = [(item, [item]) for item in out]
                 if publisher is None:
-                    out = _publishable(out, summary)
+                    refused = fitting(groups)[1]
                 else:
-                    try:
-                        await publisher.publish(out)
-                    except EventTooLarge:  # none of the burst was sent: send what a broker takes
-                        out = _publishable(out, summary)
-                        await publisher.publish(out)
-                summary.retagged += len(out)
-                progress.advance(task, len(out))
+                    refused = await publisher.publish_fitting(groups)
+                for _, reason in refused:  # its article keeps the enrichment it has
+                    log.warning("enriched event too large to publish; its article keeps its own", why=reason)
+                summary.too_large += len(refused)
+                summary.retagged += len(out) - len(refused)
+                progress.advance(task, len(out) - len(refused))
     finally:
         if broker is not None:
             await broker.stop()
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _publishable(out: list[Outgoing], summary: EnrichmentSummary) -> list[Outgoing]:
-    """The events of ``out`` a broker takes; the others are counted in ``summary`` and logged."""
-    kept = []
-    for item in out:
-        reason = too_large([item])
-        if reason is None:
-            kept.append(item)
-        else:
-            summary.too_large += 1
-            log.warning("enriched event too large to publish; its article keeps its own", reason=reason)
-    return kept
 
 
 def cmd_rebuild_enrichment(args: argparse.Namespace) -> int:

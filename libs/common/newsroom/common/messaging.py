@@ -23,7 +23,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -41,6 +41,7 @@ from newsroom.common.topics import DEAD_LETTERS, Topic
 log = structlog.get_logger(__name__)
 
 REDELIVERY_PAUSE_S = 1.0  # before a batch that failed is delivered again
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +143,20 @@ def _oversize(key: str, envelope: Envelope, value: bytes) -> str | None:
     return f"{envelope.type} for {key!r} is {len(value):,} bytes encoded; the limit is {MAX_EVENT_BYTES:,}"
 
 
-def too_large(items: Iterable[Outgoing]) -> str | None:
-    """Why one of ``items`` cannot be published (it is too large), or None."""
-    for _, key, envelope in items:
-        reason = _oversize(key, envelope, encode(envelope))
-        if reason is not None:
-            return reason
-    return None
+def fitting(groups: Iterable[tuple[T, Sequence[Outgoing]]]) -> tuple[list[Outgoing], list[tuple[T, str]]]:
+    """The events of the groups a broker takes, and each other group's owner with why (an event of it
+    is over :data:`MAX_EVENT_BYTES`). A group goes whole or not at all."""
+    kept: list[Outgoing] = []
+    refused: list[tuple[T, str]] = []
+    for owner, items in groups:
+        reason = next(
+            (r for _, key, env in items if (r := _oversize(key, env, encode(env))) is not None), None
+        )
+        if reason is None:
+            kept.extend(items)
+        else:
+            refused.append((owner, reason))
+    return kept, refused
 
 
 class Publisher:
@@ -185,6 +193,17 @@ class Publisher:
         if pending:
             await asyncio.gather(*pending)
         return len(pending)
+
+    async def publish_fitting(self, groups: Sequence[tuple[T, Sequence[Outgoing]]]) -> list[tuple[T, str]]:
+        """Publish the events of every group a broker takes (see :func:`fitting`); returns the owners
+        of the groups left out, with why. Each event is checked once more only when one is too large."""
+        try:
+            await self.publish([item for _, items in groups for item in items])
+        except EventTooLarge:
+            kept, refused = fitting(groups)
+            await self.publish(kept)
+            return refused
+        return []
 
     async def dead_letter(self, record: Record, reason: str) -> None:
         """Park a record on the dead-letter topic with the reason and where it came from."""
@@ -261,18 +280,9 @@ async def _one_by_one(records: list[Record], handle: Handler, publisher: Publish
                 log.exception("event failed")
                 EVENTS_FAILED.labels(service, record.envelope.type).inc()
                 poison.append((record, f"{type(exc).__name__}: {exc}"))
-    async with delivered_again_on_failure():
-        try:
-            await publisher.publish([item for _, items in produced for item in items])
-        except EventTooLarge:  # park the records whose output is too large; publish the others' output
-            kept: list[Outgoing] = []
-            for record, items in produced:
-                reason = too_large(items)
-                if reason is None:
-                    kept.extend(items)
-                else:
-                    poison.append((record, f"{EventTooLarge.__name__}: {reason}"))
-            await publisher.publish(kept)
+    async with delivered_again_on_failure():  # a record whose output is too large is parked instead
+        refused = await publisher.publish_fitting(produced)
+        poison += [(record, f"{EventTooLarge.__name__}: {reason}") for record, reason in refused]
         await publisher.dead_letter_many(poison)
     return len(records) - len(poison)
 
@@ -327,17 +337,12 @@ async def process_batch_at_once(
         async with delivered_again_on_failure():
             try:
                 await publisher.publish(out)
-            except EventTooLarge:
-                too_large_output = True
-            else:
-                too_large_output = False
-                await publisher.dead_letter_many(
-                    [(r, r.error or "undecodable") for r in records if r.envelope is None]
-                )
-        if too_large_output:  # some record's output is too large: find which, one by one
-            log.warning("batch output too large; handling its records one by one", records=len(records))
-            BATCH_FALLBACKS.labels(service).inc()
-            return await _one_by_one(records, handle, publisher)
+            except EventTooLarge:  # some record's output is too large: find which, one by one
+                log.warning("batch output too large; handling its records one by one", records=len(records))
+                BATCH_FALLBACKS.labels(service).inc()
+                return await _one_by_one(records, handle, publisher)
+            undecodable = [(r, r.error or "undecodable") for r in records if r.envelope is None]
+            await publisher.dead_letter_many(undecodable)
         return len(decoded)
 
 

@@ -310,11 +310,18 @@ class BatchOut(BaseModel):
     results: list[BatchItem]
 
 
+MAX_CORRELATION_ID = 200  # characters kept of a client's x-correlation-id (it travels in every event)
+
+
+def _correlation(request: Request) -> str | None:
+    return request.headers.get("x-correlation-id", "")[:MAX_CORRELATION_ID] or None
+
+
 @app.middleware("http")
 async def bind_request(request: Request, call_next: Any) -> Any:
     """Every log line of a request carries its correlation id and path."""
     with structlog.contextvars.bound_contextvars(
-        correlation_id=request.headers.get("x-correlation-id", ""), path=request.url.path
+        correlation_id=_correlation(request) or "", path=request.url.path
     ):
         return await call_next(request)
 
@@ -335,10 +342,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = self.refusal
         length = Headers(scope=scope).get("content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await too_large(scope, receive, send)
+            await self.refusal(scope, receive, send)
             return
         received = 0
         answered = refused = False
@@ -351,7 +357,7 @@ class BodyLimit:
             if message["type"] == "http.request" and not answered:
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    await too_large(scope, receive, send)
+                    await self.refusal(scope, receive, send)
                     refused = True
                     return {"type": "http.disconnect"}
             return message
@@ -380,13 +386,6 @@ def _answer(decision: Decision) -> JSONResponse:
     )
     code = status.HTTP_200_OK if decision.outcome == "duplicate" else status.HTTP_202_ACCEPTED
     return JSONResponse(body.model_dump(), status_code=code)
-
-
-MAX_CORRELATION_ID = 200  # characters kept of a client's x-correlation-id (it travels in every event)
-
-
-def _correlation(request: Request) -> str | None:
-    return request.headers.get("x-correlation-id", "")[:MAX_CORRELATION_ID] or None
 
 
 @app.post("/v1/articles", status_code=202, response_model=Accepted)

@@ -146,10 +146,9 @@ async def on_snapshots(records: list[Record]) -> None:
             snapshots.append(record.envelope.data)
         else:
             misplaced.append((record, record.error or "not a quote snapshot"))
-    async with delivered_again_on_failure():
+    async with delivered_again_on_failure():  # a Redis outage too: no snapshot is parked for it
         await publisher.dead_letter_many(misplaced)  # one burst, one wait for the broker
-        async with redelivered_while_the_store_is_down():
-            await to_each_namespace(lambda w: w.quotes(snapshots))
+        await to_each_namespace(lambda w: w.quotes(snapshots))
 
 
 async def _ready() -> bool:

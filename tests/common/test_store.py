@@ -73,6 +73,29 @@ async def test_list_changes_go_out_once_per_list_and_the_last_change_wins(infra:
         await redis.aclose()
 
 
+async def test_of_a_string_set_and_deleted_in_one_batch_the_last_change_wins(infra: RunningStack) -> None:
+    """Setting then deleting a key in one batch leaves it deleted; deleting then setting leaves it set."""
+    redis = connect(infra.settings.redis_url)
+    keys = Keys(f"test-{uuid.uuid4().hex}")
+    gone, kept, item = f"{keys.prefix}meta:gone", f"{keys.prefix}meta:kept", keys.frag("item:a")
+    try:
+        await redis.mset({gone: "old", kept: "old"})
+        batch = WriteBatch(redis, keys)
+        batch.set(gone, "new")
+        batch.delete(gone)
+        batch.delete(kept)
+        batch.set(kept, "new")
+        batch.delete_fragment("item:a")
+        batch.set_fragment("item:a", "<li>a</li>")
+        batch.set(f"{keys.prefix}meta:big", "x" * 5000)  # a large value among small ones: its own MSET
+        await batch.execute()
+        assert await redis.mget([gone, kept, item]) == [None, b"new", b"<li>a</li>"]
+        assert await redis.strlen(f"{keys.prefix}meta:big") == 5000
+    finally:
+        await redis.delete(gone, kept, item, f"{keys.prefix}meta:big")
+        await redis.aclose()
+
+
 async def test_a_batch_larger_than_one_command_holds_is_written_whole(infra: RunningStack) -> None:
     """Thousands of fragments, list members, manifests and hashes in one batch all land, once each."""
     redis = connect(infra.settings.redis_url)
@@ -84,7 +107,7 @@ async def test_a_batch_larger_than_one_command_holds_is_written_whole(infra: Run
             batch.set_fragment(f"item:{i}", f"<li>story {i} — ü</li>")
             batch.list_add("latest", f"a{i}", float(i))
             batch.set_page(f"news/{i}", ["layout:head", (f"news:{i}:0", f"<h1>{i} ü</h1>"), "layout:foot"])
-            batch.hset(keys.meta(f"a{i}"), {"rev": i, "slug": f"story-{i}"})
+            batch.hset(f"{keys.prefix}hash:{i}", {"rev": i, "slug": f"story-{i}"})
         for i in range(0, n, 10):
             batch.delete_fragment(f"item:{i}")
             batch.list_remove("latest", f"a{i}")
@@ -99,7 +122,7 @@ async def test_a_batch_larger_than_one_command_holds_is_written_whole(infra: Run
             [f"news:{n - 1}:0", f"<h1>{n - 1} ü</h1>"],
             "layout:foot",
         ]
-        assert await redis.hmget(keys.meta(f"a{n - 1}"), ["rev", "slug"]) == [
+        assert await redis.hmget(f"{keys.prefix}hash:{n - 1}", ["rev", "slug"]) == [
             str(n - 1).encode(),
             f"story-{n - 1}".encode(),
         ]

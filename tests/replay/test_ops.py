@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from newsroom.common.messaging import read_topic
 from newsroom.common.store import connect
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
+from newsroom.rendering.writer import stored_from_meta
 from tests.common.test_output_failures import submit_too_rich
 from tests.conftest import RunningStack, apoll, poll
 from tests.ingestion.helpers import newsroom
@@ -19,7 +20,8 @@ from tests.replay.test_rebuild import submit
 
 async def enrichment_revision(redis: aioredis.Redis, namespace: str, article_id: str) -> int:
     """The enrichment revision the renderer last applied to an article (0 if none)."""
-    return int(await redis.hget(f"{namespace}:meta:{article_id}", "erev") or 0)
+    version = stored_from_meta(await redis.get(f"{namespace}:meta:{article_id}")).version
+    return version[1] if version else 0
 
 
 async def test_rebuild_enrichment_publishes_new_revisions_the_renderer_applies(stack: RunningStack) -> None:

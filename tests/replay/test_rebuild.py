@@ -28,6 +28,7 @@ from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelop
 from newsroom.common.store import GONE, Pointers, connect
 from newsroom.common.topics import ARTICLES, ENRICHED
 from newsroom.rendering.domain import Applied
+from newsroom.rendering.writer import stored_from_meta
 from tests.conftest import RunningStack, apoll, poll
 from tests.ingestion.helpers import newsroom
 from tests.rendering.test_domain import enriched
@@ -190,7 +191,7 @@ async def test_retraction_survives_rebuild(stack: RunningStack) -> None:
     try:
         assert await redis.get(f"{ns}:page:news/{slug}") == orjson.dumps([GONE])
         assert await redis.zscore(f"{ns}:z:latest", article_id) is None
-        assert await redis.hget(f"{ns}:meta:{article_id}", "retracted") == b"1"
+        assert stored_from_meta(await redis.get(f"{ns}:meta:{article_id}")).retracted
     finally:
         await redis.aclose()
     poll(lambda: httpx.get(stack.web + path), lambda r: r.status_code == 410)

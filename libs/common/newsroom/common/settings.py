@@ -103,10 +103,11 @@ class Settings(BaseSettings):
     run_dir: str = ".run"
     """``NEWSROOM_RUN_DIR``: where ``newsroom dev`` keeps Redis data and logs."""
 
-    template_version: str = "t2"
+    template_version: str = "t3"
     """``NEWSROOM_TEMPLATE_VERSION``: part of every key; bump to roll out new templates or page format.
 
-    t2: a page is one JSON string with its own HTML inline (t1 kept a list and a key per piece)."""
+    t2: a page is one JSON string with its own HTML inline (t1 kept a list and a key per piece).
+    t3: an article's meta is one JSON string (t2 kept a hash)."""
 
     _split = field_validator("api_keys", "watchlist", mode="before")(_split_csv)
 

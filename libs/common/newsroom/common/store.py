@@ -5,7 +5,8 @@ Layout, under one namespace (``nr:<template version>``)::
     page:<path>        STRING the page, as a JSON array of entries in order (or ``["@gone"]``)
     frag:<name>        STRING a shared HTML fragment (layout, quote chips and rows, list items)
     z:<list>           ZSET   article ids scored by publication time (latest, ticker:<EXCH:SYM>)
-    meta:<article id>  HASH   revision, slug, retracted flag: the renderer's idempotency guard
+    meta:<article id>  STRING JSON: revision, enrichment revision, slug, instruments, retracted flag
+                              (the renderer's idempotency guard)
     quote:<EXCH:SYM>   STRING the latest public snapshot (JSON) the renderer has applied
     instruments        HASH   instrument id -> name: whose quote fragments and quote page exist
 
@@ -296,12 +297,6 @@ while i <= n do
 end
 return n
 """
-# HMGET of the same fields from many hashes: one reply (a list per key) instead of one per key.
-HMGET_MANY_SCRIPT = """
-local out = {}
-for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end
-return out
-"""
 _MOST_ATTEMPTS = 100  # of one optimistic transaction (see transact)
 _MOST_ARGS = 4000  # per command in APPLY_SCRIPT, well under Lua's unpack limit (LUAI_MAXCSTACK, 8000)
 
@@ -313,9 +308,10 @@ class NamespaceRetired(Exception):
 class WriteBatch:
     """One atomic write to the store that announces what it changed.
 
-    Fragments and pages go out as MSET and DEL, and each list's changes as ZADD and ZREM (the last change to
-    a member wins), so a batch of many pages costs few commands. One MULTI/EXEC holds the fragments'
-    MSETs and one call of :data:`APPLY_SCRIPT` with every other command (one reply for them all).
+    Strings (fragments, pages, metas) go out as MSET and DEL (of a key, the last set or delete wins), and
+    each list's changes as ZADD and ZREM (the last change to a member wins), so a batch of many pages
+    costs few commands. One MULTI/EXEC holds the strings' MSETs and one call of :data:`APPLY_SCRIPT` with
+    every other command (one reply for them all).
 
     With ``guard``, the write happens only while the namespace is the active or the shadow one
     (checked under WATCH, so a switch in between is seen): a namespace that a rebuild has retired,
@@ -328,25 +324,31 @@ class WriteBatch:
         self.guard = guard
         self.touched: set[str] = set()
         self._commands: list[tuple[Any, ...]] = []  # in order: after the MSETs, before deletions and lists
-        self._sets: dict[str, str | bytes] = {}  # fragments and pages
-        self._deletes: set[str] = set()
+        self._sets: dict[str, str | bytes] = {}  # strings: fragments, pages and others
+        self._deletes: set[str] = set()  # of a key, the last set or delete wins
         self._lists: dict[str, dict[str, float | None]] = {}  # list -> member -> score (None: remove)
 
-    def set_fragment(self, name: str, html: str) -> None:
-        key = self.keys.frag(name)
-        self._sets[key] = html
+    def set(self, key: str, value: str | bytes) -> None:
+        """Set the string ``key`` (not a fragment: readers are not told)."""
+        self._sets[key] = value
         self._deletes.discard(key)
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` (not a fragment: readers are not told)."""
+        self._deletes.add(key)
+        self._sets.pop(key, None)
+
+    def set_fragment(self, name: str, html: str) -> None:
+        self.set(self.keys.frag(name), html)
         self.touched.add(f"frag:{name}")
 
     def delete_fragment(self, name: str) -> None:
-        key = self.keys.frag(name)
-        self._deletes.add(key)
-        self._sets.pop(key, None)
+        self.delete(self.keys.frag(name))
         self.touched.add(f"frag:{name}")
 
     def set_page(self, path: str, entries: Sequence[PageEntry]) -> None:
         """Write a whole page: its entries in order, the page's own HTML inline (see the module doc)."""
-        self._sets[self.keys.page(path)] = orjson.dumps(entries)
+        self.set(self.keys.page(path), orjson.dumps(entries))
         self.touched.add(f"page:{path}")
 
     def list_add(self, name: str, member: str, score: float) -> None:
@@ -359,22 +361,22 @@ class WriteBatch:
         """Set fields of the hash ``key`` (not a fragment: readers are not told)."""
         self._commands.append(("HSET", key, *(item for pair in mapping.items() for item in pair)))
 
-    def set(self, key: str, value: str | bytes) -> None:
-        """Set the string ``key`` (not a fragment: readers are not told)."""
-        self._commands.append(("SET", key, value))
-
-    def delete(self, key: str) -> None:
-        """Delete ``key`` (not a fragment: readers are not told)."""
-        self._commands.append(("DEL", key))
-
     def publish(self, channel: str, message: str | bytes) -> None:
         self._commands.append(("PUBLISH", channel, message))
 
     def commands(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """What the batch runs: the fragments' and pages' MSETs, and every other command in order (its own
-        commands, the fragment deletions, the lists' changes, the announcement), long ones split."""
-        pairs = [item for pair in self._sets.items() for item in pair]
-        sets = [("MSET", *pairs[i : i + _MOST_ARGS]) for i in range(0, len(pairs), _MOST_ARGS)]
+        """What the batch runs: the strings' MSETs, and every other command in order (its own commands, the
+        deletions, the lists' changes, the announcement), long ones split."""
+        # small values and large ones in MSETs of their own: each is then packed the cheaper way (_bulky)
+        small: list[str | bytes] = []
+        large: list[str | bytes] = []
+        for key, value in self._sets.items():
+            (large if len(value) > _BULKY_MEAN else small).extend((key, value))
+        sets = [
+            ("MSET", *pairs[i : i + _MOST_ARGS])
+            for pairs in (small, large)
+            for i in range(0, len(pairs), _MOST_ARGS)
+        ]
         out = list(self._commands)
         deletes = sorted(self._deletes)
         out += [("DEL", *deletes[i : i + _MOST_ARGS]) for i in range(0, len(deletes), _MOST_ARGS)]
@@ -392,7 +394,7 @@ class WriteBatch:
         return sets, out
 
     def queue(self, pipe: Any) -> None:
-        """Queue the batch on ``pipe`` (in MULTI): the fragments' MSETs, then one :data:`APPLY_SCRIPT`
+        """Queue the batch on ``pipe`` (in MULTI): the strings' MSETs, then one :data:`APPLY_SCRIPT`
         call with every other command (EVAL, not EVALSHA: no script can be missing inside the EXEC)."""
         sets, others = self.commands()
         args: list[Any] = []
@@ -446,14 +448,6 @@ async def transact(
             except WatchError:
                 continue  # what was read changed meanwhile: read and decide again
     raise RuntimeError(f"{namespace or 'store'}: still contended after {_MOST_ATTEMPTS} attempts to write")
-
-
-async def hmget_many(redis: Any, keys: list[str], fields: tuple[str, ...]) -> list[list[bytes | None]]:
-    """``HMGET key *fields`` for every key, in one call (``redis``: a client, or a watching pipeline)."""
-    if not keys:
-        return []
-    result: list[list[bytes | None]] = await redis.eval(HMGET_MANY_SCRIPT, len(keys), *keys, *fields)
-    return result
 
 
 class FragmentReader:

@@ -14,7 +14,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, QuoteUpdated
-from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, hmget_many, transact
+from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, transact
 from newsroom.rendering.domain import (
     Applied,
     ArticleEvent,
@@ -26,17 +26,21 @@ from newsroom.rendering.domain import (
     outcome,
 )
 
-META_FIELDS = ("rev", "erev", "retracted", "tickers")
 
-
-def stored_from_meta(reply: list[bytes | None]) -> Stored:
-    """An article's :class:`Stored` state from ``HMGET meta:<id> META_FIELDS``."""
-    rev, erev, retracted, tickers = reply
-    if rev is None:
-        return Stored(None)
-    return Stored(
-        (int(rev), int(erev or 0)), retracted == b"1", tuple(orjson.loads(tickers)) if tickers else ()
+def meta_value(revision: int, erev: int, slug: str, tickers: Sequence[str], *, retracted: bool) -> bytes:
+    """What ``meta:<id>`` holds about an article: the version written (revision, enrichment revision), its
+    slug, its instruments and whether it is retracted (read back by :func:`stored_from_meta`)."""
+    return orjson.dumps(
+        {"rev": revision, "erev": erev, "slug": slug, "tickers": tickers, "retracted": retracted}
     )
+
+
+def stored_from_meta(raw: bytes | str | None) -> Stored:
+    """An article's :class:`Stored` state from ``meta:<id>`` (None: never written)."""
+    if raw is None:
+        return Stored(None)
+    meta = orjson.loads(raw)
+    return Stored((meta["rev"], meta["erev"]), meta["retracted"], tuple(meta["tickers"]))
 
 
 class FragmentWriter:
@@ -113,7 +117,7 @@ class FragmentWriter:
         async def decide(reader: Any) -> WriteBatch:
             """Read what the store holds, fold the events over it, render what they end with."""
             nonlocal applied
-            metas = await hmget_many(reader, meta_keys, META_FIELDS)
+            metas = await reader.mget(meta_keys)
             names = await reader.hmget(self.keys.instruments, named) if named else []
             known = {
                 iid: v.decode() if isinstance(v, bytes) else v for iid, v in zip(named, names, strict=True)
@@ -159,16 +163,8 @@ class FragmentWriter:
             batch.list_remove(f"ticker:{iid}", a.article_id)
         for iid in tickers:
             batch.list_add(f"ticker:{iid}", a.article_id, score)
-        batch.hset(
-            self.keys.meta(a.article_id),
-            {
-                "rev": a.revision,
-                "erev": enriched.enrichment_revision,
-                "slug": a.slug,
-                "tickers": orjson.dumps(tickers),
-                "retracted": 0,
-            },
-        )
+        meta = meta_value(a.revision, enriched.enrichment_revision, a.slug, tickers, retracted=False)
+        batch.set(self.keys.meta(a.article_id), meta)
 
     def _put_retraction(self, batch: WriteBatch, aid: str, stored: Stored, event: ArticleRetracted) -> None:
         for iid in stored.tickers:
@@ -176,10 +172,7 @@ class FragmentWriter:
         batch.list_remove("latest", aid)
         batch.delete_fragment(f"item:{aid}")
         batch.set_page(f"news/{event.slug}", [GONE])
-        batch.hset(
-            self.keys.meta(aid),
-            {"rev": event.revision, "erev": 0, "slug": event.slug, "tickers": b"[]", "retracted": 1},
-        )  # fmt: skip
+        batch.set(self.keys.meta(aid), meta_value(event.revision, 0, event.slug, (), retracted=True))
 
     async def quotes(self, snapshots: list[QuoteUpdated]) -> int:
         """Re-render only the fragments that show these instruments; returns how many changed."""

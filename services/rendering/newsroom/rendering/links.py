@@ -34,16 +34,24 @@ def split_slots(html: str, prefix: str, head: str, foot: str) -> list[str | tupl
 
     The entries start with ``head`` and end with ``foot``; text that is only whitespace is dropped.
     """
-    parts = html.split(SLOT)
     entries: list[str | tuple[str, str]] = [head]
     own = 0
-    for i in range(len(parts)):
-        part = parts[i]
-        if i % 2:
+    pos = 0
+    size = len(html)
+    naming = False  # the next part is a slot's name
+    # find, not split: a one-character split compares every character in a loop, find uses memchr
+    while pos <= size:
+        cut = html.find(SLOT, pos)
+        if cut == -1:
+            cut = size
+        part = html[pos:cut]
+        if naming:
             entries.append(part)
         elif part and not part.isspace():
             entries.append((prefix + ":" + str(own), part))
             own += 1
+        naming = not naming
+        pos = cut + 1
     entries.append(foot)
     return entries
 

@@ -45,3 +45,11 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(ValidationError):
         s.web_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("version", ["t1", "t2"])
+def test_a_retired_template_version_is_refused(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    """A service pinned to a store format this code no longer reads refuses to start, saying why."""
+    monkeypatch.setenv("NEWSROOM_TEMPLATE_VERSION", version)
+    with pytest.raises(ValidationError, match=f"NEWSROOM_TEMPLATE_VERSION={version} names a store format"):
+        Settings()

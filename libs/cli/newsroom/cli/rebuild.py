@@ -249,8 +249,8 @@ async def expire_namespace(redis: aioredis.Redis, namespace: str, seconds: int) 
     return found
 
 
-# EXPIRE of many keys in one call and one reply: a pipeline of one EXPIRE per key spent ~11 µs per key
-# in redis-py (3.5 s for a namespace of 300,000 keys, against 0.4 s this way).
+# EXPIRE of many keys in one call and one reply: a pipeline of one EXPIRE per key spent ~10 µs per key
+# in redis-py. A namespace of 300,000 keys, found by SCAN among 600,000, took 3.5 s that way and 1.1 s so.
 EXPIRE_SCRIPT = "for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[1]) end return #KEYS"
 
 

@@ -26,6 +26,14 @@ DEFAULT_WATCHLIST = tuple(
 )  # the seed page's "Recent Quotes"
 
 
+# Template versions whose store format this code no longer reads or writes: a service pinned to one would
+# misread that namespace's keys (a t2 meta is a hash, which MGET reads as missing) instead of failing.
+RETIRED_TEMPLATE_VERSIONS = {
+    "t1": "a page was a list and a key per piece",
+    "t2": "an article's meta was a hash",
+}
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
@@ -117,6 +125,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             pairs = (part.split("=", 1) for part in value.split(",") if part.strip())
             return {code.strip().upper(): int(minutes) for code, minutes in pairs}
+        return value
+
+    @field_validator("template_version")
+    @classmethod
+    def _current_format(cls, value: str) -> str:
+        if value in RETIRED_TEMPLATE_VERSIONS:
+            raise ValueError(
+                f"NEWSROOM_TEMPLATE_VERSION={value} names a store format this code no longer reads "
+                f"({RETIRED_TEMPLATE_VERSIONS[value]}): use the default, rebuild fragments, then "
+                f"`newsroom rebuild retire {value}`"
+            )
         return value
 
     @model_validator(mode="after")

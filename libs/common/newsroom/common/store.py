@@ -329,7 +329,10 @@ class WriteBatch:
         self._lists: dict[str, dict[str, float | None]] = {}  # list -> member -> score (None: remove)
 
     def set(self, key: str, value: str | bytes) -> None:
-        """Set the string ``key`` (not a fragment: readers are not told)."""
+        """Set the string ``key`` (not a fragment: readers are not told).
+
+        Strings are written first and deletions last, whatever the order of the calls: a batch must not
+        also change ``key`` with another command (:meth:`hset`)."""
         self._sets[key] = value
         self._deletes.discard(key)
 
@@ -358,7 +361,8 @@ class WriteBatch:
         self._lists.setdefault(name, {})[member] = None
 
     def hset(self, key: str, mapping: dict[str, Any]) -> None:
-        """Set fields of the hash ``key`` (not a fragment: readers are not told)."""
+        """Set fields of the hash ``key`` (not a fragment: readers are not told; not a key the batch also
+        sets or deletes)."""
         self._commands.append(("HSET", key, *(item for pair in mapping.items() for item in pair)))
 
     def publish(self, channel: str, message: str | bytes) -> None:

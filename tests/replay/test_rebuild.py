@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import re
 import uuid
@@ -16,12 +17,14 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from newsroom.cli import demo
+from newsroom.cli import rebuild as rebuild_module
 from newsroom.cli.core import publish_ticks
 from newsroom.cli.rebuild import (
     _in_workers,
     apply_articles,
     expire_namespace,
     few_collections,
+    rebuild_fragments,
     retire_version,
 )
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
@@ -301,6 +304,23 @@ async def test_when_this_process_share_fails_the_rebuild_ends_with_its_error(sta
     finally:
         await redis.delete(pointers.shadow)
         await expire_namespace(redis, namespace, 1)
+        await redis.aclose()
+
+
+async def test_without_the_enriched_topic_the_site_is_not_switched(
+    infra: RunningStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker without the log (a wrong broker URL) ends the rebuild with a message; the site is kept."""
+    missing = f"newsroom.test-missing-{uuid.uuid4().hex}"
+    monkeypatch.setattr(rebuild_module, "ENRICHED", dataclasses.replace(ENRICHED, name=missing))
+    pointers = Pointers(infra.settings.template_version)
+    redis = connect(infra.settings.redis_url)
+    try:
+        before = await pointers.resolve(redis)
+        with pytest.raises(SystemExit, match=f"no topic {missing} on .*not switching"):
+            await rebuild_fragments(infra.settings, show_progress=False)
+        assert await pointers.read(redis) == before  # same active namespace, no shadow left behind
+    finally:
         await redis.aclose()
 
 

@@ -320,6 +320,11 @@ async def render_log(
     found = await partition_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
     counts = by_topic(found, [SNAPSHOTS.name, ENRICHED.name])
     parts = sorted(tp.partition for tp in found if tp.topic == ENRICHED.name)
+    if not parts:  # not an empty log: no log at all (another cluster?); switching would empty the site
+        raise SystemExit(
+            f"no topic {ENRICHED.name} on {settings.broker_url} (is NEWSROOM_BROKER_URL right?): "
+            "nothing to rebuild the site from; not switching"
+        )
     quotes_task = progress.add_task("quote snapshots", total=counts[SNAPSHOTS.name] or None)
     async for batch in read_topic(settings, SNAPSHOTS.name):
         snapshots: list[QuoteUpdated] = []

@@ -6,7 +6,7 @@ import uuid
 
 from aiokafka import AIOKafkaProducer
 
-from newsroom.common.messaging import read_topic
+from newsroom.common.reading import read_topic
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS
 from tests.conftest import RunningStack, apoll, publish_and_wait
 from tests.ingestion.test_api import new_article

@@ -22,8 +22,8 @@ from newsroom.common.messaging import (
     batch_subscription,
     make_broker,
     process_batch,
-    read_topic,
 )
+from newsroom.common.reading import read_topic
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
 from tests.conftest import RunningStack, apoll, publish_and_wait
 from tests.ingestion.test_api import new_article

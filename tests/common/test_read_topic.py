@@ -10,7 +10,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from newsroom.common.messaging import read_topic
+from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
 from tests.conftest import RunningStack
 

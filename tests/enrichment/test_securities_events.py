@@ -13,7 +13,7 @@ import httpx
 
 from newsroom.cli import demo
 from newsroom.common.events import ArticleEnriched, SecurityListed, decode
-from newsroom.common.messaging import read_topic
+from newsroom.common.reading import read_topic
 from newsroom.common.text import html_text
 from newsroom.common.topics import ENRICHED
 from newsroom.enrichment.master import build_master

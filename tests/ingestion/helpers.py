@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from newsroom.common.events import ArticleContent, Payload
-from newsroom.common.messaging import Record, read_topic
+from newsroom.common.messaging import Record
+from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES
 from tests.conftest import RunningStack

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from newsroom.common.events import ArticleRevised, ArticleSubmitted, decode
-from newsroom.common.messaging import read_topic
+from newsroom.common.reading import read_topic
 from newsroom.common.topics import ARTICLES
 from tests.conftest import RunningStack, poll
 from tests.ingestion.helpers import article_events

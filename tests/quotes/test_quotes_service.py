@@ -21,7 +21,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from newsroom.common.events import QuoteUpdated, TickReceived, encode, new_envelope
-from newsroom.common.messaging import Record, read_topic
+from newsroom.common.messaging import Record
+from newsroom.common.reading import read_topic
 from newsroom.common.topics import DEAD_LETTERS, SNAPSHOTS, TICKS
 from newsroom.quotes.domain import QuoteBook
 from newsroom.quotes.pipeline import book_config

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from newsroom.common import messaging
 from newsroom.common.events import ArticleContent, ArticleEnriched, ArticleSubmitted, encode, new_envelope
-from newsroom.common.messaging import read_topic
+from newsroom.common.reading import read_topic
 from newsroom.common.topics import DEAD_LETTERS, ENRICHED
 from newsroom.rendering import service
 from tests.conftest import RunningStack, apoll, poll

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from newsroom.cli.ops import MAX_DLQ_ATTEMPTS, DeadLetter, dead_letters
 from newsroom.common.events import MAX_EVENT_BYTES
-from newsroom.common.messaging import read_topic
+from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS
 from tests.conftest import RunningStack, apoll

@@ -7,7 +7,7 @@ from functools import partial
 import httpx
 import redis.asyncio as aioredis
 
-from newsroom.common.messaging import read_topic
+from newsroom.common.reading import read_topic
 from newsroom.common.store import connect
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
 from newsroom.rendering.writer import stored_from_meta

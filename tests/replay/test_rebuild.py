@@ -21,9 +21,7 @@ from newsroom.cli import rebuild as rebuild_module
 from newsroom.cli.core import publish_ticks
 from newsroom.cli.rebuild import (
     _in_workers,
-    apply_articles,
     expire_namespace,
-    few_collections,
     rebuild_fragments,
     retire_version,
 )
@@ -31,6 +29,7 @@ from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelop
 from newsroom.common.store import GONE, Pointers, connect
 from newsroom.common.topics import ARTICLES, ENRICHED
 from newsroom.rendering.domain import Applied
+from newsroom.rendering.replay import apply_articles, few_collections
 from newsroom.rendering.writer import stored_from_meta
 from tests.conftest import RunningStack, apoll, poll
 from tests.ingestion.helpers import newsroom

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
-import gc
 import multiprocessing
 import os
 import signal
@@ -34,8 +33,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing.sharedctypes import Synchronized
-from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -66,13 +63,14 @@ from newsroom.common.events import (
     new_envelope,
 )
 from newsroom.common.lag import partitions_of, plain_consumer
-from newsroom.common.messaging import Outgoing, fitting, read_topic
-from newsroom.common.mirror import ReplayDecoder
+from newsroom.common.messaging import Outgoing, fitting
+from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
-from newsroom.rendering.domain import Applied, Renderer
+from newsroom.rendering.domain import Renderer
+from newsroom.rendering.replay import ArticleCounts, apply_articles, apply_in_worker, start_worker
 
 SHADOW_TTL_S = 30
 log = structlog.get_logger("rebuild")
@@ -355,125 +353,7 @@ async def render_log(
     summary.undecodable += done.undecodable
 
 
-@dataclass
-class ArticleCounts:
-    """What applying (part of) the enriched topic did."""
-
-    applied: Applied = field(default_factory=Applied)
-    undecodable: int = 0
-
-    def __add__(self, other: ArticleCounts) -> ArticleCounts:
-        return ArticleCounts(self.applied + other.applied, self.undecodable + other.undecodable)
-
-
-async def apply_articles(
-    settings: Settings,
-    writer: Any,
-    partitions: list[int] | None,
-    chunk: int,
-    advance: Callable[[int], None],
-    stopping: Callable[[], bool] = lambda: False,
-) -> ArticleCounts:
-    """Apply the enriched topic's ``partitions`` (None: all) through ``writer``, in log order.
-
-    A chunk of events at a time: each chunk is one read and one atomic write. An article's events
-    share a partition, so partitions can be applied apart. Returns early, between chunks, once
-    ``stopping()``. Records are taken from the consumer a chunk at a time too: decoding thousands
-    at once made every later step slower (a rebuild's events then no longer fit in the CPU caches).
-    """
-    counts = ArticleCounts()
-    # Enriched revisions as msgspec mirrors: a quarter of pydantic's decoding time, and the renderer
-    # reads them alike (the determinism tests compare rebuilt pages with live-rendered ones).
-    decoder = ReplayDecoder(fast=(ArticleEnriched,), accepted=(ArticleEnriched, ArticleRetracted))
-    batches = read_topic(settings, ENRICHED.name, max_records=chunk, partitions=partitions)
-    with few_collections():
-        async with contextlib.aclosing(batches):  # its consumer stops here, also on an early return
-            async for batch in batches:
-                if stopping():
-                    break
-                events: list[Any] = []  # at most a chunk: read_topic hands out no more at a time
-                for rec in batch:
-                    data = decoder.payload(rec.value)
-                    if data is None:
-                        counts.undecodable += 1
-                    else:
-                        events.append(data)
-                counts.applied += await writer.apply(events)
-                advance(len(batch))
-    return counts
-
-
-_collections_made_rare = 0  # how many few_collections() blocks this process is in
-_threshold_before = gc.get_threshold()
-
-
-@contextlib.contextmanager
-def few_collections(threshold: int = 50_000) -> Iterator[None]:
-    """Cyclic garbage collection made rare while a replay holds batches of decoded events.
-
-    Every few hundred allocations the collector walks the young objects, and now and then all of
-    them: with a batch of events alive that made decoding an event up to three times slower. Inside,
-    what lives already is frozen out of the collector's walks and it runs every ``threshold``
-    allocations. Nested or overlapping uses (two replays in one process) restore it when the last ends.
-    """
-    global _collections_made_rare, _threshold_before
-    if _collections_made_rare == 0:
-        gc.collect()
-        gc.freeze()
-        _threshold_before = gc.get_threshold()
-        gc.set_threshold(threshold, 20, 100)
-    _collections_made_rare += 1
-    try:
-        yield
-    finally:
-        _collections_made_rare -= 1
-        if _collections_made_rare == 0:
-            gc.set_threshold(*_threshold_before)
-            gc.unfreeze()
-
-
-# Shared with the parent (set in each worker by _start_worker): the records all workers have read,
-# and whether to stop after the chunk in hand.
-_progress: Synchronized[int] | None = None
-_stop: EventType | None = None
-
-
-def _start_worker(progress: Synchronized[int], stop: EventType) -> None:
-    global _progress, _stop
-    _progress, _stop = progress, stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-    # What the fork server imported lives on, unchanged: out of the collector's walks from the start. A
-    # first full collection here took 0.1-0.2 s, writing to every page shared with the fork server.
-    gc.freeze()
-
-
-def _stop_set() -> bool:
-    return _stop is not None and _stop.is_set()
-
-
-def _advance_shared(n: int) -> None:
-    if _progress is not None:
-        with _progress.get_lock():
-            _progress.value += n
-
-
-def _worker(settings: Settings, namespace: str, partitions: list[int], chunk: int) -> ArticleCounts:
-    """In a worker process: apply ``partitions`` of the enriched topic into ``namespace``."""
-    from newsroom.rendering.writer import FragmentWriter
-
-    async def main() -> ArticleCounts:
-        redis = connect(settings.redis_url)
-        try:
-            guard = Pointers(settings.template_version)  # stop if this rebuild's shadow pointer is gone
-            writer = FragmentWriter(redis, namespace, Renderer.for_settings(settings), guard)
-            return await apply_articles(settings, writer, partitions, chunk, _advance_shared, _stop_set)
-        finally:
-            await redis.aclose()
-
-    return asyncio.run(main())
-
-
-WORKER_PRELOAD = ["newsroom.rendering.writer", "newsroom.cli.rebuild"]
+WORKER_PRELOAD = ["newsroom.rendering.replay"]  # the workers' code, and none of the CLI's
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -508,11 +388,13 @@ async def _in_workers(
         here += n
 
     with concurrent.futures.ProcessPoolExecutor(
-        len(groups) - 1, mp_context=context, initializer=_start_worker, initargs=(progress, stop)
+        len(groups) - 1, mp_context=context, initializer=start_worker, initargs=(progress, stop)
     ) as pool:
 
         def submit_all() -> list[concurrent.futures.Future[ArticleCounts]]:
-            return [pool.submit(_worker, settings, writer.namespace, group, chunk) for group in groups[1:]]
+            return [
+                pool.submit(apply_in_worker, settings, writer.namespace, group, chunk) for group in groups[1:]
+            ]
 
         mine = asyncio.ensure_future(apply_articles(settings, writer, groups[0], chunk, advance, stop.is_set))
         # From a thread: a submit returns once the fork server has imported the workers' code.

@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
-    Collection,
     Iterable,
     Iterator,
     Sequence,
@@ -26,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
@@ -344,58 +342,3 @@ async def process_batch_at_once(
             undecodable = [(r, r.error or "undecodable") for r in records if r.envelope is None]
             await publisher.dead_letter_many(undecodable)
         return len(decoded)
-
-
-async def read_topic(
-    settings: Settings,
-    topic: str,
-    *,
-    from_beginning: bool = True,
-    stop_at_end: bool = True,
-    max_records: int = 2000,
-    partitions: Collection[int] | None = None,
-) -> AsyncGenerator[list[ConsumerRecord[Any, Any]], None]:
-    """Read a topic (or only ``partitions`` of it) without a consumer group, batch by batch.
-
-    Nothing is committed. With ``stop_at_end`` the iteration ends at each partition's end as the
-    broker first reports it: records written after that are left alone.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        group_id=None,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        max_poll_records=max_records,
-    )
-    await consumer.start()
-    try:
-        found = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(found) if partitions is None or p in partitions]
-        consumer.assign(tps)
-        if from_beginning:
-            await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps) if stop_at_end else {}
-        remaining = {tp for tp in tps if end.get(tp, 1) > 0} if stop_at_end else set(tps)
-        if stop_at_end:
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-        settled: set[TopicPartition] = set()
-        while remaining or not stop_at_end:
-            wanted = remaining if stop_at_end else set(tps)
-            fetched = await consumer.getmany(*wanted, timeout_ms=500, max_records=max_records)
-            for tp, recs in fetched.items():
-                if stop_at_end:
-                    if tp not in settled:
-                        # The embedded broker's end offset is its last batch's first offset + 1, short
-                        # of that batch's tail; the high watermark of the first fetch is exact.
-                        end[tp] = max(end[tp], consumer.highwater(tp) or 0)
-                        settled.add(tp)
-                    if recs and recs[-1].offset >= end[tp]:  # written since: not this read's
-                        recs = [r for r in recs if r.offset < end[tp]]
-                if recs:
-                    yield recs
-                if stop_at_end and await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()

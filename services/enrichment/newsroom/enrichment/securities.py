@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from newsroom.common.events import SecurityListed, new_envelope
-from newsroom.common.messaging import Publisher, Record, make_broker, read_topic
+from newsroom.common.messaging import Publisher, Record, make_broker
+from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
 from newsroom.common.topics import SECURITIES
 

@@ -27,7 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsroom.common.events import decode, new_envelope
 from newsroom.common.logging import configure_logging
-from newsroom.common.messaging import Publisher, make_broker, read_topic
+from newsroom.common.messaging import Publisher, make_broker
+from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ARTICLES, ensure_topics
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, Decision, validation_reason

@@ -14,7 +14,8 @@ from typing import Any
 from rich.progress import Progress
 
 from newsroom.common.events import QuoteUpdated, TickReceived, instrument_id, new_envelope
-from newsroom.common.messaging import Publisher, Record, make_broker, read_topic
+from newsroom.common.messaging import Publisher, Record, make_broker
+from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import SNAPSHOTS, TICKS
 from newsroom.quotes.feeds import merge_ticks, paced, read_ticks, simulate

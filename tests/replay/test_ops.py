@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import partial
 
 import httpx
@@ -78,3 +79,12 @@ def test_topics_tail_lag_and_status_show_the_pipeline(stack: RunningStack) -> No
     assert status.returncode == 0, status.stderr
     assert status.stdout.count("ready") >= 5
     assert "dead letters" in status.stdout
+
+
+def test_a_missing_topic_is_named_not_a_traceback(stack: RunningStack) -> None:
+    """Tailing a topic the broker does not have says so, and shows no traceback."""
+    missing = f"newsroom.no-such-topic-{uuid.uuid4().hex}"
+    tail = newsroom(stack, "tail", missing)
+    assert tail.returncode != 0
+    assert f"no topic {missing}" in tail.stderr
+    assert "Traceback" not in tail.stderr

@@ -27,7 +27,7 @@ from newsroom.cli.rebuild import (
 )
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
 from newsroom.common.store import GONE, Pointers, connect
-from newsroom.common.topics import ARTICLES, ENRICHED
+from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
 from newsroom.rendering.domain import Applied
 from newsroom.rendering.replay import apply_articles, few_collections
 from newsroom.rendering.writer import stored_from_meta
@@ -312,6 +312,8 @@ async def test_without_the_enriched_topic_the_site_is_not_switched(
     """A broker without the log (a wrong broker URL) ends the rebuild with a message; the site is kept."""
     missing = f"newsroom.test-missing-{uuid.uuid4().hex}"
     monkeypatch.setattr(rebuild_module, "ENRICHED", dataclasses.replace(ENRICHED, name=missing))
+    # nor the snapshots: no partition at all to look at (a fresh broker), which once ended in CancelledError
+    monkeypatch.setattr(rebuild_module, "SNAPSHOTS", dataclasses.replace(SNAPSHOTS, name=missing + "-q"))
     pointers = Pointers(infra.settings.template_version)
     redis = connect(infra.settings.redis_url)
     try:

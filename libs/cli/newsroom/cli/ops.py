@@ -39,6 +39,7 @@ from newsroom.common.lag import (
     partitions_of,
     plain_consumer,
 )
+from newsroom.common.reading import running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS, DEAD_LETTERS
 
@@ -145,13 +146,9 @@ async def live_members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
 
 async def commit_offsets(settings: Settings, group: str, offsets: dict[TopicPartition, int]) -> None:
     """Commit offsets for ``group`` without joining it (assign + commit; no subscribe, no rebalance)."""
-    consumer = plain_consumer(settings, group_id=group)
-    await consumer.start()
-    try:
+    async with running(plain_consumer(settings, group_id=group)) as consumer:
         consumer.assign(list(offsets))
         await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in offsets.items()})
-    finally:
-        await consumer.stop()
 
 
 async def scan(
@@ -166,12 +163,10 @@ async def scan(
 
     Without ``follow`` it stops once every partition's position reached the end seen at the start.
     """
-    consumer = plain_consumer(settings, max_poll_records=max_records)
-    await consumer.start()
-    try:
+    async with running(plain_consumer(settings, max_poll_records=max_records)) as consumer:
         tps = partitions_of(consumer, [topic])
         if not tps:
-            return
+            raise SystemExit(f"no topic {topic} on {settings.broker_url}")
         consumer.assign(tps)
         if start == "earliest":
             await consumer.seek_to_beginning(*tps)
@@ -195,8 +190,6 @@ async def scan(
                     remaining.discard(tp)
                 if recs:
                     yield recs
-    finally:
-        await consumer.stop()
 
 
 def header(rec: ConsumerRecord[Any, Any], name: str) -> str | None:
@@ -295,17 +288,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def describe_topics(settings: Settings, exact: bool) -> Table:
     """A table of every declared topic's partitions with start/end offsets and message counts."""
-    consumer = plain_consumer(settings)
-    await consumer.start()
-    try:
+    async with running(plain_consumer(settings)) as consumer:
         tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
         found = await spans(consumer, tps)
-    finally:
-        await consumer.stop()
     counts: dict[TopicPartition, int] = {}
     if exact:
-        for topic in ALL_TOPICS:
-            async for batch in scan(settings, topic.name):
+        for topic in sorted({tp.topic for tp in tps}):  # the declared topics the broker has
+            async for batch in scan(settings, topic):
                 for rec in batch:
                     tp = TopicPartition(rec.topic, rec.partition)
                     counts[tp] = counts.get(tp, 0) + 1
@@ -624,12 +613,8 @@ async def status_view(settings: Settings) -> Group:
         for group, (n, lag) in sorted(totals.items()):
             groups.add_row(group, str(n), Text(str(lag), style="yellow" if lag else ""))
         parts.append(groups)
-        consumer = plain_consumer(settings)
-        await consumer.start()
-        try:
+        async with running(plain_consumer(settings)) as consumer:
             dlq = await spans(consumer, partitions_of(consumer, [DEAD_LETTERS.name]))
-        finally:
-            await consumer.stop()
         count = sum(s.approx_count for s in dlq.values())
         parts.append(Text(f"dead letters: ≈{count}", style="red" if count else "green"))
     except Exception as exc:  # the broker being down is a status to show, not a crash

@@ -64,7 +64,7 @@ from newsroom.common.events import (
 )
 from newsroom.common.lag import partitions_of, plain_consumer
 from newsroom.common.messaging import Outgoing, fitting
-from newsroom.common.reading import read_topic
+from newsroom.common.reading import read_topic, running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
 from newsroom.common.tasks import in_background
@@ -159,12 +159,8 @@ def progress_bar(enabled: bool) -> Progress:
 
 async def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[TopicPartition, int]:
     """Messages per partition of ``topics`` from start/end offsets (approximate on the embedded broker)."""
-    consumer = plain_consumer(settings)
-    await consumer.start()
-    try:
+    async with running(plain_consumer(settings)) as consumer:
         found = await spans(consumer, partitions_of(consumer, topics))
-    finally:
-        await consumer.stop()
     return {tp: span.approx_count for tp, span in found.items()}
 
 

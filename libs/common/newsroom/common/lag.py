@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
 
+from newsroom.common.reading import running
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ALL_TOPICS
 
@@ -82,18 +83,16 @@ class LagRow:
 async def lag_rows(settings: Settings, groups: Sequence[str] | None = None) -> list[LagRow]:
     """Committed offset and (reported) end of every partition each group has committed on."""
     admin = await admin_client(settings)
-    consumer = plain_consumer(settings)
-    await consumer.start()
     try:
-        tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
-        ends = await consumer.end_offsets(tps) if tps else {}
+        async with running(plain_consumer(settings)) as consumer:
+            tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
+            ends = await consumer.end_offsets(tps) if tps else {}
         rows: list[LagRow] = []
         for group in groups or await list_groups(admin):
             for tp, off in sorted((await committed_offsets(admin, group, tps)).items()):
                 rows.append(LagRow(group, tp, off, ends[tp]))
         return rows
     finally:
-        await consumer.stop()
         await admin.close()
 
 

@@ -6,12 +6,30 @@ worker processes import this, and nothing of FastStream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Collection
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from newsroom.common.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def running(consumer: AIOKafkaConsumer) -> AsyncIterator[AIOKafkaConsumer]:
+    """``consumer`` started for the block and stopped after it.
+
+    The loop turns once after the start: a consumer without a group, stopped before its own
+    committed-offsets task first ran, raises ``CancelledError`` out of ``stop()`` (aiokafka 0.14), which
+    ended commands on a missing topic with a traceback.
+    """
+    await consumer.start()
+    try:
+        await asyncio.sleep(0)
+        yield consumer
+    finally:
+        await consumer.stop()
 
 
 async def read_topic(
@@ -28,15 +46,15 @@ async def read_topic(
     Nothing is committed. With ``stop_at_end`` the iteration ends at each partition's end as the
     broker first reports it: records written after that are left alone.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        group_id=None,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        max_poll_records=max_records,
-    )
-    await consumer.start()
-    try:
+    async with running(
+        AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            max_poll_records=max_records,
+        )
+    ) as consumer:
         found = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(found) if partitions is None or p in partitions]
         consumer.assign(tps)
@@ -65,5 +83,3 @@ async def read_topic(
                     yield recs
                 if stop_at_end and await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
-    finally:
-        await consumer.stop()

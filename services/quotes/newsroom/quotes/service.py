@@ -39,6 +39,7 @@ from newsroom.common.messaging import (
     make_broker,
 )
 from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED, ops_routes
+from newsroom.common.reading import running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import SNAPSHOTS, TICKS, ensure_topics
@@ -134,11 +135,9 @@ async def _ticker() -> None:
 
 async def committed_offsets(cfg: Settings, group: str = GROUP) -> dict[TopicPartition, int]:
     """The consumer group's committed offset per ticks partition (partitions without one are left out)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=cfg.bootstrap_servers, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
+    async with running(
+        AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap_servers, group_id=group, enable_auto_commit=False)
+    ) as consumer:
         out: dict[TopicPartition, int] = {}
         for p in sorted(consumer.partitions_for_topic(TICKS.name) or ()):
             tp = TopicPartition(TICKS.name, p)
@@ -146,8 +145,6 @@ async def committed_offsets(cfg: Settings, group: str = GROUP) -> dict[TopicPart
             if offset:
                 out[tp] = offset
         return out
-    finally:
-        await consumer.stop()
 
 
 async def fold_ticks(cfg: Settings, into: QuoteBook, upto: Mapping[TopicPartition, int]) -> int:

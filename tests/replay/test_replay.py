@@ -72,6 +72,21 @@ async def test_replay_refuses_a_live_group(stack: RunningStack) -> None:
     assert all(after[tp] >= off for tp, off in before.items())
 
 
+async def test_a_forced_replay_of_a_live_group_the_broker_refuses_says_so(stack: RunningStack) -> None:
+    """With --force the move is tried; the broker refusing it (live members) is a message, not a traceback."""
+    submit(stack, new_article())
+    await pipeline_idle(stack.settings)
+    before = await offsets_of(stack.settings, "rendering-articles", ENRICHED.name)
+
+    result = newsroom(stack, "replay", "--group", "rendering-articles", "--to-earliest", "--force")
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "refused the new offsets" in result.stdout
+    assert "Traceback" not in result.stderr
+    after = await offsets_of(stack.settings, "rendering-articles", ENRICHED.name)
+    assert all(after[tp] >= off for tp, off in before.items())
+
+
 async def test_replay_dry_run_prints_the_plan_and_commits_nothing(stack: RunningStack) -> None:
     """A dry run shows every partition's current and target offset and leaves the group where it was."""
     group = await idle_group(stack.settings, ARTICLES.name)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from rich.table import Table
 from rich.text import Text
 
@@ -54,7 +55,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     target.add_argument("--shift-by", type=int, metavar="N", help="move each partition by N (negative: back)")
     p.add_argument("--topic", action="append", help="only this topic (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, commit nothing")
-    p.add_argument("--force", action="store_true", help="move even though the group has live members")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="try the move even though the group shows live members (a broker refuses it while they are "
+        "connected: the command then says so and moves nothing)",
+    )
     p.set_defaults(func=cmd_replay)
 
 
@@ -169,6 +175,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.dry_run:
         out.print("dry run: nothing committed")
         return 0
-    asyncio.run(commit_offsets(settings, args.group, {m.tp: m.target for m in plan.moves}))
+    try:
+        asyncio.run(commit_offsets(settings, args.group, {m.tp: m.target for m in plan.moves}))
+    except KafkaError as exc:  # a group with live members takes offsets from its members only
+        out.print(
+            Text(
+                f"the broker refused the new offsets for group {args.group!r} ({type(exc).__name__}); "
+                "nothing was moved. A group with live members takes commits from its members only: "
+                "stop its consumers, then replay again",
+                style="bold red",
+            )
+        )
+        return 3
     out.print(f"committed new offsets for {len(plan.moves)} partition(s) of group {args.group!r}")
     return 0

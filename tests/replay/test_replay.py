@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from newsroom.cli.ops import (
     admin_client,
@@ -125,3 +126,34 @@ async def test_replay_moves_only_the_group_it_was_asked_to(stack: RunningStack) 
     result = newsroom(stack, "replay", "--group", moved, "--to-datetime", "2999-01-01T00:00:00Z")
     assert result.returncode == 0, result.stdout + result.stderr
     assert await offsets_of(settings, moved, ARTICLES.name) == {tp: end for tp, (_, end) in spans_now.items()}
+
+
+async def test_a_group_at_the_end_of_the_log_is_not_moved_back(stack: RunningStack) -> None:
+    """A group that read a partition to its end stays there when shifted forward or sent to the latest.
+
+    The partition's records share one batch, whose first offset + 1 the embedded broker reports as the
+    end: taken at its word, the moves went back and the group would read records again.
+    """
+    topic = f"newsroom.test-ends-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.bootstrap_servers, linger_ms=100)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, b"x") for _ in range(5)]  # one batch
+        await producer.flush()
+        assert [(await s).offset for s in sent] == [0, 1, 2, 3, 4]
+    finally:
+        await producer.stop()
+    group = f"replay-test-{uuid.uuid4().hex[:8]}"
+    end = {TopicPartition(topic, 0): 5}
+    await commit_offsets(stack.settings, group, end)
+
+    for move in (["--shift-by", "2"], ["--to-latest"], ["--to-datetime", "2999-01-01T00:00:00Z"]):
+        result = newsroom(stack, "replay", "--group", group, "--topic", topic, *move)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert await offsets_of(stack.settings, group, topic) == end, move

@@ -4,8 +4,8 @@ Also the Kafka helpers the ``replay`` and ``rebuild`` commands share: partitions
 end offsets, committed offsets and live members of a group, time and duration parsing.
 
 The embedded broker reports a partition's end as the first offset of its last record batch
-plus one, so anything computed from end offsets (message counts, lag) is marked approximate;
-readers here keep whole fetches and stop once their position reaches the end.
+plus one: :func:`spans` takes the end from a fetch instead (exact), and readers here keep
+whole fetches and stop once their position reaches the end.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from newsroom.common.lag import (
     partitions_of,
     plain_consumer,
 )
-from newsroom.common.reading import running
+from newsroom.common.reading import log_ends, running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS, DEAD_LETTERS
 
@@ -145,11 +145,11 @@ class Span:
 
 
 async def spans(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> dict[TopicPartition, Span]:
-    """Start and (reported) end offsets of the given partitions."""
+    """Start and end offsets of the given partitions (see :func:`~newsroom.common.reading.log_ends`)."""
     if not tps:
         return {}
     begin = await consumer.beginning_offsets(list(tps))
-    end = await consumer.end_offsets(list(tps))
+    end = await log_ends(consumer, tps)
     return {tp: Span(begin[tp], end[tp]) for tp in tps}
 
 
@@ -265,8 +265,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "lag",
         help="consumer lag per group and partition",
-        description="Committed offset, end offset and lag of every consumer group (lag is approximate "
-        "on the embedded broker, whose end offset is that of its last batch).",
+        description="Committed offset, end offset and lag of every consumer group.",
     )
     p.add_argument("--group", action="append", help="only this group (repeatable)")
     p.set_defaults(func=cmd_lag)
@@ -318,9 +317,7 @@ async def describe_topics(settings: Settings, exact: bool) -> Table:
                 for rec in batch:
                     tp = TopicPartition(rec.topic, rec.partition)
                     counts[tp] = counts.get(tp, 0) + 1
-    table = Table(
-        title="topics" + ("" if exact else " (counts approximate: end = last batch's first offset + 1)")
-    )
+    table = Table(title="topics" + ("" if exact else " (messages: end - start; --exact counts them)"))
     for col in ("topic", "partition", "start", "end", "messages"):
         table.add_column(col, justify="left" if col == "topic" else "right")
     for tp in tps:
@@ -385,7 +382,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def lag_table(rows: Sequence[LagRow]) -> Table:
-    table = Table(title="consumer lag (approximate on the embedded broker)")
+    table = Table(title="consumer lag")
     for col in ("group", "topic", "partition", "committed", "end", "lag"):
         table.add_column(col, justify="left" if col in ("group", "topic") else "right")
     for row in rows:
@@ -623,7 +620,7 @@ async def status_view(settings: Settings) -> Group:
     parts: list[Any] = [services]
     try:
         rows = await lag_rows(settings)
-        groups = Table(title="consumer groups (lag approximate)")
+        groups = Table(title="consumer groups")
         for col in ("group", "partitions", "lag"):
             groups.add_column(col, justify="left" if col == "group" else "right")
         totals: dict[str, tuple[int, int]] = {}

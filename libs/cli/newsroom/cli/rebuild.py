@@ -158,7 +158,7 @@ def progress_bar(enabled: bool) -> Progress:
 
 
 async def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    """Messages per partition of ``topics`` from start/end offsets (approximate on the embedded broker)."""
+    """Messages per partition of ``topics`` from start/end offsets."""
     async with running(plain_consumer(settings)) as consumer:
         found = await spans(consumer, partitions_of(consumer, topics))
     return {tp: span.approx_count for tp, span in found.items()}
@@ -173,7 +173,7 @@ def by_topic(counts: dict[TopicPartition, int], topics: Sequence[str]) -> dict[s
 
 
 async def approx_counts(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
-    """Messages per topic from start/end offsets (approximate on the embedded broker)."""
+    """Messages per topic from start/end offsets."""
     return by_topic(await partition_counts(settings, topics), topics)
 
 

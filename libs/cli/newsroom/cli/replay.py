@@ -158,9 +158,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         out.print(f"group {args.group!r} has no committed offsets on these topics; name them with --topic")
         return 1
     out.print(plan_table(plan, args.dry_run))
-    out.print(
-        "end offsets and lag are approximate on the embedded broker (end = last batch's first offset + 1)"
-    )
     if plan.members:
         out.print(f"group {args.group!r} has {len(plan.members)} live member(s): {', '.join(plan.members)}")
         if not args.force:

@@ -1,8 +1,9 @@
 """Consumer groups seen from outside: committed offsets, end offsets and lag.
 
 Shared by the ``newsroom lag|status|replay`` commands and by every consuming service,
-which exports its own lag as the ``newsroom_consumer_lag`` gauge. On the embedded broker
-the end offset is the last batch's base offset + 1, so lag there is approximate.
+which exports its own lag as the ``newsroom_consumer_lag`` gauge. The commands take ends from
+:func:`~newsroom.common.reading.log_ends`, exact on the embedded broker too; the gauge takes
+them as reported, which on the embedded broker stops short of each partition's last batch.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
 
-from newsroom.common.reading import running
+from newsroom.common.reading import log_ends, running
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ALL_TOPICS
 
 CONSUMER_LAG = Gauge(
     "newsroom_consumer_lag",
-    "Records behind the end of a partition (approximate)",
+    "Records behind the end of a partition (the end as the broker reports it)",
     ["group", "topic", "partition"],
 )
 log = structlog.get_logger(__name__)
@@ -80,18 +81,32 @@ class LagRow:
         return max(0, self.end - self.committed)
 
 
-async def lag_rows(settings: Settings, groups: Sequence[str] | None = None) -> list[LagRow]:
-    """Committed offset and (reported) end of every partition each group has committed on."""
+async def lag_rows(
+    settings: Settings, groups: Sequence[str] | None = None, *, exact: bool = True
+) -> list[LagRow]:
+    """Committed offset and end of every partition each group has committed on.
+
+    Not ``exact``: the ends as the broker reports them, without a fetch per partition (on the
+    embedded broker, short of each partition's last batch).
+    """
     admin = await admin_client(settings)
     try:
         async with running(plain_consumer(settings)) as consumer:
             tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
-            ends = await consumer.end_offsets(tps) if tps else {}
-        rows: list[LagRow] = []
-        for group in groups or await list_groups(admin):
-            for tp, off in sorted((await committed_offsets(admin, group, tps)).items()):
-                rows.append(LagRow(group, tp, off, ends[tp]))
-        return rows
+            committed = {
+                group: await committed_offsets(admin, group, tps)
+                for group in groups or await list_groups(admin)
+            }
+            tps = sorted({tp for offsets in committed.values() for tp in offsets})
+            if exact:
+                ends = await log_ends(consumer, tps)
+            else:
+                ends = await consumer.end_offsets(tps) if tps else {}
+        return [
+            LagRow(group, tp, off, ends[tp])
+            for group, offsets in committed.items()
+            for tp, off in sorted(offsets.items())
+        ]
     finally:
         await admin.close()
 
@@ -100,7 +115,9 @@ async def report_lag(settings: Settings, groups: Sequence[str], interval: float 
     """Keep the ``newsroom_consumer_lag`` gauge current for ``groups`` (runs until cancelled)."""
     while True:
         try:
-            for row in await lag_rows(settings, groups):
+            # the reported ends: a fetch per partition every round would load the embedded broker, whose
+            # fetches list every batch of a partition
+            for row in await lag_rows(settings, groups, exact=False):
                 CONSUMER_LAG.labels(row.group, row.tp.topic, str(row.tp.partition)).set(row.lag)
         except Exception as exc:  # a metric must never take the service down; try again next round
             log.warning("consumer lag not measured", error=str(exc))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Collection
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -30,6 +30,38 @@ async def running(consumer: AIOKafkaConsumer) -> AsyncIterator[AIOKafkaConsumer]
         yield consumer
     finally:
         await consumer.stop()
+
+
+async def log_ends(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each partition's end: the offset its next record gets (assigns ``tps`` to ``consumer``).
+
+    Asked for end offsets, the embedded broker answers its last batch's first offset + 1, short of
+    that batch's tail. A fetch from that offset returns the partition's high watermark, which is the
+    end; on Kafka the two agree.
+    """
+    if not tps:
+        return {}
+    reported = await consumer.end_offsets(list(tps))
+    begin = await consumer.beginning_offsets(list(tps))
+    probed = [tp for tp in tps if reported[tp] > begin[tp]]
+    ends = dict(reported)
+    if probed:
+        consumer.assign(probed)
+        for tp in probed:
+            consumer.seek(tp, reported[tp] - 1)
+        pending = set(probed)
+        deadline = asyncio.get_running_loop().time() + _PROBE_S
+        while pending and asyncio.get_running_loop().time() < deadline:
+            await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+            for tp in list(pending):
+                high = consumer.highwater(tp)
+                if high is not None:
+                    ends[tp] = max(ends[tp], high)
+                    pending.discard(tp)
+    return ends
+
+
+_PROBE_S = 10.0  # how long log_ends waits for the fetches that say where partitions end
 
 
 async def read_topic(

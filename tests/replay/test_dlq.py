@@ -27,10 +27,8 @@ async def count_on_articles(settings: Settings, key: str) -> int:
     return n
 
 
-async def test_redrive_stops_at_max_attempts(stack: RunningStack) -> None:
-    """Each redrive bumps dlq-attempts; at the maximum the dead letter is skipped, nothing republished."""
-    settings = stack.settings
-    key = f"poison-{uuid.uuid4().hex}"
+async def park_poison(settings: Settings, key: str) -> None:
+    """A dead letter for a record that is not an event, as if the articles topic had carried it."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
@@ -46,6 +44,13 @@ async def test_redrive_stops_at_max_attempts(stack: RunningStack) -> None:
                                      headers=headers)  # fmt: skip
     finally:
         await producer.stop()
+
+
+async def test_redrive_stops_at_max_attempts(stack: RunningStack) -> None:
+    """Each redrive bumps dlq-attempts; at the maximum the dead letter is skipped, nothing republished."""
+    settings = stack.settings
+    key = f"poison-{uuid.uuid4().hex}"
+    await park_poison(settings, key)
 
     for attempt in range(1, MAX_DLQ_ATTEMPTS + 1):
         newest = (await letters_for(settings, key))[-1]
@@ -75,6 +80,29 @@ async def test_redrive_stops_at_max_attempts(stack: RunningStack) -> None:
     assert dry.returncode == 0
     assert "dry run: would redrive" in dry.stdout
     assert await count_on_articles(settings, key) == republished
+
+
+async def test_filtered_redrives_of_a_failing_message_stop_at_max_attempts(stack: RunningStack) -> None:
+    """Redriving by key sends each failure once: the letter it failed again as stands for it, to the limit."""
+    settings = stack.settings
+    key = f"poison-{uuid.uuid4().hex}"
+    await park_poison(settings, key)
+
+    for attempt in range(1, MAX_DLQ_ATTEMPTS + 1):
+        result = newsroom(stack, "dlq", "redrive", "--key", key)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "redriven: 1" in result.stdout, result.stdout
+
+        def failed_again(found: list[DeadLetter], n: int = attempt) -> bool:
+            return found[-1].attempts == n
+
+        await apoll(partial(letters_for, settings, key), failed_again, timeout=60)
+
+    result = newsroom(stack, "dlq", "redrive", "--key", key)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "redriven: 0" in result.stdout
+    assert await count_on_articles(settings, key) == MAX_DLQ_ATTEMPTS
 
 
 async def test_a_record_too_large_to_park_whole_is_parked_cut_short(stack: RunningStack) -> None:

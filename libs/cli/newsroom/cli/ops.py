@@ -285,8 +285,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Republish each selected dead letter's original value and key to the topic named in its "
             "dlq-topic header, with dlq-attempts incremented. A record already redriven "
             f"--max-attempts times (default {MAX_DLQ_ATTEMPTS}) is skipped: a message that keeps failing "
-            "is not redriven forever. Without --offset, only dead letters not yet redriven are taken "
-            f"(tracked as group {REDRIVE_GROUP!r}), unless --key or --topic narrow the selection."
+            "is not redriven forever, and neither is one whose redriven record failed again (its later "
+            "letter stands for it). Without --offset, only dead letters after the last unfiltered run are "
+            f"taken (tracked as group {REDRIVE_GROUP!r}); --key and --topic narrow them."
         ),
     )
     p.add_argument("--offset", type=int, action="append", help="redrive this dead letter (repeatable)")
@@ -488,19 +489,28 @@ class RedrivePlan:
     unroutable: list[DeadLetter]
     next_offset: int | None  # where the redrive group resumes, when the selection is unfiltered
     truncated: list[DeadLetter] = field(default_factory=list)  # parked cut short: the whole is on its topic
+    superseded: list[DeadLetter] = field(default_factory=list)  # redriven already, and failed again
 
 
 async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedrivePlan:
+    """The dead letters to redrive and those held back, and why.
+
+    Taken from where the last unfiltered run ended (the redrive group's offset), or exactly the
+    ``--offset`` letters. A letter whose redriven record failed again (a later letter says it was
+    redriven from it) is held back: that later letter, one attempt further, stands for it. So a
+    message that keeps failing reaches the attempts limit, filtered runs or not.
+    """
     tp = TopicPartition(DEAD_LETTERS.name, 0)
     unfiltered = not args.offset and args.key is None and args.topic is None
     start = 0
-    if unfiltered:
+    if not args.offset:
         admin = await admin_client(settings)
         try:
             start = (await committed_offsets(admin, REDRIVE_GROUP, [tp])).get(tp, 0)
         finally:
             await admin.close()
     letters = await dead_letters(settings, start)
+    failed_again = {d.header("dlq-redriven-from") for d in letters} - {None}
     if args.offset:
         letters = [d for d in letters if d.offset in set(args.offset)]
     if args.key is not None:
@@ -515,6 +525,8 @@ async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedriveP
             plan.truncated.append(d)
         elif d.attempts >= args.max_attempts:
             plan.exhausted.append(d)
+        elif str(d.offset) in failed_again:
+            plan.superseded.append(d)
         else:
             plan.redrive.append(d)
     if unfiltered and letters:
@@ -567,12 +579,13 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     for d in plan.truncated:
         cut = Text(f"skip: parked cut short ({d.header('dlq-truncated')})", style="red")
         table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), cut)
+    for d in plan.superseded:
+        again = Text("skip: redriven already, failed again (a later letter)", style="yellow")
+        table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), again)
     out.print(table)
+    skipped = len(plan.exhausted) + len(plan.unroutable) + len(plan.truncated) + len(plan.superseded)
     if args.dry_run:
-        out.print(
-            f"dry run: would redrive {len(plan.redrive)}, "
-            f"skip {len(plan.exhausted) + len(plan.unroutable) + len(plan.truncated)}"
-        )
+        out.print(f"dry run: would redrive {len(plan.redrive)}, skip {skipped}")
         return 0
     sent = asyncio.run(redrive(settings, plan.redrive))
     if plan.next_offset is not None:
@@ -581,7 +594,8 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         )
     out.print(
         f"redriven: {sent}; skipped by the loop guard: {len(plan.exhausted)}; "
-        f"without a topic: {len(plan.unroutable)}; cut short: {len(plan.truncated)}"
+        f"failed again since: {len(plan.superseded)}; without a topic: {len(plan.unroutable)}; "
+        f"cut short: {len(plan.truncated)}"
     )
     return 0
 

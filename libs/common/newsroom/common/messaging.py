@@ -221,6 +221,11 @@ class Publisher:
                 "dlq-failed-at": failed_at,
                 "dlq-attempts": record.header("dlq-attempts") or "0",
             }
+            redriven_from = record.header(
+                "dlq-redriven-from"
+            )  # the letter it was redriven from, failing again
+            if redriven_from is not None:
+                headers["dlq-redriven-from"] = redriven_from
             value = record.value
             if len(value) > MAX_EVENT_BYTES:  # a foreign producer's, too large to park whole with headers
                 headers["dlq-truncated"] = f"{len(value)} bytes, whole at dlq-topic/dlq-partition/dlq-offset"

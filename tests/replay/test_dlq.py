@@ -128,3 +128,21 @@ async def test_a_record_too_large_to_park_whole_is_parked_cut_short(stack: Runni
     assert "redriven: 0" in result.stdout
     assert "cut short: 1" in result.stdout
     assert await count_on_articles(settings, key) == 1
+
+
+async def test_a_record_without_a_key_is_parked_without_one(stack: RunningStack) -> None:
+    """A dead letter keeps the record's missing key (an empty key would send its redrive elsewhere)."""
+    settings = stack.settings
+    marker = f"no-key-{uuid.uuid4().hex}".encode()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(ARTICLES.name, b"{not an event " + marker)
+    finally:
+        await producer.stop()
+
+    async def parked() -> list[DeadLetter]:
+        return [d for d in await dead_letters(settings) if marker in d.value]
+
+    (letter,) = await apoll(parked, lambda found: len(found) >= 1, timeout=60)
+    assert letter.key is None

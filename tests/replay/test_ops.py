@@ -1,13 +1,17 @@
-"""Operator commands over the real broker: rebuild enrichment, topics --describe, tail, lag and status."""
+"""Operator commands over the real broker: rebuild enrichment, topics, tail, lag, status and demo."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import httpx
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from newsroom.cli.ops import scan, to_ms
 from newsroom.common.reading import read_topic
 from newsroom.common.store import connect
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
@@ -66,7 +70,7 @@ async def dead_letter_keys(stack: RunningStack) -> set[str]:
 def test_topics_tail_lag_and_status_show_the_pipeline(stack: RunningStack) -> None:
     """The listing commands answer with the topics, a decoded event, the groups and the services."""
     article_id, _ = submit(stack, new_article())
-    described = newsroom(stack, "topics", "--describe")
+    described = newsroom(stack, "topics")
     assert described.returncode == 0, described.stderr
     assert ENRICHED.name in described.stdout
     tail = newsroom(stack, "tail", ARTICLES.name, "--key", article_id, "--limit", "1")
@@ -88,3 +92,50 @@ def test_a_missing_topic_is_named_not_a_traceback(stack: RunningStack) -> None:
     assert tail.returncode != 0
     assert f"no topic {missing}" in tail.stderr
     assert "Traceback" not in tail.stderr
+
+
+async def test_tail_from_a_time_leaves_out_older_records_of_the_same_batch(stack: RunningStack) -> None:
+    """Records written before the --from time are not shown, even when they share a batch with later ones."""
+    topic = f"newsroom.test-tail-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    start = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.bootstrap_servers, linger_ms=100)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, f"at +{i * 10}s".encode(), timestamp_ms=to_ms(start) + i * 10_000)
+            for i in range(3)
+        ]  # one batch
+        await producer.flush()
+        assert [(await s).offset for s in sent] == [0, 1, 2]
+    finally:
+        await producer.stop()
+
+    shown = [rec.value async for batch in scan(stack.settings, topic, start=start + timedelta(seconds=15))
+             for rec in batch]  # fmt: skip
+
+    assert shown == [b"at +20s"]
+
+
+def test_demo_dry_run_lists_the_content_and_sends_nothing(stack: RunningStack) -> None:
+    """The demo's dry run names its articles and leaves the articles topic as it was."""
+    before = newsroom(stack, "topics", "--exact")
+    result = newsroom(stack, "demo", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Rising Sun, Record Highs" in result.stdout
+    assert "nothing sent" in result.stdout
+    after = newsroom(stack, "topics", "--exact")
+    articles = [line for line in after.stdout.splitlines() if f" {ARTICLES.name} " in line]
+    assert articles == [line for line in before.stdout.splitlines() if f" {ARTICLES.name} " in line]
+
+
+def test_redriving_a_dead_letter_that_is_not_there_says_so(stack: RunningStack) -> None:
+    """Asking to redrive an offset the dead-letter topic does not hold is an error that names it."""
+    result = newsroom(stack, "dlq", "redrive", "--offset", "999999999", "--dry-run")
+    assert result.returncode == 1
+    assert "no dead letter at offset(s) 999999999" in result.stdout

@@ -325,6 +325,19 @@ async def test_without_the_enriched_topic_the_site_is_not_switched(
         await redis.aclose()
 
 
+async def test_a_dry_run_on_a_fresh_store_writes_nothing(infra: RunningStack) -> None:
+    """The dry run reads the pointers; it does not claim the default namespace of a version never served."""
+    settings = infra.settings.model_copy(update={"template_version": f"tdry{uuid.uuid4().hex[:8]}"})
+    pointers = Pointers(settings.template_version)
+    redis = connect(settings.redis_url)
+    try:
+        summary = await rebuild_fragments(settings, dry_run=True, show_progress=False)
+        assert summary.old_namespace == f"nr:{settings.template_version}"
+        assert await redis.mget([pointers.active, pointers.shadow]) == [None, None]
+    finally:
+        await redis.aclose()
+
+
 async def test_expiring_a_namespace_touches_its_keys_and_no_other(infra: RunningStack) -> None:
     """Every key of the namespace gets the TTL; a namespace nested under its name, or another, keeps none."""
     redis = connect(infra.settings.redis_url)

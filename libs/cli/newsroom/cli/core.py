@@ -29,15 +29,18 @@ def register(sub: Any) -> None:
     p.add_argument("--no-demo", action="store_true", help="start empty")
     p.set_defaults(func=cmd_dev)
 
-    p = sub.add_parser("topics", help="create the declared topics (idempotent) and list them")
-    p.add_argument("--dry-run", action="store_true", help="list what would be created")
+    p = sub.add_parser("topics", help="the declared topics: partitions, start/end offsets, message counts")
+    p.add_argument("--exact", action="store_true", help="count the messages by reading them")
+    p.add_argument("--create", action="store_true", help="create the declared topics that are missing")
+    p.add_argument("--dry-run", action="store_true", help="with --create: list the topics, create nothing")
     p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("demo", help="load the demo content into a running stack")
+    p.add_argument("--dry-run", action="store_true", help="list what would be loaded, send nothing")
     p.set_defaults(func=cmd_demo)
     from newsroom.cli import ops, rebuild, replay
 
-    ops.register(sub)  # tail, lag, dlq, status, topics --describe
+    ops.register(sub)  # tail, lag, dlq, status
     replay.register(sub)  # replay (reset a group's offsets)
     rebuild.register(sub)  # rebuild fragments | enrichment
 
@@ -69,8 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
+    from newsroom.cli.ops import cmd_topics_describe
     from newsroom.common.topics import ALL_TOPICS, ensure_topics
 
+    if not args.create:
+        return cmd_topics_describe(args)
     settings = get_settings()
     for topic in ALL_TOPICS:
         print(f"{topic.name:<30} partitions={topic.partitions} {topic.cleanup_policy:<8} key={topic.key}")
@@ -111,6 +117,14 @@ async def publish_ticks(settings: Settings, ticks: list[Any]) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = get_settings()
+    if args.dry_run:
+        from newsroom.cli import demo
+
+        for article in demo.articles():
+            print(f"article: {article['headline']}")
+        print(f"ticks:   {len(demo.seed_ticks(settings.quote_delay_minutes))} (the seed page's quotes)")
+        print("dry run: nothing sent")
+        return 0
     keys = [k.get_secret_value() for k in settings.api_keys]
     load_demo(settings, keys[0] if keys else "dev-key")
     return 0

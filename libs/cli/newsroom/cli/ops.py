@@ -1,4 +1,4 @@
-"""Operator subcommands: ``topics --describe``, ``tail``, ``lag``, ``dlq`` and ``status``.
+"""Operator subcommands: ``topics``, ``tail``, ``lag``, ``dlq`` and ``status``.
 
 Also the Kafka helpers the ``replay`` and ``rebuild`` commands share: partitions, start and
 end offsets, committed offsets and live members of a group, time and duration parsing.
@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -128,6 +128,21 @@ def parse_from(text: str) -> str | datetime:
     return datetime.now(UTC) - parse_duration(text)
 
 
+def at_least(least: float, kind: Callable[[str], float] = int) -> Callable[[str], float]:
+    """An argument type: a number of ``kind`` no smaller than ``least``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text} is below {least}")
+        return value
+
+    return parse
+
+
 def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -203,11 +218,15 @@ async def scan(
                     consumer.seek(tp, hit.offset)
         end = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if await consumer.position(tp) < end[tp]}
+        # offsets_for_times may answer the start of a batch holding older records too
+        since = to_ms(start) if isinstance(start, datetime) else None
         while follow or remaining:
             fetched = await consumer.getmany(*(tps if follow else remaining), timeout_ms=500)
             for tp, recs in fetched.items():
                 if not follow and await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
+                if since is not None:
+                    recs = [rec for rec in recs if rec.timestamp >= since]
                 if recs:
                     yield recs
 
@@ -227,22 +246,7 @@ def when(ms: int) -> str:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``tail``, ``lag``, ``dlq``, ``status`` and ``topics --describe``."""
-    topics = sub.choices.get("topics")
-    if topics is not None:
-        original = topics.get_default("func")
-        topics.add_argument(
-            "--describe", action="store_true", help="partitions, start/end offsets and message counts"
-        )
-        topics.add_argument("--exact", action="store_true", help="with --describe: count by reading")
-
-        def topics_cmd(args: argparse.Namespace) -> int:
-            if args.describe:
-                return cmd_topics_describe(args)
-            return int(original(args) or 0)
-
-        topics.set_defaults(func=topics_cmd)
-
+    """Add ``tail``, ``lag``, ``dlq`` and ``status`` (``topics`` lists with :func:`cmd_topics_describe`)."""
     p = sub.add_parser(
         "tail",
         help="print a topic's events, decoded",
@@ -258,7 +262,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--key", help="only records with this key")
     p.add_argument("--follow", "-f", action="store_true", help="keep waiting for new records")
-    p.add_argument("--limit", type=int, default=0, help="stop after this many records (0: no limit)")
+    p.add_argument("--limit", type=at_least(0), default=0, help="stop after this many records (0: no limit)")
     p.add_argument("--compact", action="store_true", help="one line per record, no payload")
     p.set_defaults(func=cmd_tail)
 
@@ -299,7 +303,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("status", help="services' readiness, consumer lag and dead letters")
     p.add_argument("--watch", action="store_true", help="refresh live until Ctrl-C")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
+    p.add_argument(
+        "--interval", type=at_least(0.1, float), default=2.0, help="seconds between refreshes with --watch"
+    )
     p.set_defaults(func=cmd_status)
 
 
@@ -395,7 +401,14 @@ def lag_table(rows: Sequence[LagRow]) -> Table:
 
 def cmd_lag(args: argparse.Namespace) -> int:
     rows = asyncio.run(lag_rows(get_settings(), args.group))
-    console().print(lag_table(rows) if rows else "no consumer group has committed offsets yet")
+    if rows:
+        console().print(lag_table(rows))
+    elif args.group:
+        console().print(
+            f"no committed offsets for group {', '.join(args.group)} (no such group, or none yet)"
+        )
+    else:
+        console().print("no consumer group has committed offsets yet")
     return 0
 
 
@@ -583,6 +596,12 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         again = Text("skip: redriven already, failed again (a later letter)", style="yellow")
         table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), again)
     out.print(table)
+    planned = plan.redrive + plan.exhausted + plan.unroutable + plan.truncated + plan.superseded
+    missing = set(args.offset or ()) - {d.offset for d in planned}
+    if missing:
+        out.print(f"[red]no dead letter at offset(s) {', '.join(map(str, sorted(missing)))}[/red]")
+        if not planned:
+            return 1
     skipped = len(plan.exhausted) + len(plan.unroutable) + len(plan.truncated) + len(plan.superseded)
     if args.dry_run:
         out.print(f"dry run: would redrive {len(plan.redrive)}, skip {skipped}")

@@ -433,7 +433,11 @@ async def rebuild_fragments(
     pointers = Pointers(settings.template_version)
     started = time.perf_counter()
     try:
-        old, _shadow = await pointers.resolve(redis)
+        if dry_run:  # read the pointers only: resolving claims the default namespace on a fresh store
+            active, _shadow = await pointers.read(redis)
+            old = active or namespace_for(settings.template_version)
+        else:
+            old, _shadow = await pointers.resolve(redis)
         summary = FragmentSummary(old, new_namespace(settings.template_version))
         if dry_run:
             counts = await approx_counts(settings, [SNAPSHOTS.name, ENRICHED.name])

@@ -234,7 +234,7 @@ class Publisher:
                 await self.broker.publish(
                     value,
                     DEAD_LETTERS.name,
-                    key=(record.key or "").encode(),
+                    key=record.key.encode() if record.key is not None else None,  # no key stays none
                     headers=headers,
                     no_confirm=True,
                 )

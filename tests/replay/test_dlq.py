@@ -9,7 +9,8 @@ from aiokafka import AIOKafkaProducer
 
 from newsroom.cli.ops import MAX_DLQ_ATTEMPTS, DeadLetter, dead_letters
 from newsroom.common.events import MAX_EVENT_BYTES
-from newsroom.common.reading import read_topic
+from newsroom.common.lag import plain_consumer
+from newsroom.common.reading import read_topic, running
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS
 from tests.conftest import RunningStack, apoll
@@ -27,15 +28,15 @@ async def count_on_articles(settings: Settings, key: str) -> int:
     return n
 
 
-async def park_poison(settings: Settings, key: str) -> None:
-    """A dead letter for a record that is not an event, as if the articles topic had carried it."""
+async def park_poison(settings: Settings, key: str, topic: str = ARTICLES.name) -> None:
+    """A dead letter for a record that is not an event, as if ``topic`` had carried it."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
         headers = [
             ("dlq-reason", b"not JSON"),
             ("dlq-service", b"test"),
-            ("dlq-topic", ARTICLES.name.encode()),
+            ("dlq-topic", topic.encode()),
             ("dlq-partition", b"0"),
             ("dlq-offset", b"0"),
             ("dlq-attempts", b"0"),
@@ -146,3 +147,18 @@ async def test_a_record_without_a_key_is_parked_without_one(stack: RunningStack)
 
     (letter,) = await apoll(parked, lambda found: len(found) >= 1, timeout=60)
     assert letter.key is None
+
+
+async def test_a_letter_naming_a_topic_the_broker_lacks_is_not_redriven(stack: RunningStack) -> None:
+    """A dead letter whose topic is not on the broker is held back, and no such topic gets created."""
+    key = f"lost-{uuid.uuid4().hex}"
+    missing = f"newsroom.no-such-{uuid.uuid4().hex[:8]}"
+    await park_poison(stack.settings, key, missing)
+
+    result = newsroom(stack, "dlq", "redrive", "--key", key)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "redriven: 0" in result.stdout
+    assert "without a topic to go to: 1" in result.stdout
+    async with running(plain_consumer(stack.settings)) as consumer:
+        assert missing not in await consumer.topics()

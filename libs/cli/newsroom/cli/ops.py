@@ -523,6 +523,8 @@ async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedriveP
         finally:
             await admin.close()
     letters = await dead_letters(settings, start)
+    async with running(plain_consumer(settings)) as consumer:
+        on_broker = await consumer.topics()
     failed_again = {d.header("dlq-redriven-from") for d in letters} - {None}
     if args.offset:
         letters = [d for d in letters if d.offset in set(args.offset)]
@@ -532,7 +534,7 @@ async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedriveP
         letters = [d for d in letters if d.header("dlq-topic") == args.topic]
     plan = RedrivePlan([], [], [], None)
     for d in letters:
-        if not d.header("dlq-topic"):
+        if d.header("dlq-topic") not in on_broker:  # none named, or one this broker does not have
             plan.unroutable.append(d)
         elif d.header("dlq-truncated"):
             plan.truncated.append(d)
@@ -586,9 +588,9 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         guard = Text(f"skip: {d.attempts} attempts (max {args.max_attempts})", style="yellow")
         table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), guard)
     for d in plan.unroutable:
-        table.add_row(
-            str(d.offset), "?", d.key_text, str(d.attempts), Text("skip: no dlq-topic", style="red")
-        )
+        topic = d.header("dlq-topic")
+        why = Text("skip: no such topic on the broker" if topic else "skip: no dlq-topic", style="red")
+        table.add_row(str(d.offset), topic or "?", d.key_text, str(d.attempts), why)
     for d in plan.truncated:
         cut = Text(f"skip: parked cut short ({d.header('dlq-truncated')})", style="red")
         table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), cut)
@@ -613,7 +615,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         )
     out.print(
         f"redriven: {sent}; skipped by the loop guard: {len(plan.exhausted)}; "
-        f"failed again since: {len(plan.superseded)}; without a topic: {len(plan.unroutable)}; "
+        f"failed again since: {len(plan.superseded)}; without a topic to go to: {len(plan.unroutable)}; "
         f"cut short: {len(plan.truncated)}"
     )
     return 0

@@ -9,7 +9,6 @@ from functools import partial
 import httpx
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from newsroom.cli.ops import scan, to_ms
 from newsroom.common.reading import read_topic
@@ -19,7 +18,7 @@ from newsroom.rendering.writer import stored_from_meta
 from tests.common.test_output_failures import submit_too_rich
 from tests.conftest import RunningStack, apoll, poll
 from tests.ingestion.helpers import newsroom
-from tests.replay.helpers import active_namespace, new_article, pipeline_idle
+from tests.replay.helpers import active_namespace, new_article, pipeline_idle, scratch_topic
 from tests.replay.test_rebuild import submit
 
 
@@ -96,13 +95,7 @@ def test_a_missing_topic_is_named_not_a_traceback(stack: RunningStack) -> None:
 
 async def test_tail_from_a_time_leaves_out_older_records_of_the_same_batch(stack: RunningStack) -> None:
     """Records written before the --from time are not shown, even when they share a batch with later ones."""
-    topic = f"newsroom.test-tail-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.settings.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    topic = await scratch_topic(stack.settings, "tail")
     start = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     producer = AIOKafkaProducer(bootstrap_servers=stack.settings.bootstrap_servers, linger_ms=100)
     await producer.start()

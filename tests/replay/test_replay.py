@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from newsroom.cli.ops import (
     admin_client,
@@ -19,7 +18,7 @@ from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES, ENRICHED
 from tests.conftest import RunningStack
 from tests.ingestion.helpers import newsroom
-from tests.replay.helpers import new_article, pipeline_idle
+from tests.replay.helpers import new_article, pipeline_idle, scratch_topic
 from tests.replay.test_rebuild import submit
 
 
@@ -134,13 +133,7 @@ async def test_a_group_at_the_end_of_the_log_is_not_moved_back(stack: RunningSta
     The partition's records share one batch, whose first offset + 1 the embedded broker reports as the
     end: taken at its word, the moves went back and the group would read records again.
     """
-    topic = f"newsroom.test-ends-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.settings.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    topic = await scratch_topic(stack.settings, "ends")
     producer = AIOKafkaProducer(bootstrap_servers=stack.settings.bootstrap_servers, linger_ms=100)
     await producer.start()
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from newsroom.cli.stack import Stack, private_stack
 from newsroom.common.settings import Settings
@@ -33,6 +35,18 @@ def shared_data() -> Path:
             f"the shared corpus is absent ({SHARED_DATA}); it sits beside the checkout in this workspace"
         )
     return SHARED_DATA
+
+
+async def scratch_topic(settings: Settings, purpose: str) -> str:
+    """A new one-partition topic of this test's own, named after ``purpose``."""
+    topic = f"newsroom.test-{purpose}-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    return topic
 
 
 def poll(

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
-from tests.conftest import RunningStack
-
-
-async def new_topic(settings: Settings) -> str:
-    topic = f"test-read-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
-    return topic
+from tests.conftest import RunningStack, scratch_topic
 
 
 async def send_batch(producer: AIOKafkaProducer, topic: str, values: range) -> None:
@@ -54,7 +41,7 @@ async def values_read(
 async def test_reading_in_small_batches_returns_every_record_of_the_last_batch(infra: RunningStack) -> None:
     """Batches of 20 bring back all 150 records in order, the third producer batch's tail included."""
     settings = infra.settings
-    topic = await new_topic(settings)
+    topic = await scratch_topic(settings, "read")
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
@@ -69,7 +56,7 @@ async def test_reading_in_small_batches_returns_every_record_of_the_last_batch(i
 async def test_a_read_ends_while_the_topic_keeps_growing(infra: RunningStack) -> None:
     """Records written once the read is under way are left for later: it ends with exactly what was there."""
     settings = infra.settings
-    topic = await new_topic(settings)
+    topic = await scratch_topic(settings, "read")
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False, linger_ms=5
     )

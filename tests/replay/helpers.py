@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from newsroom.cli.ops import lag_rows
 from newsroom.common.settings import Settings
@@ -18,18 +17,6 @@ from newsroom.common.store import Keys, Pointers, connect
 from tests.conftest import apoll
 
 GROUPS = ("enrichment", "rendering-articles", "rendering-quotes", "quotes")
-
-
-async def scratch_topic(settings: Settings, purpose: str) -> str:
-    """A new one-partition topic of this test's own, named after ``purpose``."""
-    topic = f"newsroom.test-{purpose}-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
-    return topic
 
 
 def new_article(**over: Any) -> dict[str, Any]:

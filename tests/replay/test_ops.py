@@ -16,9 +16,9 @@ from newsroom.common.store import connect
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
 from newsroom.rendering.writer import stored_from_meta
 from tests.common.test_output_failures import submit_too_rich
-from tests.conftest import RunningStack, apoll, poll
+from tests.conftest import RunningStack, apoll, poll, scratch_topic
 from tests.ingestion.helpers import newsroom
-from tests.replay.helpers import active_namespace, new_article, pipeline_idle, scratch_topic
+from tests.replay.helpers import active_namespace, new_article, pipeline_idle
 from tests.replay.test_rebuild import submit
 
 

@@ -16,9 +16,9 @@ from newsroom.cli.ops import (
 )
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES, ENRICHED
-from tests.conftest import RunningStack
+from tests.conftest import RunningStack, scratch_topic
 from tests.ingestion.helpers import newsroom
-from tests.replay.helpers import new_article, pipeline_idle, scratch_topic
+from tests.replay.helpers import new_article, pipeline_idle
 from tests.replay.test_rebuild import submit
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from newsroom.cli.ops import parse_datetime, parse_duration, parse_from
+from newsroom.cli.ops import at_least, parse_datetime, parse_duration, parse_from
 
 
 def test_durations_and_times_in_their_usual_forms_are_read() -> None:
@@ -42,3 +42,10 @@ def test_times_kafka_cannot_hold_are_refused_with_a_reason(
     """A time before 1970 (where Kafka's timestamps begin) or a huge duration is an argument error."""
     with pytest.raises(argparse.ArgumentTypeError, match=reason):
         parse(text)
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "0.05", "soon"])
+def test_a_refresh_interval_must_be_a_real_number_of_seconds(text: str) -> None:
+    """status --interval takes 0.1 s and more: not NaN (a tight loop), not infinity (never)."""
+    with pytest.raises(argparse.ArgumentTypeError):
+        at_least(0.1, float)(text)

@@ -58,7 +58,7 @@ async def test_redrive_stops_at_max_attempts(stack: RunningStack) -> None:
         assert newest.attempts == attempt - 1
         result = newsroom(stack, "dlq", "redrive", "--offset", str(newest.offset))
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "redriven: 1" in result.stdout, result.stdout
+        assert "redriven: 1;" in result.stdout, result.stdout
 
         # the enrichment service fails on it again and dead-letters it with the attempt count it carried
         def failed_again(found: list[DeadLetter], n: int = attempt) -> bool:
@@ -74,12 +74,12 @@ async def test_redrive_stops_at_max_attempts(stack: RunningStack) -> None:
     result = newsroom(stack, "dlq", "redrive", "--offset", str(newest.offset))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "redriven: 0" in result.stdout
+    assert "redriven: 0;" in result.stdout
     assert "loop guard: 1" in result.stdout
     assert await count_on_articles(settings, key) == republished
     dry = newsroom(stack, "dlq", "redrive", "--key", key, "--dry-run")
     assert dry.returncode == 0
-    assert "dry run: would redrive" in dry.stdout
+    assert "dry run: would redrive 0," in dry.stdout
     assert await count_on_articles(settings, key) == republished
 
 
@@ -92,7 +92,7 @@ async def test_filtered_redrives_of_a_failing_message_stop_at_max_attempts(stack
     for attempt in range(1, MAX_DLQ_ATTEMPTS + 1):
         result = newsroom(stack, "dlq", "redrive", "--key", key)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "redriven: 1" in result.stdout, result.stdout
+        assert "redriven: 1;" in result.stdout, result.stdout
 
         def failed_again(found: list[DeadLetter], n: int = attempt) -> bool:
             return found[-1].attempts == n
@@ -102,7 +102,7 @@ async def test_filtered_redrives_of_a_failing_message_stop_at_max_attempts(stack
     result = newsroom(stack, "dlq", "redrive", "--key", key)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "redriven: 0" in result.stdout
+    assert "redriven: 0;" in result.stdout
     assert await count_on_articles(settings, key) == MAX_DLQ_ATTEMPTS
 
 
@@ -126,7 +126,7 @@ async def test_a_record_too_large_to_park_whole_is_parked_cut_short(stack: Runni
     assert (letter.header("dlq-reason") or "").startswith("not JSON")
     result = newsroom(stack, "dlq", "redrive", "--offset", str(letter.offset))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "redriven: 0" in result.stdout
+    assert "redriven: 0;" in result.stdout
     assert "cut short: 1" in result.stdout
     assert await count_on_articles(settings, key) == 1
 
@@ -158,7 +158,7 @@ async def test_a_letter_naming_a_topic_the_broker_lacks_is_not_redriven(stack: R
     result = newsroom(stack, "dlq", "redrive", "--key", key)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "redriven: 0" in result.stdout
+    assert "redriven: 0;" in result.stdout
     assert "without a topic to go to: 1" in result.stdout
     async with running(plain_consumer(stack.settings)) as consumer:
         assert missing not in await consumer.topics()

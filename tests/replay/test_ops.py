@@ -16,6 +16,7 @@ from newsroom.common.store import connect
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
 from newsroom.rendering.writer import stored_from_meta
 from tests.common.test_output_failures import submit_too_rich
+from tests.common.test_read_topic import send_batch
 from tests.conftest import RunningStack, apoll, poll, scratch_topic
 from tests.ingestion.helpers import newsroom
 from tests.replay.helpers import active_namespace, new_article, pipeline_idle
@@ -123,7 +124,9 @@ def test_demo_dry_run_lists_the_content_and_sends_nothing(stack: RunningStack) -
     assert "Rising Sun, Record Highs" in result.stdout
     assert "nothing sent" in result.stdout
     after = newsroom(stack, "topics", "--exact")
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
     articles = [line for line in after.stdout.splitlines() if f" {ARTICLES.name} " in line]
+    assert articles
     assert articles == [line for line in before.stdout.splitlines() if f" {ARTICLES.name} " in line]
 
 
@@ -132,3 +135,20 @@ def test_redriving_a_dead_letter_that_is_not_there_says_so(stack: RunningStack) 
     result = newsroom(stack, "dlq", "redrive", "--offset", "999999999", "--dry-run")
     assert result.returncode == 1
     assert "no dead letter at offset(s) 999999999" in result.stdout
+
+
+async def test_tail_reads_a_last_batch_larger_than_a_fetch_to_its_end(stack: RunningStack) -> None:
+    """All of a 1,500-record final batch is read (1,000 per fetch), and --from latest shows none of it."""
+    topic = await scratch_topic(stack.settings, "big-batch")
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.bootstrap_servers, max_batch_size=1_000_000)
+    await producer.start()
+    try:
+        await send_batch(producer, topic, range(1500))
+    finally:
+        await producer.stop()
+
+    read = [rec.offset async for batch in scan(stack.settings, topic) for rec in batch]
+    latest = [rec.offset async for batch in scan(stack.settings, topic, start="latest") for rec in batch]
+
+    assert read == list(range(1500))
+    assert latest == []

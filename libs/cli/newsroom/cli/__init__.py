@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from aiokafka.errors import KafkaConnectionError
+
 SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
 
 
@@ -35,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result = args.func(args)
+    try:
+        result = args.func(args)
+    except KafkaConnectionError as exc:  # a command, not a service: say so and stop
+        print(f"newsroom: the broker is unreachable ({exc})", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -136,8 +137,8 @@ def at_least(least: float, kind: Callable[[str], float] = int) -> Callable[[str]
             value = kind(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-        if value < least:
-            raise argparse.ArgumentTypeError(f"{text} is below {least}")
+        if not math.isfinite(value) or value < least:
+            raise argparse.ArgumentTypeError(f"{text} is not a number from {least} on")
         return value
 
     return parse
@@ -149,7 +150,7 @@ def to_ms(moment: datetime) -> int:
 
 @dataclass(frozen=True)
 class Span:
-    """A partition's first offset and (as the broker reports it) its end offset."""
+    """A partition's first offset and its end (the offset its next record gets)."""
 
     begin: int
     end: int
@@ -196,27 +197,29 @@ async def scan(
 ) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
     """Read a topic without a group from ``start`` (earliest, latest or a time), whole fetches at a time.
 
-    Without ``follow`` it stops once every partition's position reached the end seen at the start.
+    Without ``follow`` it stops once every partition's position reached the end seen at the start
+    (:func:`~newsroom.common.reading.log_ends`).
     """
     async with running(plain_consumer(settings, max_poll_records=max_records)) as consumer:
         tps = partitions_of(consumer, [topic])
         if not tps:
             raise SystemExit(f"no topic {topic} on {settings.broker_url}")
+        end = await log_ends(consumer, tps)
         consumer.assign(tps)
         if start == "earliest":
             await consumer.seek_to_beginning(*tps)
         elif start == "latest":
-            await consumer.seek_to_end(*tps)
+            for tp in tps:
+                consumer.seek(tp, end[tp])
         else:
             assert isinstance(start, datetime)
             found = await consumer.offsets_for_times({tp: to_ms(start) for tp in tps})
             for tp in tps:
                 hit = found.get(tp)
                 if hit is None or hit.timestamp < 0:  # nothing that recent (the embedded broker says -1)
-                    await consumer.seek_to_end(tp)
+                    consumer.seek(tp, end[tp])
                 else:
                     consumer.seek(tp, hit.offset)
-        end = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if await consumer.position(tp) < end[tp]}
         # offsets_for_times may answer the start of a batch holding older records too
         since = to_ms(start) if isinstance(start, datetime) else None
@@ -309,7 +312,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_status)
 
 
-# --------------------------------------------------------------------------- topics --describe
+# --------------------------------------------------------------------------- topics
 
 
 async def describe_topics(settings: Settings, exact: bool) -> Table:
@@ -331,6 +334,8 @@ async def describe_topics(settings: Settings, exact: bool) -> Table:
         span = found[tp]
         count = str(counts.get(tp, 0)) if exact else f"≈{span.approx_count}"
         table.add_row(tp.topic, str(tp.partition), str(span.begin), str(span.end), count)
+    for topic in sorted({t.name for t in ALL_TOPICS} - {tp.topic for tp in tps}):
+        table.add_row(topic, "-", "-", "-", Text("missing (newsroom topics --create)", style="red"))
     return table
 
 
@@ -503,6 +508,7 @@ class RedrivePlan:
     next_offset: int | None  # where the redrive group resumes, when the selection is unfiltered
     truncated: list[DeadLetter] = field(default_factory=list)  # parked cut short: the whole is on its topic
     superseded: list[DeadLetter] = field(default_factory=list)  # redriven already, and failed again
+    absent: set[int] = field(default_factory=set)  # --offset values the dead-letter topic does not hold
 
 
 async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedrivePlan:
@@ -526,13 +532,14 @@ async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedriveP
     async with running(plain_consumer(settings)) as consumer:
         on_broker = await consumer.topics()
     failed_again = {d.header("dlq-redriven-from") for d in letters} - {None}
+    absent = set(args.offset or ()) - {d.offset for d in letters}
     if args.offset:
         letters = [d for d in letters if d.offset in set(args.offset)]
     if args.key is not None:
         letters = [d for d in letters if d.key_text == args.key]
     if args.topic is not None:
         letters = [d for d in letters if d.header("dlq-topic") == args.topic]
-    plan = RedrivePlan([], [], [], None)
+    plan = RedrivePlan([], [], [], None, absent=absent)
     for d in letters:
         if d.header("dlq-topic") not in on_broker:  # none named, or one this broker does not have
             plan.unroutable.append(d)
@@ -589,7 +596,8 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), guard)
     for d in plan.unroutable:
         topic = d.header("dlq-topic")
-        why = Text("skip: no such topic on the broker" if topic else "skip: no dlq-topic", style="red")
+        lacking = f"skip: no such topic on the broker (later: --offset {d.offset})"
+        why = Text(lacking if topic else "skip: no dlq-topic", style="red")
         table.add_row(str(d.offset), topic or "?", d.key_text, str(d.attempts), why)
     for d in plan.truncated:
         cut = Text(f"skip: parked cut short ({d.header('dlq-truncated')})", style="red")
@@ -599,9 +607,8 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), again)
     out.print(table)
     planned = plan.redrive + plan.exhausted + plan.unroutable + plan.truncated + plan.superseded
-    missing = set(args.offset or ()) - {d.offset for d in planned}
-    if missing:
-        out.print(f"[red]no dead letter at offset(s) {', '.join(map(str, sorted(missing)))}[/red]")
+    if plan.absent:
+        out.print(f"[red]no dead letter at offset(s) {', '.join(map(str, sorted(plan.absent)))}[/red]")
         if not planned:
             return 1
     skipped = len(plan.exhausted) + len(plan.unroutable) + len(plan.truncated) + len(plan.superseded)

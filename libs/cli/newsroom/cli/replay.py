@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -174,7 +179,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 0
     try:
         asyncio.run(commit_offsets(settings, args.group, {m.tp: m.target for m in plan.moves}))
-    except KafkaError as exc:  # a group with live members takes offsets from its members only
+    except (CommitFailedError, UnknownMemberIdError, IllegalGenerationError, RebalanceInProgressError) as exc:
         out.print(
             Text(
                 f"the broker refused the new offsets for group {args.group!r} ({type(exc).__name__}); "

@@ -24,11 +24,11 @@ async def running(consumer: AIOKafkaConsumer) -> AsyncIterator[AIOKafkaConsumer]
     committed-offsets task first ran, raises ``CancelledError`` out of ``stop()`` (aiokafka 0.14), which
     ended commands on a missing topic with a traceback.
     """
-    await consumer.start()
     try:
+        await consumer.start()
         await asyncio.sleep(0)
         yield consumer
-    finally:
+    finally:  # also after a failed start: it leaves connections behind
         await consumer.stop()
 
 

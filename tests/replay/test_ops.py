@@ -10,8 +10,8 @@ import httpx
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from newsroom.cli.ops import scan, to_ms
-from newsroom.common.reading import read_topic
+from newsroom.cli.ops import scan
+from newsroom.common.reading import read_topic, to_ms
 from newsroom.common.store import connect
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
 from newsroom.rendering.writer import stored_from_meta

@@ -4,8 +4,8 @@ Also the Kafka helpers the ``replay`` and ``rebuild`` commands share: partitions
 end offsets, committed offsets and live members of a group, time and duration parsing.
 
 The embedded broker reports a partition's end as the first offset of its last record batch
-plus one: :func:`spans` takes the end from a fetch instead (exact), and readers here keep
-whole fetches and stop once their position reaches the end.
+plus one: :func:`spans`, and the reads through :func:`~newsroom.common.reading.read_topic`,
+take the end from a fetch instead (:func:`~newsroom.common.reading.log_ends`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from newsroom.common.lag import (
     partitions_of,
     plain_consumer,
 )
-from newsroom.common.reading import log_ends, running
+from newsroom.common.reading import TopicNotFound, log_ends, read_topic, running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS, DEAD_LETTERS
 
@@ -144,10 +144,6 @@ def at_least(least: float, kind: Callable[[str], float] = int) -> Callable[[str]
     return parse
 
 
-def to_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 @dataclass(frozen=True)
 class Span:
     """A partition's first offset and its end (the offset its next record gets)."""
@@ -195,43 +191,13 @@ async def scan(
     follow: bool = False,
     max_records: int = 1000,
 ) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
-    """Read a topic without a group from ``start`` (earliest, latest or a time), whole fetches at a time.
-
-    Without ``follow`` it stops once every partition's position reached the end seen at the start
-    (:func:`~newsroom.common.reading.log_ends`).
-    """
-    async with running(plain_consumer(settings, max_poll_records=max_records)) as consumer:
-        tps = partitions_of(consumer, [topic])
-        if not tps:
-            raise SystemExit(f"no topic {topic} on {settings.broker_url}")
-        end = await log_ends(consumer, tps)
-        consumer.assign(tps)
-        if start == "earliest":
-            await consumer.seek_to_beginning(*tps)
-        elif start == "latest":
-            for tp in tps:
-                consumer.seek(tp, end[tp])
-        else:
-            assert isinstance(start, datetime)
-            found = await consumer.offsets_for_times({tp: to_ms(start) for tp in tps})
-            for tp in tps:
-                hit = found.get(tp)
-                if hit is None or hit.timestamp < 0:  # nothing that recent (the embedded broker says -1)
-                    consumer.seek(tp, end[tp])
-                else:
-                    consumer.seek(tp, hit.offset)
-        remaining = {tp for tp in tps if await consumer.position(tp) < end[tp]}
-        # offsets_for_times may answer the start of a batch holding older records too
-        since = to_ms(start) if isinstance(start, datetime) else None
-        while follow or remaining:
-            fetched = await consumer.getmany(*(tps if follow else remaining), timeout_ms=500)
-            for tp, recs in fetched.items():
-                if not follow and await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-                if since is not None:
-                    recs = [rec for rec in recs if rec.timestamp >= since]
-                if recs:
-                    yield recs
+    """:func:`~newsroom.common.reading.read_topic` for a command: a missing topic ends it, named."""
+    try:
+        async for batch in read_topic(settings, topic, start=start, follow=follow, max_records=max_records,
+                                      required=True):  # fmt: skip
+            yield batch
+    except TopicNotFound as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def header(rec: ConsumerRecord[Any, Any], name: str) -> str | None:

@@ -30,10 +30,9 @@ from newsroom.cli.ops import (
     parse_datetime,
     parse_duration,
     spans,
-    to_ms,
 )
 from newsroom.common.lag import admin_client, committed_offsets, partitions_of, plain_consumer
-from newsroom.common.reading import running
+from newsroom.common.reading import running, to_ms
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -64,19 +65,31 @@ async def log_ends(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) ->
 _PROBE_S = 10.0  # how long log_ends waits for the fetches that say where partitions end
 
 
+class TopicNotFound(LookupError):
+    """The broker has no such topic (see :func:`read_topic`'s ``required``)."""
+
+
+def to_ms(moment: datetime) -> int:
+    """A time as Kafka's record timestamps count it: milliseconds since 1970."""
+    return int(moment.timestamp() * 1000)
+
+
 async def read_topic(
     settings: Settings,
     topic: str,
     *,
-    from_beginning: bool = True,
-    stop_at_end: bool = True,
+    start: str | datetime = "earliest",
+    follow: bool = False,
     max_records: int = 2000,
     partitions: Collection[int] | None = None,
+    required: bool = False,
 ) -> AsyncGenerator[list[ConsumerRecord[Any, Any]], None]:
     """Read a topic (or only ``partitions`` of it) without a consumer group, batch by batch.
 
-    Nothing is committed. With ``stop_at_end`` the iteration ends at each partition's end as the
-    broker first reports it: records written after that are left alone.
+    From ``start``: ``earliest``, ``latest`` or the first record at or after a time. Nothing is
+    committed. Without ``follow`` the iteration ends at each partition's end when the read began
+    (:func:`log_ends`): records written after that are left alone. A topic the broker lacks reads as
+    empty, or raises :class:`TopicNotFound` when ``required``.
     """
     async with running(
         AIOKafkaConsumer(
@@ -88,30 +101,31 @@ async def read_topic(
         )
     ) as consumer:
         found = consumer.partitions_for_topic(topic) or set()
+        if not found and required:
+            raise TopicNotFound(f"no topic {topic} on {settings.broker_url}")
         tps = [TopicPartition(topic, p) for p in sorted(found) if partitions is None or p in partitions]
+        end = await log_ends(consumer, tps)
         consumer.assign(tps)
-        if from_beginning:
+        since = to_ms(start) if isinstance(start, datetime) else None
+        if start == "earliest":
             await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps) if stop_at_end else {}
-        remaining = {tp for tp in tps if end.get(tp, 1) > 0} if stop_at_end else set(tps)
-        if stop_at_end:
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-        settled: set[TopicPartition] = set()
-        while remaining or not stop_at_end:
-            wanted = remaining if stop_at_end else set(tps)
-            fetched = await consumer.getmany(*wanted, timeout_ms=500, max_records=max_records)
+        elif since is not None:
+            hits = await consumer.offsets_for_times({tp: since for tp in tps})
+            for tp in tps:
+                hit = hits.get(tp)  # nothing that recent: Kafka answers None, the embedded broker -1
+                consumer.seek(tp, hit.offset if hit is not None and hit.timestamp >= 0 else end[tp])
+        else:
+            for tp in tps:
+                consumer.seek(tp, end[tp])
+        remaining = {tp for tp in tps if await consumer.position(tp) < end[tp]}
+        while follow or remaining:
+            fetched = await consumer.getmany(*(tps if follow else remaining), timeout_ms=500)
             for tp, recs in fetched.items():
-                if stop_at_end:
-                    if tp not in settled:
-                        # The embedded broker's end offset is its last batch's first offset + 1, short
-                        # of that batch's tail; the high watermark of the first fetch is exact.
-                        end[tp] = max(end[tp], consumer.highwater(tp) or 0)
-                        settled.add(tp)
-                    if recs and recs[-1].offset >= end[tp]:  # written since: not this read's
-                        recs = [r for r in recs if r.offset < end[tp]]
+                if not follow and recs and recs[-1].offset >= end[tp]:  # written since: not this read's
+                    recs = [r for r in recs if r.offset < end[tp]]
+                if since is not None:  # a time can find the start of a batch holding older records too
+                    recs = [r for r in recs if r.timestamp >= since]
                 if recs:
                     yield recs
-                if stop_at_end and await consumer.position(tp) >= end[tp]:
+                if not follow and await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)

@@ -221,9 +221,8 @@ class Publisher:
                 "dlq-failed-at": failed_at,
                 "dlq-attempts": record.header("dlq-attempts") or "0",
             }
-            redriven_from = record.header(
-                "dlq-redriven-from"
-            )  # the letter it was redriven from, failing again
+            # failing again after a redrive: which letter it was redriven from (ops.plan_redrive reads it)
+            redriven_from = record.header("dlq-redriven-from")
             if redriven_from is not None:
                 headers["dlq-redriven-from"] = redriven_from
             value = record.value

@@ -10,7 +10,6 @@ import httpx
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from newsroom.cli.ops import scan
 from newsroom.common.reading import read_topic, to_ms
 from newsroom.common.store import connect
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
@@ -110,8 +109,8 @@ async def test_tail_from_a_time_leaves_out_older_records_of_the_same_batch(stack
     finally:
         await producer.stop()
 
-    shown = [rec.value async for batch in scan(stack.settings, topic, start=start + timedelta(seconds=15))
-             for rec in batch]  # fmt: skip
+    later = start + timedelta(seconds=15)
+    shown = [rec.value async for batch in read_topic(stack.settings, topic, start=later) for rec in batch]
 
     assert shown == [b"at +20s"]
 
@@ -147,8 +146,10 @@ async def test_tail_reads_a_last_batch_larger_than_a_fetch_to_its_end(stack: Run
     finally:
         await producer.stop()
 
-    read = [rec.offset async for batch in scan(stack.settings, topic) for rec in batch]
-    latest = [rec.offset async for batch in scan(stack.settings, topic, start="latest") for rec in batch]
+    read = [rec.offset async for batch in read_topic(stack.settings, topic) for rec in batch]
+    latest = [
+        rec.offset async for batch in read_topic(stack.settings, topic, start="latest") for rec in batch
+    ]
 
     assert read == list(range(1500))
     assert latest == []

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from aiokafka.errors import KafkaConnectionError
 
+from newsroom.common.reading import TopicNotFound
+
 SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
 
 
@@ -41,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.func(args)
     except KafkaConnectionError as exc:  # a command, not a service: say so and stop
         print(f"newsroom: the broker is unreachable ({exc})", file=sys.stderr)
+        return 1
+    except TopicNotFound as exc:
+        print(f"newsroom: {exc}", file=sys.stderr)
         return 1
     return int(result or 0)
 

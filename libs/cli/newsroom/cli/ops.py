@@ -16,7 +16,7 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +40,7 @@ from newsroom.common.lag import (
     partitions_of,
     plain_consumer,
 )
-from newsroom.common.reading import TopicNotFound, log_ends, read_topic, running
+from newsroom.common.reading import log_ends, read_topic, running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS, DEAD_LETTERS
 
@@ -183,23 +183,6 @@ async def commit_offsets(settings: Settings, group: str, offsets: dict[TopicPart
         await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in offsets.items()})
 
 
-async def scan(
-    settings: Settings,
-    topic: str,
-    *,
-    start: str | datetime = "earliest",
-    follow: bool = False,
-    max_records: int = 1000,
-) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
-    """:func:`~newsroom.common.reading.read_topic` for a command: a missing topic ends it, named."""
-    try:
-        async for batch in read_topic(settings, topic, start=start, follow=follow, max_records=max_records,
-                                      required=True):  # fmt: skip
-            yield batch
-    except TopicNotFound as exc:
-        raise SystemExit(str(exc)) from exc
-
-
 def header(rec: ConsumerRecord[Any, Any], name: str) -> str | None:
     for k, v in rec.headers or ():
         if k == name:
@@ -289,7 +272,7 @@ async def describe_topics(settings: Settings, exact: bool) -> Table:
     counts: dict[TopicPartition, int] = {}
     if exact:
         for topic in sorted({tp.topic for tp in tps}):  # the declared topics the broker has
-            async for batch in scan(settings, topic):
+            async for batch in read_topic(settings, topic):
                 for rec in batch:
                     tp = TopicPartition(rec.topic, rec.partition)
                     counts[tp] = counts.get(tp, 0) + 1
@@ -338,7 +321,7 @@ def render_record(rec: ConsumerRecord[Any, Any], compact: bool) -> Group | Text:
 async def tail(settings: Settings, args: argparse.Namespace) -> int:
     out = console()
     shown = 0
-    async for batch in scan(settings, args.topic, start=args.start, follow=args.follow):
+    async for batch in read_topic(settings, args.topic, start=args.start, follow=args.follow, required=True):
         for rec in batch:
             if args.key is not None and (rec.key or b"").decode("utf-8", "replace") != args.key:
                 continue
@@ -417,7 +400,7 @@ class DeadLetter:
 async def dead_letters(settings: Settings, from_offset: int = 0) -> list[DeadLetter]:
     """Every record on the dead-letter topic (single partition), from ``from_offset``."""
     out: list[DeadLetter] = []
-    async for batch in scan(settings, DEAD_LETTERS.name):
+    async for batch in read_topic(settings, DEAD_LETTERS.name, required=True):
         for rec in batch:
             if rec.offset >= from_offset:
                 out.append(

@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import structlog
@@ -17,6 +18,7 @@ import structlog
 from newsroom.common.settings import Settings, get_settings
 
 SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
+STATE_FILE = "dev-state.json"  # in the run directory: what `newsroom dev` says of its children
 log = structlog.get_logger("newsroom")
 
 
@@ -130,8 +132,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def redis_to_start(settings: Settings, explicit: bool) -> int | None:
+    """The port ``newsroom dev`` starts a private Redis on, or None to use the one the URL names.
+
+    Without NEWSROOM_REDIS_URL the default port is ours. A URL naming a local port where nothing
+    listens gets a private Redis there too; a Redis that answers is someone else's and is used as it is.
+    A remote one that does not answer is :class:`StartFailed` (nothing here can start it).
+    """
+    from newsroom.cli.stack import LOCAL_HOSTS, StartFailed, port_open
+
+    url = urlparse(settings.redis_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    if port_open(host, port):
+        return None if explicit else port
+    if host in LOCAL_HOSTS:
+        return port
+    raise StartFailed(
+        f"nothing answers at {settings.redis_url} (NEWSROOM_REDIS_URL): start Redis there, "
+        "or unset the variable and `newsroom dev` starts a private one"
+    )
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
-    from newsroom.cli.stack import Stack
+    from newsroom.cli.stack import Stack, StartFailed
     from newsroom.common.logging import configure_logging
 
     configure_logging("dev")
@@ -150,9 +173,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    # a Redis named by NEWSROOM_REDIS_URL is someone else's: use it, don't start one
-    stack = Stack.for_settings(settings, run_dir, own_redis="NEWSROOM_REDIS_URL" not in os.environ)
+    stack: Stack | None = None
     try:
+        redis_port = redis_to_start(settings, explicit="NEWSROOM_REDIS_URL" in os.environ)
+        stack = Stack.for_settings(settings, run_dir)
+        stack.redis_port = redis_port
+        if redis_port is not None:
+            log.info("starting a private Redis", port=redis_port)
         stack.start_infra(settings)
         stack.start_services(settings, env)
         if not args.no_demo:
@@ -164,8 +191,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
             site=f"http://{settings.host}:{settings.web_port}",
             api=f"http://{settings.host}:{settings.api_port}/docs",
         )
-        stop.wait()
+        stack.supervise(stop, run_dir / STATE_FILE)  # restarts a child that exits, until Ctrl-C
+    except StartFailed as exc:
+        print(f"newsroom dev: {exc}", file=sys.stderr)
+        return 1
     finally:
         log.info("stopping the stack")
-        stack.stop()
+        if stack is not None:
+            stack.stop()
+            (run_dir / STATE_FILE).unlink(missing_ok=True)
     return 0

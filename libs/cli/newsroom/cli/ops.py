@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -595,11 +598,26 @@ async def readiness(settings: Settings) -> dict[str, tuple[int | None, float]]:
         return dict(await asyncio.gather(*(probe(client, s) for s in SERVICES)))
 
 
+def supervised(settings: Settings) -> dict[str, Any]:
+    """What a running `newsroom dev` says of its children (pid, restarts, last exit), or {} if none runs."""
+    from newsroom.cli.core import STATE_FILE
+
+    path = Path(settings.run_dir) / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+        os.kill(int(state["supervisor_pid"]), 0)  # a file left by a dev that died says nothing
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    children: dict[str, Any] = state.get("children", {})
+    return children
+
+
 async def status_view(settings: Settings) -> Group:
-    """The services table, lag per group and dead-letter count, as one renderable."""
+    """The services table (with restarts under `newsroom dev`), lag per group and dead-letter count."""
     ready = await readiness(settings)
+    children = supervised(settings)
     services = Table(title=f"services ({datetime.now(UTC).isoformat(timespec='seconds')})")
-    for col in ("service", "port", "ready", "answered in"):
+    for col in ("service", "port", "ready", "answered in", "restarts"):
         services.add_column(col)
     for service, (code, took) in ready.items():
         state = (
@@ -607,7 +625,11 @@ async def status_view(settings: Settings) -> Group:
             if code == 200
             else Text("down" if code is None else f"not ready ({code})", style="red")
         )
-        services.add_row(service, str(settings.port_of(service)), state, f"{took * 1000:.0f} ms")
+        child = children.get(service)
+        restarts = "-" if child is None else str(child["restarts"])
+        if child is not None and child.get("last_exit") is not None:
+            restarts += f" (last exit {child['last_exit']})"
+        services.add_row(service, str(settings.port_of(service)), state, f"{took * 1000:.0f} ms", restarts)
     parts: list[Any] = [services]
     try:
         rows = await lag_rows(settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,11 +23,14 @@ from typing import IO
 from urllib.parse import urlparse
 
 import httpx
+import structlog
 
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ensure_topics
 
 SERVICE_ORDER = ("rendering", "quotes", "enrichment", "ingestion", "web")
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+log = structlog.get_logger("newsroom.stack")
 
 
 def tansu_binary() -> Path:
@@ -110,9 +114,26 @@ class Prefixer(threading.Thread):
 
 @dataclass
 class Proc:
+    """A child process, and how to start it again (its supervision record)."""
+
     name: str
     popen: subprocess.Popen[bytes]
     log_thread: Prefixer | None = None
+    restart: Callable[[], subprocess.Popen[bytes]] | None = None
+    restarts: int = 0
+    last_exit: int | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    backoff: float = 1.0
+    due: float | None = None  # when a child that exited is started again
+
+
+class StartFailed(RuntimeError):
+    """A part of the stack did not come up; the message says which and why, in one line."""
+
+
+BACKOFF_FIRST_S = 1.0
+BACKOFF_LONGEST_S = 30.0
+STEADY_S = 60.0  # a child that ran this long before it exited starts again after the first pause
 
 
 @dataclass
@@ -151,42 +172,116 @@ class Stack:
         for name in SERVICE_ORDER:
             if name in wanted:
                 proc = self.start_service(name, env)
-                wait_ready(f"http://{settings.host}:{settings.port_of(name)}/readyz", 120, proc)
+                try:
+                    wait_ready(f"http://{settings.host}:{settings.port_of(name)}/readyz", 120, proc)
+                except TimeoutError as exc:
+                    raise StartFailed(f"{name} was not ready within 120 s ({exc}); see its log") from exc
 
-    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Proc:
-        popen = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-        )
-        assert popen.stdout is not None
-        thread = None
-        if self.quiet:
-            log_path = self.run_dir / f"{name}.log"
-            thread = Prefixer(name, popen.stdout, len(self.procs), open(log_path, "a"))  # noqa: SIM115 - closed with the process
-        else:
-            thread = Prefixer(name, popen.stdout, len(self.procs))
-        thread.start()
-        proc = Proc(name, popen, thread)
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str] | None = None,
+        ready: Callable[[Proc], None] | None = None,
+    ) -> Proc:
+        """Start a child; ``ready`` (if given) waits for it and is run again after every restart."""
+        index = len(self.procs)
+
+        def launch() -> tuple[subprocess.Popen[bytes], Prefixer]:
+            popen = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            )
+            assert popen.stdout is not None
+            sink = open(self.run_dir / f"{name}.log", "a") if self.quiet else None  # noqa: SIM115 - closed with the process
+            thread = Prefixer(name, popen.stdout, index, sink)
+            thread.start()
+            return popen, thread
+
+        proc = Proc(name, *launch())
+
+        def restart() -> subprocess.Popen[bytes]:
+            proc.popen, proc.log_thread = launch()
+            if ready is not None:
+                ready(proc)
+            return proc.popen
+
+        proc.restart = restart
         self.procs.append(proc)
+        if ready is not None:
+            ready(proc)
         return proc
+
+    def supervise(self, stop: threading.Event, state_file: Path | None = None, interval: float = 0.5) -> None:
+        """Until ``stop`` is set: a child that exits is logged with its exit code and started again after
+        a pause that doubles with each quick exit (1 s up to 30 s; back to 1 s once it ran a minute).
+
+        ``state_file`` (JSON) says each child's pid, restarts and last exit code; `newsroom status`
+        shows it.
+        """
+        self.write_state(state_file)
+        while not stop.wait(interval):
+            changed = False
+            now = time.monotonic()
+            for proc in self.procs:
+                code = proc.popen.poll()
+                if code is not None and proc.due is None:
+                    ran = now - proc.started_at
+                    proc.backoff = BACKOFF_FIRST_S if ran >= STEADY_S else proc.backoff
+                    proc.last_exit, proc.due = code, now + proc.backoff
+                    log.error("child exited; restarting it", child=proc.name, exit_code=code,
+                              ran_s=round(ran, 1), restart_in_s=proc.backoff)  # fmt: skip
+                    proc.backoff = min(proc.backoff * 2, BACKOFF_LONGEST_S)
+                    changed = True
+                elif proc.due is not None and now >= proc.due and proc.restart is not None:
+                    proc.due = None
+                    proc.started_at = now
+                    proc.restarts += 1
+                    try:
+                        proc.restart()
+                    except (StartFailed, TimeoutError) as exc:  # it exits again: the next round sees it
+                        log.error("child did not come back", child=proc.name, error=str(exc))
+                    log.warning(
+                        "child restarted", child=proc.name, pid=proc.popen.pid, restarts=proc.restarts
+                    )
+                    changed = True
+            if changed:
+                self.write_state(state_file)
+
+    def write_state(self, state_file: Path | None) -> None:
+        """Each child's pid, restarts and last exit code, written whole (a reader never sees half)."""
+        if state_file is None:
+            return
+        children = {
+            p.name: {"pid": p.popen.pid, "restarts": p.restarts, "last_exit": p.last_exit,
+                     "running": p.popen.poll() is None and p.due is None}
+            for p in self.procs
+        }  # fmt: skip
+        tmp = state_file.with_suffix(".tmp")
+        state = {"supervisor_pid": os.getpid(), "updated_at": time.time(), "children": children}
+        tmp.write_text(json.dumps(state))
+        tmp.replace(state_file)
 
     def start_broker(self) -> None:
         if port_open("127.0.0.1", self.broker_port):
             return
         url = f"tcp://127.0.0.1:{self.broker_port}"
-        proc = self._spawn(
+
+        def up(proc: Proc) -> None:
+            port = self.broker_port
+            wait_until(lambda: port_open("127.0.0.1", port) or proc.popen.poll() is not None, 30, "broker")
+            if proc.popen.poll() is not None:
+                raise StartFailed(f"the embedded broker exited at start-up (port {self.broker_port} taken?)")
+
+        self._spawn(
             "broker",
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
             env={"RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            ready=up,
         )
-        wait_until(
-            lambda: port_open("127.0.0.1", self.broker_port) or proc.popen.poll() is not None, 30, "broker"
-        )
-        if proc.popen.poll() is not None:
-            raise RuntimeError("the embedded broker exited at start-up")
 
     def start_redis(self) -> None:
         if self.redis_port is None or port_open("127.0.0.1", self.redis_port):
@@ -198,12 +293,14 @@ class Stack:
         data.mkdir(parents=True, exist_ok=True)
         argv = [server, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(data),
                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]  # fmt: skip
-        proc = self._spawn("redis", argv)
-        wait_until(
-            lambda: port_open("127.0.0.1", self.redis_port or 0) or proc.popen.poll() is not None, 30, "redis"
-        )
-        if proc.popen.poll() is not None:
-            raise RuntimeError("redis-server exited at start-up")
+
+        def up(proc: Proc) -> None:
+            port = self.redis_port or 0
+            wait_until(lambda: port_open("127.0.0.1", port) or proc.popen.poll() is not None, 30, "redis")
+            if proc.popen.poll() is not None:
+                raise StartFailed(f"redis-server exited at start-up (port {port} taken?)")
+
+        self._spawn("redis", argv, ready=up)
 
     def start_command(self, name: str, args: list[str], env: Mapping[str, str]) -> Proc:
         """Run ``newsroom ARGS…`` as a child process named ``name``."""
@@ -214,6 +311,7 @@ class Stack:
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
+            proc.due = None
             stop_process(proc.popen)
         for proc in self.procs:
             if proc.log_thread:
@@ -224,7 +322,8 @@ class Stack:
 def wait_ready(url: str, timeout: float, proc: Proc | None = None) -> None:
     def ready() -> bool:
         if proc is not None and proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode} before it was ready")
+            code = proc.popen.returncode
+            raise StartFailed(f"{proc.name} exited with {code} before it was ready; see its log")
         try:
             return httpx.get(url, timeout=1.0).status_code == 200
         except httpx.HTTPError:

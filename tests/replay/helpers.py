@@ -40,7 +40,9 @@ async def active_namespace(settings: Settings) -> str:
     """The namespace the web serves now."""
     redis = connect(settings.redis_url)
     try:
-        return (await Pointers(settings.template_version).resolve(redis))[0]
+        active = (await Pointers(settings.template_version).read(redis))[0]
+        assert active is not None, "no namespace is served"
+        return active
     finally:
         await redis.aclose()
 

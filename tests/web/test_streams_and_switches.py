@@ -11,7 +11,7 @@ import httpx
 import uvicorn
 
 from newsroom.cli.stack import free_port
-from newsroom.common.store import Keys, WriteBatch, connect
+from newsroom.common.store import Keys, Pointers, WriteBatch, connect, namespace_for
 from newsroom.web.service import Site
 from tests.conftest import RunningStack, apoll
 
@@ -19,7 +19,13 @@ from tests.conftest import RunningStack, apoll
 @contextlib.asynccontextmanager
 async def serving(stack: RunningStack) -> AsyncIterator[tuple[Site, str]]:
     """A web tier of a template version of its own (so its switches touch nothing else), and its URL."""
-    site = Site(stack.settings.redis_url, f"tweb{uuid.uuid4().hex[:8]}")
+    version = f"tweb{uuid.uuid4().hex[:8]}"
+    redis = connect(stack.settings.redis_url)
+    try:  # a namespace to serve, as a rebuild's switch names one: the web tier never claims one itself
+        await redis.set(Pointers(version).active, namespace_for(version))
+    finally:
+        await redis.aclose()
+    site = Site(stack.settings.redis_url, version)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(site, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import redis as sync_redis
 
 from newsroom.cli.stack import Stack, free_port, stop_process, wait_ready
-from tests.conftest import RunningStack, publish_and_wait
+from newsroom.common.settings import Settings
+from newsroom.common.store import LAYOUT_HEAD, Keys, Pointers, namespace_for
+from tests.conftest import RunningStack, poll, publish_and_wait
 
 
 def _an_article_path(stack: RunningStack) -> str:
@@ -63,8 +66,14 @@ def test_redis_down_is_a_clear_503(tmp_path: object) -> None:
         env = {"NEWSROOM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "NEWSROOM_WEB_PORT": str(web_port)}
         web = local.start_service("web", env)
         base = f"http://127.0.0.1:{web_port}"
+        poll(lambda: httpx.get(base + "/readyz"), lambda r: r.status_code == 503)  # no site in the store yet
+        # a site as a rebuild leaves one: the active pointer, and a namespace with its layout
+        version = Settings().template_version
+        with sync_redis.Redis(port=redis_port) as store:
+            store.set(Pointers(version).active, namespace_for(version))
+            store.set(Keys(namespace_for(version)).frag(LAYOUT_HEAD), "<!doctype html>")
         wait_ready(base + "/readyz", 60, web)
-        assert httpx.get(base + "/").status_code == 404  # an empty store: no home page yet
+        assert httpx.get(base + "/").status_code == 404  # no home page yet
         redis = next(p for p in local.procs if p.name == "redis")
         stop_process(redis.popen)
         down = httpx.get(base + "/")

@@ -433,17 +433,17 @@ async def rebuild_fragments(
     pointers = Pointers(settings.template_version)
     started = time.perf_counter()
     try:
-        if dry_run:  # read the pointers only: resolving claims the default namespace on a fresh store
-            active, _shadow = await pointers.read(redis)
-            old = active or namespace_for(settings.template_version)
-        else:
-            old, _shadow = await pointers.resolve(redis)
-        summary = FragmentSummary(old, new_namespace(settings.template_version))
+        # Read, not resolve (which claims the default namespace): on an empty or wiped store no
+        # namespace is served until this one is complete.
+        active, _shadow = await pointers.read(redis)
+        old = active or ""
+        summary = FragmentSummary(old or "-", new_namespace(settings.template_version))
         if dry_run:
             counts = await approx_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
-            rows = [("active namespace (serving)", old), ("would build", summary.new_namespace)]
+            rows = [("active namespace (serving)", old or "none"), ("would build", summary.new_namespace)]
             rows += [(f"records on {topic}", f"≈{n:,}") for topic, n in counts.items()]
-            rows.append(("then", f"switch {pointers.active}, expire {old}:* after {expire_old}s"))
+            then = f"switch {pointers.active}" + (f", expire {old}:* after {expire_old}s" if old else "")
+            rows.append(("then", then))
             out.print(key_values("rebuild fragments (dry run)", rows))
             return summary
         writer = FragmentWriter(redis, summary.new_namespace, Renderer.for_settings(settings), pointers)
@@ -461,7 +461,7 @@ async def rebuild_fragments(
         finally:
             if not switched:  # interrupted or refused: the site never saw it; let the partial namespace go
                 await expire_namespace(redis, summary.new_namespace, 60)
-        summary.expired_old_keys = await expire_namespace(redis, old, expire_old)
+        summary.expired_old_keys = await expire_namespace(redis, old, expire_old) if old else 0
         summary.seconds = time.perf_counter() - started
         return summary
     finally:

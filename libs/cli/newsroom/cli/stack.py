@@ -131,6 +131,12 @@ class StartFailed(RuntimeError):
     """A part of the stack did not come up; the message says which and why, in one line."""
 
 
+# What a restart of a stateful child of ours costs, said loudly when it happens.
+LOSES_STATE = {
+    "broker": "the embedded broker restarted empty: it keeps its log in memory, so every event on it "
+    "before (accepted articles not yet consumed included) is gone; the services create the topics again",
+    "redis": "Redis restarted empty (it keeps no data here): the renderer rebuilds the site from the log",
+}
 BACKOFF_FIRST_S = 1.0
 BACKOFF_LONGEST_S = 30.0
 STEADY_S = 60.0  # a child that ran this long before it exited starts again after the first pause
@@ -247,6 +253,8 @@ class Stack:
                     log.warning(
                         "child restarted", child=proc.name, pid=proc.popen.pid, restarts=proc.restarts
                     )
+                    if proc.name in LOSES_STATE:
+                        log.error(LOSES_STATE[proc.name], child=proc.name)
                     changed = True
             if changed:
                 self.write_state(state_file)

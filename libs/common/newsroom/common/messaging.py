@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -21,7 +22,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -157,13 +158,33 @@ def fitting(groups: Iterable[tuple[T, Sequence[Outgoing]]]) -> tuple[list[Outgoi
     return kept, refused
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _bounded(
+    send: Callable[Concatenate[Publisher, P], Awaitable[R]],
+) -> Callable[Concatenate[Publisher, P], Awaitable[R]]:
+    """A burst not acknowledged within the publisher's ``timeout`` raises TimeoutError: the producer
+    alone would wait 40 s (its request timeout) for a broker that is away, and a caller with it."""
+
+    @functools.wraps(send)
+    async def bounded(self: Publisher, *args: P.args, **kwargs: P.kwargs) -> R:
+        async with asyncio.timeout(self.timeout):
+            return await send(self, *args, **kwargs)
+
+    return bounded
+
+
 class Publisher:
     """Publishes events in bursts (one produce request per partition) and dead-letters bad records."""
 
-    def __init__(self, broker: KafkaBroker, service: str) -> None:
+    def __init__(self, broker: KafkaBroker, service: str, timeout: float = 30.0) -> None:
         self.broker = broker
         self.service = service
+        self.timeout = timeout  # seconds for the broker to acknowledge a burst
 
+    @_bounded
     async def publish(self, items: Iterable[Outgoing]) -> int:
         """Publish every event and wait until the broker acknowledged them all.
 
@@ -207,6 +228,7 @@ class Publisher:
         """Park a record on the dead-letter topic with the reason and where it came from."""
         await self.dead_letter_many([(record, reason)])
 
+    @_bounded
     async def dead_letter_many(self, items: Sequence[tuple[Record, str]]) -> None:
         """Park several records in one burst, then wait for the broker to acknowledge them all."""
         failed_at = datetime.now(UTC).isoformat()

@@ -30,17 +30,21 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def plain_response(check: Callable[[], Awaitable[bool]], ok: bytes = b"ok\n") -> ASGIApp:
-    """A tiny ASGI endpoint answering 200 when ``check`` passes, 503 otherwise."""
+Check = Callable[[], Awaitable[str | None]]
+"""A probe: None when all is well, else what is wrong (said in the answer's body)."""
+
+
+def plain_response(check: Check, ok: bytes = b"ok\n") -> ASGIApp:
+    """A tiny ASGI endpoint answering 200 when ``check`` finds nothing wrong, 503 with what it found."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         try:
-            good = await check()
-        except Exception:  # a failing probe is the answer "not ready", never a traceback
-            good = False
-        status, body = (200, ok) if good else (503, b"not ready\n")
+            problem = await check()
+        except Exception as exc:  # a failing probe is the answer "not ready", never a traceback
+            problem = f"the check failed: {type(exc).__name__}: {exc}"
+        status, body = (200, ok) if problem is None else (503, f"not ready: {problem}\n".encode())
         await send(
             {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
         )
@@ -49,14 +53,14 @@ def plain_response(check: Callable[[], Awaitable[bool]], ok: bytes = b"ok\n") ->
     return app
 
 
-async def _alive() -> bool:
-    return True
+async def _alive() -> str | None:
+    return None
 
 
-def ops_routes(ready: Callable[[], Awaitable[bool]]) -> Sequence[tuple[str, ASGIApp]]:
-    """``/healthz``, ``/readyz`` and ``/metrics`` as (path, ASGI app) pairs."""
+def ops_routes(ready: Check, alive: Check = _alive) -> Sequence[tuple[str, ASGIApp]]:
+    """``/healthz`` (``alive``), ``/readyz`` (``ready``) and ``/metrics`` as (path, ASGI app) pairs."""
     return [
-        ("/healthz", plain_response(_alive)),
+        ("/healthz", plain_response(alive)),
         ("/readyz", plain_response(ready)),
         ("/metrics", make_asgi_app()),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"dev-key", "changeme", "change-me", "secret", "password", ""})
@@ -104,6 +104,14 @@ class Settings(BaseSettings):
 
     fetch_max_wait_ms: int = 50
     """``NEWSROOM_FETCH_MAX_WAIT_MS``: how long a consumer fetch waits for data."""
+
+    publish_timeout_seconds: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    """``NEWSROOM_PUBLISH_TIMEOUT_SECONDS``: a publish not acknowledged by the broker within this has
+    failed (a consumer's batch comes again; the API answers 503 with Retry-After)."""
+
+    request_deadline_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    """``NEWSROOM_REQUEST_DEADLINE_SECONDS``: the longest an API write waits for its outcome before
+    answering 503 (whether it reached the log is then found by submitting it again)."""
 
     log_format: Literal["auto", "json", "console"] = "auto"
     """``NEWSROOM_LOG_FORMAT``: ``auto`` is console on a TTY and JSON lines otherwise."""

@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import DataError, WatchError
 
 GONE = "@gone"
+LAYOUT_HEAD = "layout:head"  # the fragment every page starts with: a namespace without it serves nothing
 OWN = "="  # a manifest name read back with this prefix is the page's own piece, inline: no fragment key
 PageEntry = str | tuple[str, str]  # a reference, or the page's own (name, html)
 
@@ -146,6 +147,20 @@ def namespace_for(template_version: str) -> str:
     return f"nr:{template_version}"
 
 
+async def site_problem(redis: aioredis.Redis, template_version: str) -> str | None:
+    """What keeps the site from being served from the store, or None (RedisError if Redis is away).
+
+    Either no namespace is active (an empty, flushed or new Redis: the renderer rebuilds one from
+    the log and switches to it) or the active one has lost its layout (its keys are gone).
+    """
+    active, _ = await Pointers(template_version).read(redis)
+    if active is None:
+        return "the store has no active namespace (an empty, flushed or new Redis)"
+    if not await redis.exists(Keys(active).frag(LAYOUT_HEAD)):
+        return f"the active namespace {active} has lost its layout (its keys are gone)"
+    return None
+
+
 @dataclass(frozen=True)
 class Pointers:
     """Which namespace the site serves, and which one a rebuild is filling (blue/green).
@@ -186,15 +201,16 @@ class Pointers:
     async def switch_to(self, redis: aioredis.Redis, namespace: str, *, replacing: str | None = None) -> None:
         """Make ``namespace`` the one readers use, atomically, and tell them.
 
-        With ``replacing`` (a rebuild's switch), only while readers still use ``replacing`` and
-        ``namespace`` is still the shadow one (checked under WATCH); else :class:`SwitchRefused`.
+        With ``replacing`` (a rebuild's switch), only while readers still use ``replacing`` (``""``: no
+        namespace, a store that was empty or wiped) and ``namespace`` is still the shadow one (checked
+        under WATCH); else :class:`SwitchRefused`.
         """
         watched = (self.active, self.shadow) if replacing is not None else ()
 
         async def decide(reader: Any) -> WriteBatch:
             if replacing is not None:
                 active, shadow = await self.read(reader)
-                if (active, shadow) != (replacing, namespace):
+                if (active or "", shadow) != (replacing, namespace):
                     raise SwitchRefused(
                         f"not switching to {namespace}: readers use {active or '-'}, "
                         f"the shadow is {shadow or '-'} (another rebuild? a lapsed pointer?)"

@@ -25,6 +25,7 @@ from newsroom.common.events import (
     SecurityListed,
     new_envelope,
 )
+from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import (
@@ -49,7 +50,7 @@ from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger
 SERVICE = "enrichment"
 settings = get_settings()
 broker = make_broker(SERVICE, settings)
-publisher = Publisher(broker, SERVICE)
+publisher = Publisher(broker, SERVICE, settings.publish_timeout_seconds)
 log = structlog.get_logger(SERVICE)
 
 
@@ -148,8 +149,12 @@ async def _load_master() -> None:
     log.info("security master loaded", instruments=len(enricher.securities), source=source)
 
 
-async def _ready() -> bool:
-    return enricher.tagger is not None and await broker.ping(timeout=2.0)
+async def _master_loaded() -> str | None:
+    return None if enricher.tagger is not None else "the security master is not loaded yet"
+
+
+health = Health()
+ready, alive = probes(broker, health, _master_loaded)
 
 
 @asynccontextmanager
@@ -157,9 +162,10 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
     await _load_master()
-    async with in_background(report_lag(settings, ["enrichment"])):
+    watch = LogWatch(settings, broker, health)
+    async with in_background(report_lag(settings, ["enrichment"]), watch.run()):
         yield
     log.info("enrichment stopped")
 
 
-app = AsgiFastStream(broker, asgi_routes=ops_routes(_ready), lifespan=lifespan, logger=None)
+app = AsgiFastStream(broker, asgi_routes=ops_routes(ready, alive), lifespan=lifespan, logger=None)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -26,14 +26,17 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsroom.common.events import decode, new_envelope
+from newsroom.common.health import Health, LogWatch
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, make_broker
 from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings, get_settings
+from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ensure_topics
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, Decision, validation_reason
 
 SERVICE = "ingestion"
+T = TypeVar("T")
 MAX_BATCH = 500
 settings = get_settings()
 broker = make_broker(SERVICE, settings)
@@ -85,7 +88,7 @@ class Ingestor:
         self.settings = settings
         registry = ArticleRegistry()
         count = 0
-        async for batch in read_topic(settings, ARTICLES.name):
+        async for batch in read_topic(settings, ARTICLES.name, required=True):  # a missing log is no registry
             for rec in batch:
                 try:
                     registry.apply(decode(rec.value).data)
@@ -128,7 +131,8 @@ class Ingestor:
             if self._healing is None or self._healing.done():
                 self._healing = asyncio.create_task(self._heal())
             log.exception("publishing article events failed", events=len(items))
-            raise PublishFailed(f"the broker did not acknowledge the article events: {exc}") from exc
+            why = str(exc) or f"no acknowledgement within {self.publisher.timeout:g} s"
+            raise PublishFailed(f"the broker did not acknowledge the article events: {why}") from exc
 
     async def _heal(self, first_pause: float = 1.0, longest_pause: float = 30.0) -> None:
         """Rebuild a stale registry in the background until it is ready again, so that readiness comes
@@ -137,9 +141,18 @@ class Ingestor:
         while not self.ready:
             await asyncio.sleep(pause)
             async with self.lock:
-                with contextlib.suppress(PublishFailed):  # the broker is still away: try again later
+                try:
                     await self._resync()
+                except PublishFailed as exc:  # the broker is still away: try again later
+                    log.warning("registry not rebuilt yet", error=str(exc), retry_in_s=pause)
             pause = min(pause * 2, longest_pause)
+
+    def log_lost(self) -> None:
+        """The broker lost the articles topic (see :class:`~newsroom.common.health.LogWatch`): the registry
+        knows articles the log no longer has, so it is rebuilt from what the log holds now."""
+        self.ready = False
+        if self._healing is None or self._healing.done():
+            self._healing = asyncio.create_task(self._heal())
 
     async def close(self) -> None:
         """Stop healing (at shutdown)."""
@@ -161,7 +174,16 @@ class Ingestor:
         self._waiting.append(_Submission(article, article_id, correlation_id, future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting())
-        return await future
+        return await self._within_deadline(future)
+
+    async def _within_deadline(self, outcome: Awaitable[T]) -> T:
+        """``outcome``, or PublishFailed once the request deadline passed (the work goes on: whether it
+        reached the log, a retry finds out, as a duplicate)."""
+        deadline = self.settings.request_deadline_seconds if self.settings else 10.0
+        try:
+            return await asyncio.wait_for(asyncio.shield(outcome), deadline)
+        except TimeoutError as exc:
+            raise PublishFailed(f"no answer from the broker within {deadline:g} s") from exc
 
     async def _commit_waiting(self) -> None:
         async with self.lock:
@@ -195,6 +217,12 @@ class Ingestor:
     async def submit_many(
         self, articles: list[ArticleIn | str], correlation_id: str | None = None
     ) -> list[Decision | str]:
+        """:meth:`decide_many` within the request deadline."""
+        return await self._within_deadline(asyncio.ensure_future(self.decide_many(articles, correlation_id)))
+
+    async def decide_many(
+        self, articles: list[ArticleIn | str], correlation_id: str | None = None
+    ) -> list[Decision | str]:
         """Decide a batch in order (a later item sees the earlier ones) and publish it as one burst.
 
         A ``str`` item is a rejection reason found while validating; it passes through, as does
@@ -222,6 +250,14 @@ class Ingestor:
     async def retract(
         self, article_id: str, reason: str, correlation_id: str | None = None
     ) -> Decision | None:
+        """:meth:`decide_retraction` within the request deadline."""
+        return await self._within_deadline(
+            asyncio.ensure_future(self.decide_retraction(article_id, reason, correlation_id))
+        )
+
+    async def decide_retraction(
+        self, article_id: str, reason: str, correlation_id: str | None = None
+    ) -> Decision | None:
         async with self.lock:
             await self._resync()
             decision = self.registry.retract(article_id, reason)
@@ -233,7 +269,8 @@ class Ingestor:
             return decision
 
 
-ingestor = Ingestor(Publisher(broker, SERVICE))
+ingestor = Ingestor(Publisher(broker, SERVICE, settings.publish_timeout_seconds))
+health = Health()
 
 
 @asynccontextmanager
@@ -245,8 +282,10 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     log.info("ingestion ready", articles_in_log=loaded, known_articles=len(ingestor.registry.by_id))
     if not settings.api_keys:
         log.warning("no NEWSROOM_API_KEYS configured: every write will be refused")
+    watch = LogWatch(settings, broker, health, on_log_lost=ingestor.log_lost)
     try:
-        yield
+        async with in_background(watch.run()):
+            yield
     finally:
         await ingestor.close()
         await broker.stop()
@@ -311,6 +350,7 @@ class BatchOut(BaseModel):
     results: list[BatchItem]
 
 
+RETRY_AFTER = {"Retry-After": "5"}  # a 503's: the broker is away or the registry is being rebuilt
 MAX_CORRELATION_ID = 200  # characters kept of a client's x-correlation-id (it travels in every event)
 
 
@@ -395,7 +435,7 @@ async def submit_article(article: ArticleIn, request: Request, _: Writer) -> JSO
     try:
         decision = await ingestor.submit(article, correlation_id=_correlation(request))
     except PublishFailed as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     return _answer(decision)
@@ -417,7 +457,7 @@ async def submit_batch(batch: BatchIn, request: Request, _: Writer) -> BatchOut:
     try:
         outcomes = await ingestor.submit_many(items, correlation_id=_correlation(request))
     except PublishFailed as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
     results = [
         BatchItem(index=i, outcome="rejected", reason=o)
         if isinstance(o, str)
@@ -435,7 +475,7 @@ async def revise_article(article_id: str, article: ArticleIn, request: Request, 
     try:
         decision = await ingestor.submit(article, article_id=article_id, correlation_id=_correlation(request))
     except PublishFailed as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     return _answer(decision)
@@ -451,7 +491,7 @@ async def retract_article(
             article_id, retraction.reason if retraction else "", correlation_id=_correlation(request)
         )
     except PublishFailed as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
     if decision is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id}")
     return _answer(decision)
@@ -464,5 +504,13 @@ async def healthz() -> str:
 
 @app.get("/readyz", response_class=PlainTextResponse)
 async def readyz() -> PlainTextResponse:
-    ok = ingestor.ready and await broker.ping(timeout=2.0)
-    return PlainTextResponse("ok\n" if ok else "not ready\n", status_code=200 if ok else 503)
+    """Ready while the broker answers, the registry matches the log and the watch sees no problem."""
+    if not health.ok:
+        problem = health.describe()
+    elif not ingestor.ready:
+        problem = "the article registry is being rebuilt from the log"
+    elif not await broker.ping(timeout=2.0):
+        problem = "the broker does not answer"
+    else:
+        return PlainTextResponse("ok\n")
+    return PlainTextResponse(f"not ready: {problem}\n", status_code=503)

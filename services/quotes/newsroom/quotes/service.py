@@ -29,6 +29,7 @@ from faststream.message import StreamMessage
 from prometheus_client import Counter
 
 from newsroom.common.events import TickReceived, new_envelope
+from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import (
@@ -57,7 +58,7 @@ SNAPSHOTS_PUBLISHED = Counter("newsroom_quote_snapshots_total", "Public quote sn
 
 settings = get_settings()
 broker = make_broker(SERVICE, settings)
-publisher = Publisher(broker, SERVICE)
+publisher = Publisher(broker, SERVICE, settings.publish_timeout_seconds)
 log = structlog.get_logger(SERVICE)
 book = QuoteBook(**book_config(settings))
 lock = asyncio.Lock()
@@ -195,8 +196,8 @@ async def rebuild() -> int:
     return await fold_ticks(settings, book, await committed_offsets(settings))
 
 
-async def _ready() -> bool:
-    return await broker.ping(timeout=2.0)
+health = Health()
+ready, alive = probes(broker, health)
 
 
 @asynccontextmanager
@@ -211,9 +212,10 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
         instruments=len(book.instrument_ids),
         seconds=round(time.perf_counter() - started, 2),
     )
-    async with in_background(_ticker(), report_lag(settings, [GROUP])):
+    watch = LogWatch(settings, broker, health)
+    async with in_background(_ticker(), report_lag(settings, [GROUP]), watch.run()):
         yield
     log.info("quotes stopped")
 
 
-app = AsgiFastStream(broker, asgi_routes=ops_routes(_ready), lifespan=lifespan, logger=None)
+app = AsgiFastStream(broker, asgi_routes=ops_routes(ready, alive), lifespan=lifespan, logger=None)

@@ -24,10 +24,9 @@ from newsroom.common.events import (
     TaggedTicker,
 )
 from newsroom.common.settings import Settings
-from newsroom.common.store import PageEntry
+from newsroom.common.store import LAYOUT_HEAD, PageEntry
 from newsroom.rendering.links import MEMO_LIMIT, link_mentions, slot_marker, split_slots
 
-LAYOUT_HEAD = "layout:head"
 LAYOUT_FOOT = "layout:foot"
 ASSETS = ("site.css", "live.js")
 

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, QuoteUpdated
+from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import (
@@ -35,6 +36,7 @@ from newsroom.common.store import NamespaceRetired, Pointers, connect
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import Applied, ArticleEvent, Renderer
+from newsroom.rendering.healing import StoreWatch
 from newsroom.rendering.writer import FragmentWriter
 
 SERVICE = "rendering"
@@ -42,7 +44,7 @@ ARTICLES_GROUP = "rendering-articles"
 QUOTES_GROUP = "rendering-quotes"
 settings = get_settings()
 broker = make_broker(SERVICE, settings)
-publisher = Publisher(broker, SERVICE)
+publisher = Publisher(broker, SERVICE, settings.publish_timeout_seconds)
 log = structlog.get_logger(SERVICE)
 T = TypeVar("T")
 
@@ -54,7 +56,7 @@ _writers: dict[str, FragmentWriter] = {}
 
 async def writers() -> list[FragmentWriter]:
     """The active namespace's writer, plus a rebuild's shadow namespace while one is running."""
-    active, shadow = await pointers.resolve(redis)
+    active, shadow = await pointers.read(redis)  # no active one: the store is rebuilt (see healing)
     out = []
     for namespace in (active, shadow):
         if namespace is None:
@@ -151,8 +153,15 @@ async def on_snapshots(records: list[Record]) -> None:
         await to_each_namespace(lambda w: w.quotes(snapshots))
 
 
-async def _ready() -> bool:
-    return bool(await redis.ping()) and await broker.ping(timeout=2.0)
+health = Health()
+store_watch = StoreWatch(redis, pointers, health)
+
+
+async def _store_reachable() -> str | None:
+    return None if await redis.ping() else "Redis does not answer"
+
+
+ready, alive = probes(broker, health, _store_reachable)
 
 
 @asynccontextmanager
@@ -160,10 +169,12 @@ async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
     await writers()
-    async with in_background(report_lag(settings, [ARTICLES_GROUP, QUOTES_GROUP])):
+    watch = LogWatch(settings, broker, health)
+    lag = report_lag(settings, [ARTICLES_GROUP, QUOTES_GROUP])
+    async with in_background(lag, watch.run(), store_watch.run()):
         yield
     await redis.aclose()
     log.info("rendering stopped")
 
 
-app = AsgiFastStream(broker, asgi_routes=ops_routes(_ready), lifespan=lifespan, logger=None)
+app = AsgiFastStream(broker, asgi_routes=ops_routes(ready, alive), lifespan=lifespan, logger=None)

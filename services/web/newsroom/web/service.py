@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from newsroom.common.logging import configure_logging
 from newsroom.common.settings import get_settings
-from newsroom.common.store import FragmentReader, Keys, Pointers, connect, dependencies
+from newsroom.common.store import FragmentReader, Keys, Pointers, connect, dependencies, site_problem
 from newsroom.web.domain import (
     ASSET_TYPES,
     HTML,
@@ -71,7 +71,7 @@ class Site:
         configure_logging(SERVICE)
         self.redis = connect(self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         with contextlib.suppress(RedisError, OSError):  # Redis may be down at start: the listener retries
-            self._use((await self.pointers.resolve(self.redis))[0])
+            self._use((await self.pointers.read(self.redis))[0])
         self._listener = asyncio.create_task(self._listen())
         log.info("web ready", namespace=self.namespace)
 
@@ -83,10 +83,16 @@ class Site:
         if self.redis is not None:
             await self.redis.aclose()
 
-    def _use(self, namespace: str) -> None:
-        """Serve from ``namespace`` from now on (start-up, or a blue/green switch)."""
+    def _use(self, namespace: str | None) -> None:
+        """Serve from ``namespace`` from now on (start-up, or a blue/green switch); None: from nothing
+        (a store with no active namespace, which the renderer is rebuilding)."""
         assert self.redis is not None
-        if namespace != self.namespace:
+        if namespace is None:
+            if self.reader is not None:
+                log.warning("the store has no active namespace; serving nothing until it has")
+            self.namespace, self.reader = "", None
+            self.cache.clear()
+        elif namespace != self.namespace:
             self.namespace = namespace
             self.keys = Keys(namespace)
             self.reader = FragmentReader(self.redis, namespace)
@@ -100,7 +106,7 @@ class Site:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.pointers.switch)
-                self._use((await self.pointers.resolve(self.redis))[0])
+                self._use((await self.pointers.read(self.redis))[0])
                 await pubsub.subscribe(self.keys.invalidations)
                 self.cache.clear()
                 self.cache.enabled = True
@@ -177,11 +183,15 @@ class Site:
             await respond(send, 404, NOT_FOUND)
 
     async def _can_read(self) -> bool:
+        """Ready: Redis answers, and it holds a site to serve (see :func:`store.site_problem`)."""
         try:
             assert self.redis is not None
-            return bool(await self.redis.ping())
+            problem = await site_problem(self.redis, self.pointers.template_version)
         except (RedisError, OSError):
             return False
+        if problem is None and self.reader is None:  # a namespace came while the listener was away
+            self._use((await self.pointers.read(self.redis))[0])
+        return problem is None
 
     async def _page(self, scope: Scope, send: Send, page: str) -> None:
         entry = self.cache.get(page)

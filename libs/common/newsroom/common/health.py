@@ -1,0 +1,240 @@
+"""What a consuming service knows of its own fitness, and the watch that keeps it true.
+
+``/readyz`` answers 200 only while a service can consume, commit, publish and reach its store;
+``/healthz`` only while its consumer tasks run. :class:`Health` holds the problems seen (each named,
+with its reason); :class:`LogWatch` looks at the broker every few seconds and heals what it can:
+
+* A declared topic the broker no longer has means the log was lost: the embedded broker keeps it in
+  memory, so a restart empties it. That is logged as an error naming what is gone, the topics are
+  created again and ``on_log_lost`` is called (ingestion rebuilds its registry from what is left).
+* A partition whose end is now before a consumer's position (the log was emptied under it) is read
+  again from its start, loudly: staying at the old position would pass over every new record until
+  the new log grew past it.
+* A commit that fails makes the service not ready until one succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from faststream.kafka import KafkaBroker
+
+from newsroom.common.settings import Settings
+from newsroom.common.topics import ALL_TOPICS, Topic, ensure_topics
+
+log = structlog.get_logger(__name__)
+
+WATCH_INTERVAL_S = 2.0
+LOST_LOG = (
+    "the broker has lost its log: {what}. The embedded broker keeps everything in memory, so a "
+    "restart empties it, and every record on it before is gone (events accepted but not yet "
+    "consumed included); on Kafka, someone deleted them. Creating the topics again and carrying on"
+)
+
+
+class Health:
+    """The problems a service has now, by name; ready when there are none."""
+
+    def __init__(self) -> None:
+        self.problems: dict[str, str] = {}
+
+    def fail(self, what: str, reason: str) -> None:
+        if self.problems.get(what) != reason:
+            log.warning("not ready", problem=what, reason=reason)
+        self.problems[what] = reason
+
+    def clear(self, what: str) -> None:
+        if self.problems.pop(what, None) is not None:
+            log.info("ready again", problem=what)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def describe(self) -> str:
+        return "; ".join(f"{what}: {reason}" for what, reason in sorted(self.problems.items()))
+
+
+def consumers(broker: KafkaBroker) -> list[AIOKafkaConsumer]:
+    """The aiokafka consumers of the broker's started subscribers."""
+    out = []
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        if isinstance(consumer, AIOKafkaConsumer):
+            out.append(consumer)
+    return out
+
+
+def consuming(broker: KafkaBroker) -> bool:
+    """Whether every started subscriber still has a consume task running (liveness)."""
+    for subscriber in broker.subscribers:
+        tasks: list[asyncio.Task[Any]] | None = getattr(subscriber, "tasks", None)
+        if getattr(subscriber, "consumer", None) is None or tasks is None:
+            continue
+        if all(task.done() for task in tasks):
+            return False
+    return True
+
+
+def watch_commits(consumer: AIOKafkaConsumer, health: Health) -> None:
+    """Record each commit's outcome in ``health`` (FastStream commits through ``consumer.commit``)."""
+    commit = consumer.commit
+    if getattr(commit, "_watched", False):
+        return
+
+    async def watched(*args: Any, **kwargs: Any) -> None:
+        try:
+            await commit(*args, **kwargs)
+        except Exception as exc:
+            health.fail("commit", f"{type(exc).__name__}: {exc}")
+            raise
+        health.clear("commit")
+
+    watched._watched = True  # type: ignore[attr-defined]  # marks a consumer already watched
+    consumer.commit = watched
+
+
+class LogWatch:
+    """Watches the broker for a lost log and stale positions, and keeps ``health`` current."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: KafkaBroker,
+        health: Health,
+        *,
+        topics: Iterable[Topic] = ALL_TOPICS,
+        on_log_lost: Callable[[], Awaitable[None] | None] | None = None,
+        interval: float = WATCH_INTERVAL_S,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.health = health
+        self.topics = tuple(topics)
+        self.on_log_lost = on_log_lost
+        self.interval = interval
+        self.known: set[str] = set()  # declared topics seen on the broker since start
+        self.ends: dict[TopicPartition, int] = {}  # each partition's end at the last look
+        self.last_round = 0.0
+
+    async def run(self) -> None:
+        """Check every ``interval`` seconds until cancelled; a round that fails is a problem to show."""
+        clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
+        try:
+            while True:
+                try:
+                    if clients is None:
+                        clients = await self._connect()
+                    await self.round(*clients)
+                    self.health.clear("broker")
+                except Exception as exc:  # the broker away: say so, start afresh next round
+                    self.health.fail("broker", f"{type(exc).__name__}: {exc}")
+                    if clients is not None:
+                        await self._close(clients)
+                    clients = None
+                self.last_round = time.monotonic()
+                await asyncio.sleep(self.interval)
+        finally:
+            if clients is not None:
+                await self._close(clients)
+
+    async def _connect(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        servers = self.settings.bootstrap_servers
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=servers, client_id="newsroom-watch", request_timeout_ms=5000
+        )
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            client_id="newsroom-watch",
+            enable_auto_commit=False,
+            request_timeout_ms=5000,
+        )
+        try:
+            await admin.start()
+            await reader.start()
+        except Exception:
+            await self._close((admin, reader))
+            raise
+        return admin, reader
+
+    @staticmethod
+    async def _close(clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer]) -> None:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+
+    async def round(self, admin: AIOKafkaAdminClient, reader: AIOKafkaConsumer) -> None:
+        """One look: missing topics, partitions whose end went back, consumers past the end."""
+        existing = set(await admin.list_topics())
+        declared = {t.name for t in self.topics}
+        missing = declared - existing
+        lost = sorted(missing & self.known)
+        self.known |= declared & existing
+        if missing:
+            if lost:
+                log.error(LOST_LOG.format(what=f"topics {', '.join(lost)} are missing"), topics=lost)
+            self.health.fail("topics", f"missing: {', '.join(sorted(missing))}")
+            await ensure_topics(self.settings.bootstrap_servers, self.topics)
+            self.ends = {tp: end for tp, end in self.ends.items() if tp.topic not in missing}
+            if lost:
+                await self._lost()
+            return
+        described = await admin.describe_topics(sorted(declared))
+        tps = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+        counts = {t["topic"]: len(t["partitions"]) for t in described}
+        differ = [f"{t.name} has {counts[t.name]} partitions, not {t.partitions}"
+                  for t in self.topics if counts.get(t.name, t.partitions) != t.partitions]  # fmt: skip
+        if differ:  # made by something else than the registry (a broker that creates topics on a request)
+            self.health.fail("topics", "; ".join(differ))
+        else:
+            self.health.clear("topics")
+        ends = await reader.end_offsets(tps) if tps else {}
+        shrunk = [f"{tp.topic}[{tp.partition}] ends at {ends.get(tp, 0)}, it ended at {end}"
+                  for tp, end in self.ends.items() if ends.get(tp, 0) < end]  # fmt: skip
+        self.ends = dict(ends)
+        rewound = []
+        for consumer in consumers(self.broker):
+            watch_commits(consumer, self.health)
+            for tp in consumer.assignment():
+                end = consumer.highwater(tp)
+                if end is None:
+                    continue
+                position = await consumer.position(tp)
+                if position > end:
+                    rewound.append(f"{tp.topic}[{tp.partition}] ends at {end}, was read up to {position}")
+                    consumer.seek_to_beginning(tp)
+        if shrunk or rewound:
+            log.error(LOST_LOG.format(what="; ".join(shrunk + rewound)), partitions=shrunk + rewound)
+            await self._lost()
+
+    async def _lost(self) -> None:
+        if self.on_log_lost is not None:
+            result = self.on_log_lost()
+            if result is not None:
+                await result
+
+
+def probes(
+    broker: KafkaBroker, health: Health, also: Callable[[], Awaitable[str | None]] | None = None
+) -> tuple[Callable[[], Awaitable[str | None]], Callable[[], Awaitable[str | None]]]:
+    """The service's readiness (no problem in ``health``, the broker answers, then ``also``) and
+    liveness (its consumer tasks run) probes, for :func:`~newsroom.common.ops.ops_routes`."""
+
+    async def ready() -> str | None:
+        if not health.ok:
+            return health.describe()
+        if not await broker.ping(timeout=2.0):
+            return "the broker does not answer"
+        return await also() if also is not None else None
+
+    async def alive() -> str | None:
+        return None if consuming(broker) else "a consumer task has stopped"
+
+    return ready, alive

@@ -28,6 +28,16 @@ API_KEY = "test-key-0123456789"
 T = TypeVar("T")
 
 
+STACK_FIXTURES = frozenset({"stack", "infra"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the real broker and Redis are marked ``stack``: ``pytest -m "not stack"`` is the fast tier."""
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -18,6 +18,8 @@ import pytest
 from newsroom.cli.stack import free_port, isolated_env, stop_process
 from tests.conftest import API_KEY, poll
 
+pytestmark = pytest.mark.stack
+
 
 def supervisor_state(run_dir: Path) -> dict[str, Any]:
     """What `newsroom dev` says of its children (the file `newsroom status` reads)."""

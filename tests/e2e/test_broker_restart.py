@@ -18,6 +18,8 @@ from tests.conftest import API_KEY, RunningStack, poll
 
 CONSUMERS = ("enrichment", "quotes", "rendering")
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:

@@ -15,6 +15,8 @@ from tests.conftest import REPO, RunningStack, publish_and_wait
 
 ARTIFACTS = REPO / "artifacts"
 
+pytestmark = [pytest.mark.stack, pytest.mark.browser]
+
 
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 import redis as sync_redis
 
 from newsroom.cli.stack import Stack, free_port, stop_process, wait_ready
@@ -54,6 +55,7 @@ def test_only_get_and_head(stack: RunningStack) -> None:
     assert httpx.post(stack.web + "/").status_code == 405
 
 
+@pytest.mark.stack  # a Redis and a web process of its own
 def test_redis_down_is_a_clear_503(tmp_path: object) -> None:
     """With its Redis stopped the site answers 503 with a page and /readyz fails; /healthz stays up."""
     from pathlib import Path

@@ -16,6 +16,8 @@ from aiokafka.errors import KafkaConnectionError
 from newsroom.common.reading import TopicNotFound
 
 SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
+"""Every service `newsroom run` starts, in the order they are listed to people (stack.SERVICE_ORDER
+is the order they start in)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

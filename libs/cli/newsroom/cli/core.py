@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 import httpx
 import structlog
 
+from newsroom.cli import SERVICES
 from newsroom.common.settings import Settings, get_settings
 
-SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
 STATE_FILE = "dev-state.json"  # in the run directory: what `newsroom dev` says of its children
 log = structlog.get_logger("newsroom")
 

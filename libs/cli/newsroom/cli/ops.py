@@ -34,6 +34,7 @@ from rich.json import JSON as RichJSON
 from rich.table import Table
 from rich.text import Text
 
+from newsroom.cli import SERVICES
 from newsroom.common.events import EventDecodeError, decode
 from newsroom.common.lag import (
     LagRow,
@@ -47,7 +48,6 @@ from newsroom.common.reading import log_ends, read_topic, running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS, DEAD_LETTERS
 
-SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
 MAX_DLQ_ATTEMPTS = 3
 REDRIVE_GROUP = "newsroom-dlq-redrive"
 

@@ -25,11 +25,11 @@ from datetime import UTC, datetime, timedelta
 from faststream.kafka import KafkaBroker
 
 from benchmarks._infra import CpuSplit, Rate, embedded, raw_consume
-from newsroom.cli.rebuild import CHUNK
 from newsroom.common.events import ArticleContent, ArticleEnriched, new_envelope
 from newsroom.common.messaging import Outgoing, Publisher
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ENRICHED
+from newsroom.rendering.rebuild import CHUNK
 
 DEFAULT_COUNT = 100_000
 BURST = 2_000
@@ -137,10 +137,10 @@ async def run(settings: Settings, count: int, chunk: int, workers: int | None) -
     raw, _ = await raw_consume(settings, ENRICHED.name)
     print(f"raw:     {raw.per_second:,.0f} records/s ({raw.records:,} in {raw.seconds:.1f} s)")
 
-    from newsroom.cli.rebuild import rebuild_fragments
+    from newsroom.rendering.rebuild import rebuild_fragments
 
     cpu_before, started = CpuSplit.now(settings), time.perf_counter()
-    summary = await rebuild_fragments(settings, chunk=chunk, workers=workers, show_progress=False)
+    summary = await rebuild_fragments(settings, chunk=chunk, workers=workers)
     wall = time.perf_counter() - started
     cpu = CpuSplit.now(settings) - cpu_before
     rebuilt = Rate(summary.articles + summary.skipped + summary.retractions, wall)

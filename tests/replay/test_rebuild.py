@@ -17,18 +17,19 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from newsroom.cli import demo
-from newsroom.cli import rebuild as rebuild_module
 from newsroom.cli.core import publish_ticks
-from newsroom.cli.rebuild import (
+from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
+from newsroom.common.store import GONE, Pointers, connect
+from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
+from newsroom.rendering import rebuild as rebuild_module
+from newsroom.rendering.domain import Applied
+from newsroom.rendering.rebuild import (
+    RebuildRefused,
     _in_workers,
     expire_namespace,
     rebuild_fragments,
     retire_version,
 )
-from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
-from newsroom.common.store import GONE, Pointers, connect
-from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
-from newsroom.rendering.domain import Applied
 from newsroom.rendering.replay import apply_articles, few_collections
 from newsroom.rendering.writer import stored_from_meta
 from tests.conftest import RunningStack, apoll, poll
@@ -320,8 +321,8 @@ async def test_without_the_enriched_topic_the_site_is_not_switched(
     redis = connect(infra.settings.redis_url)
     try:
         before = await pointers.resolve(redis)
-        with pytest.raises(SystemExit, match=f"no topic {missing} on .*not switching"):
-            await rebuild_fragments(infra.settings, show_progress=False)
+        with pytest.raises(RebuildRefused, match=f"no topic {missing} on .*not switching"):
+            await rebuild_fragments(infra.settings)
         assert await pointers.read(redis) == before  # same active namespace, no shadow left behind
     finally:
         await redis.aclose()
@@ -333,7 +334,7 @@ async def test_a_dry_run_on_a_fresh_store_writes_nothing(infra: RunningStack) ->
     pointers = Pointers(settings.template_version)
     redis = connect(settings.redis_url)
     try:
-        summary = await rebuild_fragments(settings, dry_run=True, show_progress=False)
+        summary = await rebuild_fragments(settings, dry_run=True)
         assert summary.old_namespace == "-"  # none served yet
         assert await redis.mget([pointers.active, pointers.shadow]) == [None, None]
     finally:
@@ -383,10 +384,10 @@ async def test_retiring_an_old_version_lets_its_namespaces_go_and_nothing_else(i
         assert [await redis.ttl(key) for key in kept] == [-1] * len(kept)
         assert await redis.get(pointers.active) is None
 
-        with pytest.raises(SystemExit, match="in use"):
+        with pytest.raises(RebuildRefused, match="in use"):
             await retire_version(infra.settings, infra.settings.template_version, expire_in=300, dry_run=True)
         await redis.set(pointers.shadow, f"nr:{old}:x", ex=30)
-        with pytest.raises(SystemExit, match=r"rebuild .* is running"):
+        with pytest.raises(RebuildRefused, match=r"rebuild .* is running"):
             await retire_version(infra.settings, old, expire_in=300, dry_run=True)
     finally:
         await redis.delete(*retired, *kept, pointers.active, pointers.shadow)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from aiokafka.errors import KafkaConnectionError
 
+from newsroom.common.errors import Refused
 from newsroom.common.reading import TopicNotFound
 
 SERVICES = ("ingestion", "enrichment", "quotes", "rendering", "web")
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KafkaConnectionError as exc:  # a command, not a service: say so and stop
         print(f"newsroom: the broker is unreachable ({exc})", file=sys.stderr)
         return 1
-    except TopicNotFound as exc:
+    except (TopicNotFound, Refused) as exc:  # an operator's error, or an operation that did not go ahead
         print(f"newsroom: {exc}", file=sys.stderr)
         return 1
     return int(result or 0)

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 from rich.console import Console, Group
@@ -44,7 +44,7 @@ from newsroom.common.lag import (
     partitions_of,
     plain_consumer,
 )
-from newsroom.common.reading import log_ends, read_topic, running
+from newsroom.common.reading import read_topic, running, spans
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS, DEAD_LETTERS
 
@@ -145,27 +145,6 @@ def at_least(least: float, kind: Callable[[str], float] = int) -> Callable[[str]
         return value
 
     return parse
-
-
-@dataclass(frozen=True)
-class Span:
-    """A partition's first offset and its end (the offset its next record gets)."""
-
-    begin: int
-    end: int
-
-    @property
-    def approx_count(self) -> int:
-        return max(0, self.end - self.begin)
-
-
-async def spans(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> dict[TopicPartition, Span]:
-    """Start and end offsets of the given partitions (see :func:`~newsroom.common.reading.log_ends`)."""
-    if not tps:
-        return {}
-    begin = await consumer.beginning_offsets(list(tps))
-    end = await log_ends(consumer, tps)
-    return {tp: Span(begin[tp], end[tp]) for tp in tps}
 
 
 async def live_members(admin: AIOKafkaAdminClient, group: str) -> list[str]:

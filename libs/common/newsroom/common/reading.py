@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,27 @@ async def log_ends(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) ->
                     ends[tp] = high  # failed on a just-restarted embedded broker still counted an offset)
                     pending.discard(tp)
     return ends
+
+
+@dataclass(frozen=True)
+class Span:
+    """A partition's first offset and its end (the offset its next record gets)."""
+
+    begin: int
+    end: int
+
+    @property
+    def approx_count(self) -> int:
+        return max(0, self.end - self.begin)
+
+
+async def spans(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> dict[TopicPartition, Span]:
+    """Start and end offsets of the given partitions (see :func:`~newsroom.common.reading.log_ends`)."""
+    if not tps:
+        return {}
+    begin = await consumer.beginning_offsets(list(tps))
+    end = await log_ends(consumer, tps)
+    return {tp: Span(begin[tp], end[tp]) for tp in tps}
 
 
 _PROBE_S = 10.0  # how long log_ends waits for the fetches that say where partitions end

@@ -12,14 +12,23 @@ import hashlib
 import re
 import unicodedata
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import nh3
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from newsroom.common.events import (
     ENVELOPE_BYTES,
@@ -39,6 +48,17 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"scope"}, "td": {"colspan"}
 ALLOWED_SCHEMES = {"http", "https", "mailto"}
 _WS = re.compile(r"\s+")
 _TAGS = re.compile(r"<[^>]+>")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone one: JSON decodes a valid pair to one character
+
+
+def _is_text(value: object) -> object:
+    """Refuse a string that is not text: one holding a lone surrogate (it cannot even be encoded)."""
+    if isinstance(value, str) and (found := _SURROGATE.search(value)):
+        raise ValueError(f"holds a lone surrogate (U+{ord(found.group()):04X}) at character {found.start()}")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_is_text)]
 
 
 class ArticleIn(BaseModel):
@@ -46,16 +66,16 @@ class ArticleIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    headline: str = Field(min_length=1, max_length=500)
-    body: str = Field(min_length=1, max_length=500_000)
+    headline: Text = Field(min_length=1, max_length=500)
+    body: Text = Field(min_length=1, max_length=500_000)
     body_format: Literal["text", "html"] = "text"
-    source: str = Field(min_length=1, max_length=100)
+    source: Text = Field(min_length=1, max_length=100)
     published_at: datetime
-    id: str | None = Field(default=None, max_length=200, description="the source's own id for the article")
-    url: AnyHttpUrl | None = None
-    byline: str | None = Field(default=None, max_length=300)
-    dateline: str | None = Field(default=None, max_length=200)
-    tickers: list[str] = Field(
+    id: Text | None = Field(default=None, max_length=200, description="the source's own id for the article")
+    url: Annotated[AnyHttpUrl, BeforeValidator(_is_text)] | None = None
+    byline: Text | None = Field(default=None, max_length=300)
+    dateline: Text | None = Field(default=None, max_length=200)
+    tickers: list[Text] = Field(
         default_factory=list, max_length=100, description="ticker hints from the source"
     )
 
@@ -67,10 +87,37 @@ class ArticleIn(BaseModel):
         return value
 
 
+def parse_article(raw: object) -> ArticleIn:
+    """The one gate every submission passes (single, revision and batch alike): ``raw`` is the decoded
+    JSON of one article. Raises :class:`ValidationError` naming each invalid field."""
+    return ArticleIn.model_validate(raw)
+
+
+def _printable(text: str) -> str:
+    """``text`` with anything JSON cannot carry (a lone surrogate) spelled as an escape."""
+    return text.encode("utf-8", "backslashreplace").decode() if _SURROGATE.search(text) else text
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors as ``loc``, ``msg`` and ``type`` only, safe to encode as JSON.
+
+    The input is never echoed: it is the client's own, and it may not encode at all (NaN, a lone
+    surrogate), which would turn a 422 into a 500.
+    """
+    return [
+        {
+            "loc": [part if isinstance(part, int) else _printable(str(part)) for part in error["loc"]],
+            "msg": _printable(str(error["msg"])),
+            "type": _printable(str(error["type"])),
+        }
+        for error in errors
+    ]
+
+
 def validation_reason(exc: ValidationError) -> str:
     """One line naming each invalid field and why, e.g. ``body: Field required``."""
     parts = []
-    for error in exc.errors():
+    for error in field_errors(exc.errors(include_url=False, include_context=False, include_input=False)):
         where = ".".join(str(part) for part in error["loc"]) or "article"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)

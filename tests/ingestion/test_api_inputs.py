@@ -13,6 +13,7 @@ import pytest
 from newsroom.common.events import Envelope, encode
 from newsroom.common.messaging import Outgoing
 from newsroom.ingestion import service
+from newsroom.ingestion.domain import Known
 
 
 @dataclass
@@ -47,6 +48,7 @@ async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
     publisher = FakePublisher()
     ingestor = service.Ingestor(publisher)  # type: ignore[arg-type]
     ingestor.ready = True
+    ingestor.registry.by_id["some-article"] = Known("some-article", 1, "0" * 64, "some-article")
     monkeypatch.setattr(service, "ingestor", ingestor)
     monkeypatch.setitem(service.app.dependency_overrides, service.require_writer, lambda: "test")
     transport = httpx.ASGITransport(app=service.app, raise_app_exceptions=False)
@@ -130,3 +132,48 @@ async def test_a_good_article_is_still_accepted(api: Api) -> None:
     r = await api.post_raw("/v1/articles", raw_article())
     assert r.status_code == 202, r.text
     assert len(api.publisher.sent) == 1
+
+
+CONTROLS = [
+    ("byline", '"\\u0000@z latest 100000\\u0000"'),
+    ("body", '"Intel Corp. (NASDAQ: INTC) rose.\\u0000layout:head\\u0000"'),
+    ("headline", '"Intel \\u0000beats"'),
+    ("headline", '"\\u001fIntel beats"'),
+    ("dateline", '"TOKYO\\u001b[31m"'),
+    ("source", '"wire\\u0000x"'),
+    ("source", '"wire\\nx"'),
+    ("id", '"item\\u0000"'),
+    ("id", '"item\\t1"'),
+    ("url", '"https://example.com/a\\u0000b"'),
+    ("tickers", '["INTC\\u0000"]'),
+    ("body", '"\\u0007Intel Corp. (NASDAQ: INTC) rose."'),
+]
+
+
+@pytest.mark.parametrize(("field_name", "value"), CONTROLS)
+async def test_control_characters_are_422_naming_the_field(api: Api, field_name: str, value: str) -> None:
+    """NUL and other C0 controls are refused in every field; line breaks in source, id, url and tickers."""
+    await _refused(api, raw_article(**{field_name: value}), field_name)
+
+
+@pytest.mark.parametrize("reference", ["&#1;", "&#x1b;", "&#127;"])
+async def test_control_character_references_in_html_are_422(api: Api, reference: str) -> None:
+    """An HTML body cannot smuggle a control character in as a character reference."""
+    body = json.dumps(f"<p>Intel Corp. (NASDAQ: INTC) rose.{reference}layout:head{reference}</p>")
+    await _refused(api, raw_article(body=body, body_format='"html"'), "body")
+
+
+async def test_line_breaks_stay_where_they_are_whitespace(api: Api) -> None:
+    """Tab, newline and carriage return are whitespace in headline, byline, dateline and a text body."""
+    raw = raw_article(
+        headline='"Intel\\tbeats\\r\\nestimates"',
+        body='"Intel Corp. (NASDAQ: INTC) rose.\\r\\n\\r\\nShares\\tgained."',
+        byline='"By A.\\nWriter"',
+        dateline='"TOKYO\\t"',
+    )
+    r = await api.post_raw("/v1/articles", raw)
+    assert r.status_code == 202, r.text
+    [event] = api.publisher.sent
+    assert event.data.headline == "Intel beats estimates"  # type: ignore[attr-defined]
+    assert event.data.byline == "By A. Writer"  # type: ignore[attr-defined]
+    assert "\x00" not in event.model_dump_json()

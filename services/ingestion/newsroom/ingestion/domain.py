@@ -48,17 +48,41 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"scope"}, "td": {"colspan"}
 ALLOWED_SCHEMES = {"http", "https", "mailto"}
 _WS = re.compile(r"\s+")
 _TAGS = re.compile(r"<[^>]+>")
-_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone one: JSON decodes a valid pair to one character
+# The one character rule: no field holds a C0 control character, DEL or a lone surrogate (JSON decodes
+# a valid pair to one character). Tab, newline and carriage return are whitespace in the free-text
+# fields (headline, body, byline, dateline: collapsed to a space except in a text body) and refused in
+# the identifiers (source, id, url, tickers). A refusal is a 422 naming the field; nothing is stripped.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_NOT_IDENTIFIER = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-def _is_text(value: object) -> object:
-    """Refuse a string that is not text: one holding a lone surrogate (it cannot even be encoded)."""
-    if isinstance(value, str) and (found := _SURROGATE.search(value)):
-        raise ValueError(f"holds a lone surrogate (U+{ord(found.group()):04X}) at character {found.start()}")
-    return value
+def _unwanted(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    kind = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "a control character"
+    return f"{kind} (U+{code:04X}) at character {found.start()}"
 
 
-Text = Annotated[str, BeforeValidator(_is_text)]
+def _refusing(pattern: re.Pattern[str]) -> BeforeValidator:
+    def check(value: object) -> object:
+        if isinstance(value, str) and (found := pattern.search(value)):
+            raise ValueError(f"holds {_unwanted(found)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Text = Annotated[str, _refusing(_NOT_TEXT)]
+Identifier = Annotated[str, _refusing(_NOT_IDENTIFIER)]
+
+
+class FieldRefused(ValueError):
+    """A submission refused for what one of its fields holds, beyond its shape."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class ArticleIn(BaseModel):
@@ -69,13 +93,15 @@ class ArticleIn(BaseModel):
     headline: Text = Field(min_length=1, max_length=500)
     body: Text = Field(min_length=1, max_length=500_000)
     body_format: Literal["text", "html"] = "text"
-    source: Text = Field(min_length=1, max_length=100)
+    source: Identifier = Field(min_length=1, max_length=100)
     published_at: datetime
-    id: Text | None = Field(default=None, max_length=200, description="the source's own id for the article")
-    url: Annotated[AnyHttpUrl, BeforeValidator(_is_text)] | None = None
+    id: Identifier | None = Field(
+        default=None, max_length=200, description="the source's own id for the article"
+    )
+    url: Annotated[AnyHttpUrl, _refusing(_NOT_IDENTIFIER)] | None = None
     byline: Text | None = Field(default=None, max_length=300)
     dateline: Text | None = Field(default=None, max_length=200)
-    tickers: list[Text] = Field(
+    tickers: list[Identifier] = Field(
         default_factory=list, max_length=100, description="ticker hints from the source"
     )
 
@@ -320,7 +346,9 @@ class ArticleRegistry:
             sanitize_html(article.body) if article.body_format == "html" else text_to_html(article.body)
         )
         if not plain(body_html):
-            raise ValueError("body has no text left after sanitising")
+            raise FieldRefused("body", "no text left after sanitising")
+        if found := _NOT_TEXT.search(body_html):  # a character reference (&#1;) decoded by the sanitiser
+            raise FieldRefused("body", f"its HTML holds {_unwanted(found)} of the sanitised body")
         headline = plain(article.headline)
         hash_ = content_hash(headline, body_html)
         url = str(article.url) if article.url else None

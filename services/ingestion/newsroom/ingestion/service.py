@@ -36,6 +36,7 @@ from newsroom.ingestion.domain import (
     ArticleIn,
     ArticleRegistry,
     Decision,
+    FieldRefused,
     field_errors,
     parse_article,
     validation_reason,
@@ -434,6 +435,9 @@ async def submit_article(article: Article, request: Request, _: Writer) -> JSONR
         decision = await ingestor.submit(article, correlation_id=_correlation(request))
     except PublishFailed as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    except FieldRefused as exc:
+        error = {"type": "value_error", "loc": ("body", exc.field), "msg": exc.message}
+        raise RequestValidationError([error]) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     return _answer(decision)
@@ -474,6 +478,9 @@ async def revise_article(article_id: str, article: Article, request: Request, _:
         decision = await ingestor.submit(article, article_id=article_id, correlation_id=_correlation(request))
     except PublishFailed as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    except FieldRefused as exc:
+        error = {"type": "value_error", "loc": ("body", exc.field), "msg": exc.message}
+        raise RequestValidationError([error]) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     return _answer(decision)

@@ -3,85 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-import httpx
 import pytest
 
-from newsroom.common.events import Envelope, encode
-from newsroom.common.messaging import Outgoing
-from newsroom.ingestion import service
-from newsroom.ingestion.domain import Known
-
-
-@dataclass
-class FakePublisher:
-    """Encodes every event as the real publisher would, and keeps it instead of sending it."""
-
-    sent: list[Envelope] = field(default_factory=list)
-
-    async def publish(self, items: Iterable[Outgoing]) -> int:
-        batch = list(items)
-        for _, _, envelope in batch:
-            encode(envelope)
-        self.sent.extend(envelope for _, _, envelope in batch)
-        return len(batch)
-
-
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-    publisher: FakePublisher
-
-    async def post_raw(self, path: str, raw: str, method: str = "POST") -> httpx.Response:
-        """Send ``raw`` as the JSON body, byte for byte (so it can hold NaN and lone surrogate escapes)."""
-        return await self.client.request(
-            method, path, content=raw.encode(), headers={"content-type": "application/json"}
-        )
-
-
-@pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
-    """The ingestion app over ASGI, writes allowed, publishing into a :class:`FakePublisher`."""
-    publisher = FakePublisher()
-    ingestor = service.Ingestor(publisher)  # type: ignore[arg-type]
-    ingestor.ready = True
-    ingestor.registry.by_id["some-article"] = Known("some-article", 1, "0" * 64, "some-article")
-    monkeypatch.setattr(service, "ingestor", ingestor)
-    monkeypatch.setitem(service.app.dependency_overrides, service.require_writer, lambda: "test")
-    transport = httpx.ASGITransport(app=service.app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingestion") as client:
-        yield Api(client, publisher)
-
-
-def raw_article(**over: str) -> str:
-    """An article as raw JSON text; each value in ``over`` is raw JSON too (``NaN``, ``"\\ud800"``)."""
-    fields = {
-        "headline": '"Intel beats estimates"',
-        "body": '"Intel Corp. (NASDAQ: INTC) rose."',
-        "source": '"wire"',
-        "published_at": json.dumps(datetime.now(UTC).isoformat()),
-    }
-    fields.update(over)
-    return "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in fields.items()) + "}"
-
-
-async def _refused(api: Api, raw: str, field_name: str) -> None:
-    """The single, PUT and batch endpoints all refuse ``raw``, naming ``field_name``; nothing is published."""
-    for method, path in (("POST", "/v1/articles"), ("PUT", "/v1/articles/some-article")):
-        r = await api.post_raw(path, raw, method)
-        assert r.status_code == 422, (method, r.status_code, r.text[:300])
-        named = {str(part) for error in r.json()["detail"] for part in error["loc"]}
-        assert field_name in named, r.text
-    r = await api.post_raw("/v1/articles:batch", '{"articles": [' + raw + "]}")
-    assert r.status_code == 200, r.text[:300]
-    [result] = r.json()["results"]
-    assert result["outcome"] == "rejected"
-    assert result["reason"].startswith((f"{field_name}:", f"{field_name}.")), result
-    assert api.publisher.sent == []
-
+from tests.ingestion.helpers import Api, raw_article, refused
 
 BAD_VALUES = [
     ("headline", "NaN"),
@@ -106,7 +31,7 @@ BAD_VALUES = [
 @pytest.mark.parametrize(("field_name", "value"), BAD_VALUES)
 async def test_bad_values_are_422_naming_the_field(api: Api, field_name: str, value: str) -> None:
     """NaN, infinities, absurd numbers and lone surrogates: 422 naming the field, on every write endpoint."""
-    await _refused(api, raw_article(**{field_name: value}), field_name)
+    await refused(api, raw_article(**{field_name: value}), field_name)
 
 
 async def test_an_unknown_key_with_a_lone_surrogate_is_refused(api: Api) -> None:
@@ -153,14 +78,14 @@ CONTROLS = [
 @pytest.mark.parametrize(("field_name", "value"), CONTROLS)
 async def test_control_characters_are_422_naming_the_field(api: Api, field_name: str, value: str) -> None:
     """NUL and other C0 controls are refused in every field; line breaks in source, id, url and tickers."""
-    await _refused(api, raw_article(**{field_name: value}), field_name)
+    await refused(api, raw_article(**{field_name: value}), field_name)
 
 
 @pytest.mark.parametrize("reference", ["&#1;", "&#x1b;", "&#127;"])
 async def test_control_character_references_in_html_are_422(api: Api, reference: str) -> None:
     """An HTML body cannot smuggle a control character in as a character reference."""
     body = json.dumps(f"<p>Intel Corp. (NASDAQ: INTC) rose.{reference}layout:head{reference}</p>")
-    await _refused(api, raw_article(body=body, body_format='"html"'), "body")
+    await refused(api, raw_article(body=body, body_format='"html"'), "body")
 
 
 async def test_line_breaks_stay_where_they_are_whitespace(api: Api) -> None:

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     """``NEWSROOM_MAX_BODY_BYTES``: larger ingestion requests get 413."""
 
+    max_future_publish_seconds: float = 300.0
+    """``NEWSROOM_MAX_FUTURE_PUBLISH_SECONDS``: how far ahead of the clock an article's ``published_at``
+    may be (clock skew); later ones get 422 (scheduled publishing does not exist yet)."""
+
     quote_delay_minutes: int = 20
     """``NEWSROOM_QUOTE_DELAY_MINUTES``: public quotes show what was true this long ago."""
 

@@ -14,7 +14,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -107,16 +108,32 @@ class ArticleIn(BaseModel):
 
     @field_validator("published_at")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
+    def _aware(cls, value: datetime, info: ValidationInfo) -> datetime:
+        """In UTC (an offset is converted, never relabelled), not before 1900, and, when validated with
+        a clock (:func:`parse_article`), not further ahead of it than the tolerance."""
         if value.tzinfo is None:
             raise ValueError("published_at needs a time zone (e.g. 2026-01-13T06:00:00Z)")
+        value = value.astimezone(UTC)
+        if value < EARLIEST_PUBLISHED_AT:
+            raise ValueError(f"is before {EARLIEST_PUBLISHED_AT:%Y-%m-%d}: not a publish time")
+        context = info.context if isinstance(info.context, dict) else {}
+        clock, tolerance = context.get("now"), context.get("max_future")
+        if clock is not None and tolerance is not None and value > clock + tolerance:
+            raise ValueError(
+                f"is more than {tolerance.total_seconds():g} seconds ahead of the clock "
+                f"({clock:%Y-%m-%dT%H:%M:%SZ}); scheduled publishing is not supported"
+            )
         return value
 
 
-def parse_article(raw: object) -> ArticleIn:
+EARLIEST_PUBLISHED_AT = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+def parse_article(raw: object, *, now: datetime, max_future: timedelta) -> ArticleIn:
     """The one gate every submission passes (single, revision and batch alike): ``raw`` is the decoded
-    JSON of one article. Raises :class:`ValidationError` naming each invalid field."""
-    return ArticleIn.model_validate(raw)
+    JSON of one article, ``now`` the clock and ``max_future`` how far ahead of it ``published_at`` may
+    be. Raises :class:`ValidationError` naming each invalid field."""
+    return ArticleIn.model_validate(raw, context={"now": now, "max_future": max_future})
 
 
 def _printable(text: str) -> str:

@@ -14,6 +14,7 @@ import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import structlog
@@ -273,6 +274,17 @@ async def invalid_request(_: Request, exc: RequestValidationError) -> JSONRespon
     return JSONResponse({"detail": field_errors(exc.errors())}, status_code=422)
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse(raw: object) -> ArticleIn:
+    """:func:`parse_article` against the clock and the configured tolerance for future times."""
+    return parse_article(
+        raw, now=utc_now(), max_future=timedelta(seconds=settings.max_future_publish_seconds)
+    )
+
+
 async def article_body(request: Request) -> ArticleIn:
     """The request's article, through :func:`parse_article` like every batch item."""
     try:
@@ -281,7 +293,7 @@ async def article_body(request: Request) -> ArticleIn:
         error = {"type": "json_invalid", "loc": ("body",), "msg": "the body is not a JSON document"}
         raise RequestValidationError([error]) from exc
     try:
-        return parse_article(raw)
+        return parse(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
@@ -453,7 +465,7 @@ async def submit_batch(batch: BatchIn, request: Request, _: Writer) -> BatchOut:
     items: list[ArticleIn | str] = []
     for raw in batch.articles:
         try:
-            items.append(parse_article(raw))
+            items.append(parse(raw))
         except ValidationError as exc:
             items.append(validation_reason(exc))
     try:

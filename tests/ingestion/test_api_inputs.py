@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from newsroom.ingestion import service
 from tests.ingestion.helpers import Api, raw_article, refused
 
 BAD_VALUES = [
@@ -102,3 +103,18 @@ async def test_line_breaks_stay_where_they_are_whitespace(api: Api) -> None:
     assert event.data.headline == "Intel beats estimates"  # type: ignore[attr-defined]
     assert event.data.byline == "By A. Writer"  # type: ignore[attr-defined]
     assert "\x00" not in event.model_dump_json()
+
+
+async def test_an_absurd_ticker_hint_is_422(api: Api) -> None:
+    """A ticker hint longer than any symbol is refused, naming tickers."""
+    await refused(api, raw_article(tickers=json.dumps(["NYSE:" + "A" * 1000])), "tickers")
+
+
+@pytest.mark.parametrize("reason", ['"\\ud800"', '"wrong\\u0000@z latest 100000"', "NaN"])
+async def test_a_bad_retraction_reason_is_422(api: Api, reason: str) -> None:
+    """A retraction's reason follows the same character rule: 422, nothing published, the registry intact."""
+    r = await api.post_raw("/v1/articles/some-article", '{"reason": ' + reason + "}", method="DELETE")
+    assert r.status_code == 422, r.text[:300]
+    assert ["body", "reason"] in [error["loc"] for error in r.json()["detail"]]
+    assert api.publisher.sent == []
+    assert service.ingestor.ready

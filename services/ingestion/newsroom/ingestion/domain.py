@@ -86,6 +86,9 @@ class FieldRefused(ValueError):
         self.message = message
 
 
+MAX_TICKER = 40  # characters in one ticker hint ("NASDAQ:GOOGL", "LON:BP"): longer is no symbol
+
+
 class ArticleIn(BaseModel):
     """An article as a client submits it."""
 
@@ -102,7 +105,7 @@ class ArticleIn(BaseModel):
     url: Annotated[AnyHttpUrl, _refusing(_NOT_IDENTIFIER)] | None = None
     byline: Text | None = Field(default=None, max_length=300)
     dateline: Text | None = Field(default=None, max_length=200)
-    tickers: list[Identifier] = Field(
+    tickers: list[Annotated[Identifier, Field(max_length=MAX_TICKER)]] = Field(
         default_factory=list, max_length=100, description="ticker hints from the source"
     )
 

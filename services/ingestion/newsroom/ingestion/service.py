@@ -38,6 +38,7 @@ from newsroom.ingestion.domain import (
     ArticleRegistry,
     Decision,
     FieldRefused,
+    Text,
     field_errors,
     parse_article,
     validation_reason,
@@ -337,7 +338,7 @@ class Accepted(BaseModel):
 
 
 class Retraction(BaseModel):
-    reason: str = ""
+    reason: Text = Field(default="", max_length=1000)
 
 
 class BatchIn(BaseModel):

@@ -44,7 +44,15 @@ def test_times_within_the_bounds_are_accepted(ahead: timedelta) -> None:
 
 
 @pytest.mark.parametrize(
-    "when", ["9999-12-31T00:00:00Z", "2026-01-13T12:06:00Z", "0001-01-01T00:00:00Z", "1899-12-31T23:59:59Z"]
+    "when",
+    [
+        "9999-12-31T00:00:00Z",
+        "2026-01-13T12:06:00Z",
+        "0001-01-01T00:00:00Z",
+        "1899-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-05:00",  # past the last representable instant once in UTC
+        "0001-01-01T00:00:00+05:00",  # before the first
+    ],
 )
 async def test_far_future_and_absurdly_old_times_are_422(
     api: Api, monkeypatch: pytest.MonkeyPatch, when: str

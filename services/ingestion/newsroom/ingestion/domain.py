@@ -116,7 +116,10 @@ class ArticleIn(BaseModel):
         a clock (:func:`parse_article`), not further ahead of it than the tolerance."""
         if value.tzinfo is None:
             raise ValueError("published_at needs a time zone (e.g. 2026-01-13T06:00:00Z)")
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # its offset takes it past year 9999 or before year 1
+            raise ValueError("is outside the years a publish time can have") from None
         if value < EARLIEST_PUBLISHED_AT:
             raise ValueError(f"is before {EARLIEST_PUBLISHED_AT:%Y-%m-%d}: not a publish time")
         context = info.context if isinstance(info.context, dict) else {}

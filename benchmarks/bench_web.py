@@ -64,9 +64,17 @@ async def populate(settings: Settings) -> str:
     return path
 
 
+# Every server runs with the HTTP options `newsroom run` gives uvicorn (newsroom.common.server: the
+# httptools protocol with bounds on request heads, keep-alive).
+SERVE = """import uvicorn, sys
+from newsroom.common.server import uvicorn_options
+from newsroom.common.settings import Settings
+uvicorn.run(sys.argv[1], port=int(sys.argv[2]), workers=1, access_log=False, log_level="warning",
+            loop="uvloop", **uvicorn_options(Settings()))"""
+
+
 def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", "1", "--no-access-log",
-            "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]  # fmt: skip
+    argv = [sys.executable, "-c", SERVE, app, str(port)]
     proc = subprocess.Popen(argv, env={**os.environ, **env})
     wait_until(lambda: port_open("127.0.0.1", port), 30, app)
     return proc

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from newsroom.common.events import ArticleContent, Payload
-from newsroom.common.messaging import Record
+import httpx
+
+from newsroom.common.events import ArticleContent, Envelope, Payload, encode
+from newsroom.common.messaging import Outgoing, Record
 from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES
@@ -133,3 +137,56 @@ def feed_server() -> Iterator[FeedServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@dataclass
+class FakePublisher:
+    """Encodes every event as the real publisher would, and keeps it instead of sending it."""
+
+    sent: list[Envelope] = field(default_factory=list)
+
+    async def publish(self, items: Iterable[Outgoing]) -> int:
+        batch = list(items)
+        for _, _, envelope in batch:
+            encode(envelope)
+        self.sent.extend(envelope for _, _, envelope in batch)
+        return len(batch)
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    publisher: FakePublisher
+
+    async def post_raw(self, path: str, raw: str, method: str = "POST") -> httpx.Response:
+        """Send ``raw`` as the JSON body, byte for byte (so it can hold NaN and lone surrogate escapes)."""
+        return await self.client.request(
+            method, path, content=raw.encode(), headers={"content-type": "application/json"}
+        )
+
+
+def raw_article(**over: str) -> str:
+    """An article as raw JSON text; each value in ``over`` is raw JSON too (``NaN``, ``"\\ud800"``)."""
+    fields = {
+        "headline": '"Intel beats estimates"',
+        "body": '"Intel Corp. (NASDAQ: INTC) rose."',
+        "source": '"wire"',
+        "published_at": json.dumps(datetime.now(UTC).isoformat()),
+    }
+    fields.update(over)
+    return "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in fields.items()) + "}"
+
+
+async def refused(api: Api, raw: str, field_name: str) -> None:
+    """The single, PUT and batch endpoints all refuse ``raw``, naming ``field_name``; nothing is published."""
+    for method, path in (("POST", "/v1/articles"), ("PUT", "/v1/articles/some-article")):
+        r = await api.post_raw(path, raw, method)
+        assert r.status_code == 422, (method, r.status_code, r.text[:300])
+        named = {str(part) for error in r.json()["detail"] for part in error["loc"]}
+        assert field_name in named, r.text
+    r = await api.post_raw("/v1/articles:batch", '{"articles": [' + raw + "]}")
+    assert r.status_code == 200, r.text[:300]
+    [result] = r.json()["results"]
+    assert result["outcome"] == "rejected"
+    assert result["reason"].startswith((f"{field_name}:", f"{field_name}.")), result
+    assert api.publisher.sent == []

@@ -85,3 +85,16 @@ def test_redis_down_is_a_clear_503(tmp_path: object) -> None:
         assert httpx.get(base + "/healthz").status_code == 200
     finally:
         local.stop()
+
+
+def test_slow_and_oversized_heads_are_cut_off_by_the_web_tier(stack: RunningStack) -> None:
+    """The site answers a 100 KB header with 431 and disconnects a client trickling its head."""
+    from tests.common.raw_http import SLOW_HEAD, big_header_request, exchange, trickle
+
+    answer = exchange(stack.settings.web_port, big_header_request(100_000))
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    bound = stack.settings.http_header_timeout_seconds
+    result = trickle(stack.settings.web_port, SLOW_HEAD, pause=bound / 10)  # the whole head: 6 bounds
+    assert result.closed
+    assert result.sent < len(SLOW_HEAD) // 4, result
+    assert httpx.get(stack.web + "/healthz").status_code == 200

@@ -53,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from newsroom.common.logging import configure_logging
+    from newsroom.common.server import uvicorn_options
 
     settings = get_settings()
     configure_logging(args.service)
@@ -69,6 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
         lifespan="on",
+        **uvicorn_options(settings),  # bounds for slow and oversized request heads, keep-alive
     )
     return 0
 

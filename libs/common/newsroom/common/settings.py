@@ -78,6 +78,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     """``NEWSROOM_MAX_BODY_BYTES``: larger ingestion requests get 413."""
 
+    http_max_header_bytes: int = 32 * 1024
+    """``NEWSROOM_HTTP_MAX_HEADER_BYTES``: a request head (request line and headers) over this gets 431."""
+
+    http_header_timeout_seconds: float = 10.0
+    """``NEWSROOM_HTTP_HEADER_TIMEOUT_SECONDS``: a request head must arrive whole within this long of its
+    first byte (for a new connection, of connecting), or the connection is closed."""
+
+    http_keep_alive_seconds: int = 5
+    """``NEWSROOM_HTTP_KEEP_ALIVE_SECONDS``: an idle keep-alive connection is closed after this long."""
+
+    max_future_publish_seconds: float = 300.0
+    """``NEWSROOM_MAX_FUTURE_PUBLISH_SECONDS``: how far ahead of the clock an article's ``published_at``
+    may be (clock skew); later ones get 422 (scheduled publishing does not exist yet)."""
+
     quote_delay_minutes: int = 20
     """``NEWSROOM_QUOTE_DELAY_MINUTES``: public quotes show what was true this long ago."""
 

@@ -12,14 +12,24 @@ import hashlib
 import re
 import unicodedata
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import nh3
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from newsroom.common.events import (
     ENVELOPE_BYTES,
@@ -39,6 +49,44 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"scope"}, "td": {"colspan"}
 ALLOWED_SCHEMES = {"http", "https", "mailto"}
 _WS = re.compile(r"\s+")
 _TAGS = re.compile(r"<[^>]+>")
+# The one character rule: no field holds a C0 control character, DEL or a lone surrogate (JSON decodes
+# a valid pair to one character). Tab, newline and carriage return are whitespace in the free-text
+# fields (headline, body, byline, dateline: collapsed to a space except in a text body) and refused in
+# the identifiers (source, id, url, tickers). A refusal is a 422 naming the field; nothing is stripped.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_NOT_IDENTIFIER = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _unwanted(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    kind = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "a control character"
+    return f"{kind} (U+{code:04X}) at character {found.start()}"
+
+
+def _refusing(pattern: re.Pattern[str]) -> BeforeValidator:
+    def check(value: object) -> object:
+        if isinstance(value, str) and (found := pattern.search(value)):
+            raise ValueError(f"holds {_unwanted(found)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Text = Annotated[str, _refusing(_NOT_TEXT)]
+Identifier = Annotated[str, _refusing(_NOT_IDENTIFIER)]
+
+
+class FieldRefused(ValueError):
+    """A submission refused for what one of its fields holds, beyond its shape."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+MAX_TICKER = 40  # characters in one ticker hint ("NASDAQ:GOOGL", "LON:BP"): longer is no symbol
 
 
 class ArticleIn(BaseModel):
@@ -46,31 +94,79 @@ class ArticleIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    headline: str = Field(min_length=1, max_length=500)
-    body: str = Field(min_length=1, max_length=500_000)
+    headline: Text = Field(min_length=1, max_length=500)
+    body: Text = Field(min_length=1, max_length=500_000)
     body_format: Literal["text", "html"] = "text"
-    source: str = Field(min_length=1, max_length=100)
+    source: Identifier = Field(min_length=1, max_length=100)
     published_at: datetime
-    id: str | None = Field(default=None, max_length=200, description="the source's own id for the article")
-    url: AnyHttpUrl | None = None
-    byline: str | None = Field(default=None, max_length=300)
-    dateline: str | None = Field(default=None, max_length=200)
-    tickers: list[str] = Field(
+    id: Identifier | None = Field(
+        default=None, max_length=200, description="the source's own id for the article"
+    )
+    url: Annotated[AnyHttpUrl, _refusing(_NOT_IDENTIFIER)] | None = None
+    byline: Text | None = Field(default=None, max_length=300)
+    dateline: Text | None = Field(default=None, max_length=200)
+    tickers: list[Annotated[Identifier, Field(max_length=MAX_TICKER)]] = Field(
         default_factory=list, max_length=100, description="ticker hints from the source"
     )
 
     @field_validator("published_at")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
+    def _aware(cls, value: datetime, info: ValidationInfo) -> datetime:
+        """In UTC (an offset is converted, never relabelled), not before 1900, and, when validated with
+        a clock (:func:`parse_article`), not further ahead of it than the tolerance."""
         if value.tzinfo is None:
             raise ValueError("published_at needs a time zone (e.g. 2026-01-13T06:00:00Z)")
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # its offset takes it past year 9999 or before year 1
+            raise ValueError("is outside the years a publish time can have") from None
+        if value < EARLIEST_PUBLISHED_AT:
+            raise ValueError(f"is before {EARLIEST_PUBLISHED_AT:%Y-%m-%d}: not a publish time")
+        context = info.context if isinstance(info.context, dict) else {}
+        clock, tolerance = context.get("now"), context.get("max_future")
+        if clock is not None and tolerance is not None and value > clock + tolerance:
+            raise ValueError(
+                f"is more than {tolerance.total_seconds():g} seconds ahead of the clock "
+                f"({clock:%Y-%m-%dT%H:%M:%SZ}); scheduled publishing is not supported"
+            )
         return value
+
+
+EARLIEST_PUBLISHED_AT = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+def parse_article(raw: object, *, now: datetime, max_future: timedelta) -> ArticleIn:
+    """The one gate every submission passes (single, revision and batch alike): ``raw`` is the decoded
+    JSON of one article, ``now`` the clock and ``max_future`` how far ahead of it ``published_at`` may
+    be. Raises :class:`ValidationError` naming each invalid field."""
+    return ArticleIn.model_validate(raw, context={"now": now, "max_future": max_future})
+
+
+def _printable(text: str) -> str:
+    """``text`` with anything JSON cannot carry (a lone surrogate) spelled as an escape."""
+    return text.encode("utf-8", "backslashreplace").decode() if _SURROGATE.search(text) else text
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors as ``loc``, ``msg`` and ``type`` only, safe to encode as JSON.
+
+    The input is never echoed: it is the client's own, and it may not encode at all (NaN, a lone
+    surrogate), which would turn a 422 into a 500.
+    """
+    return [
+        {
+            "loc": [part if isinstance(part, int) else _printable(str(part)) for part in error["loc"]],
+            "msg": _printable(str(error["msg"])),
+            "type": _printable(str(error["type"])),
+        }
+        for error in errors
+    ]
 
 
 def validation_reason(exc: ValidationError) -> str:
     """One line naming each invalid field and why, e.g. ``body: Field required``."""
     parts = []
-    for error in exc.errors():
+    for error in field_errors(exc.errors(include_url=False, include_context=False, include_input=False)):
         where = ".".join(str(part) for part in error["loc"]) or "article"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
@@ -273,7 +369,9 @@ class ArticleRegistry:
             sanitize_html(article.body) if article.body_format == "html" else text_to_html(article.body)
         )
         if not plain(body_html):
-            raise ValueError("body has no text left after sanitising")
+            raise FieldRefused("body", "no text left after sanitising")
+        if found := _NOT_TEXT.search(body_html):  # a character reference (&#1;) decoded by the sanitiser
+            raise FieldRefused("body", f"its HTML holds {_unwanted(found)} of the sanitised body")
         headline = plain(article.headline)
         hash_ = content_hash(headline, body_html)
         url = str(article.url) if article.url else None

@@ -14,10 +14,12 @@ import hmac
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
@@ -33,7 +35,16 @@ from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ensure_topics
-from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, Decision, validation_reason
+from newsroom.ingestion.domain import (
+    ArticleIn,
+    ArticleRegistry,
+    Decision,
+    FieldRefused,
+    Text,
+    field_errors,
+    parse_article,
+    validation_reason,
+)
 
 SERVICE = "ingestion"
 T = TypeVar("T")
@@ -297,6 +308,47 @@ app.mount("/metrics", make_asgi_app())
 bearer = HTTPBearer(auto_error=False)
 
 
+@app.exception_handler(RequestValidationError)
+async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each invalid field, without echoing the input (NaN or a lone surrogate would not encode)."""
+    return JSONResponse({"detail": field_errors(exc.errors())}, status_code=422)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse(raw: object) -> ArticleIn:
+    """:func:`parse_article` against the clock and the configured tolerance for future times."""
+    return parse_article(
+        raw, now=utc_now(), max_future=timedelta(seconds=settings.max_future_publish_seconds)
+    )
+
+
+async def article_body(request: Request) -> ArticleIn:
+    """The request's article, through :func:`parse_article` like every batch item."""
+    try:
+        raw = await request.json()
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested beyond reason
+        error = {"type": "json_invalid", "loc": ("body",), "msg": "the body is not a JSON document"}
+        raise RequestValidationError([error]) from exc
+    try:
+        return parse(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
+
+
+Article = Annotated[ArticleIn, Depends(article_body)]
+# the body is read by article_body, so the documentation is told its shape
+ARTICLE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ArticleIn.model_json_schema()}},
+    }
+}
+
+
 def require_writer(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
@@ -325,7 +377,7 @@ class Accepted(BaseModel):
 
 
 class Retraction(BaseModel):
-    reason: str = ""
+    reason: Text = Field(default="", max_length=1000)
 
 
 class BatchIn(BaseModel):
@@ -429,13 +481,16 @@ def _answer(decision: Decision) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=code)
 
 
-@app.post("/v1/articles", status_code=202, response_model=Accepted)
-async def submit_article(article: ArticleIn, request: Request, _: Writer) -> JSONResponse:
+@app.post("/v1/articles", status_code=202, response_model=Accepted, openapi_extra=ARTICLE_BODY)
+async def submit_article(article: Article, request: Request, _: Writer) -> JSONResponse:
     """Submit an article; a known one (same source id, URL or content) is a duplicate or a revision."""
     try:
         decision = await ingestor.submit(article, correlation_id=_correlation(request))
     except PublishFailed as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
+    except FieldRefused as exc:
+        error = {"type": "value_error", "loc": ("body", exc.field), "msg": exc.message}
+        raise RequestValidationError([error]) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     return _answer(decision)
@@ -451,7 +506,7 @@ async def submit_batch(batch: BatchIn, request: Request, _: Writer) -> BatchOut:
     items: list[ArticleIn | str] = []
     for raw in batch.articles:
         try:
-            items.append(ArticleIn.model_validate(raw))
+            items.append(parse(raw))
         except ValidationError as exc:
             items.append(validation_reason(exc))
     try:
@@ -467,8 +522,8 @@ async def submit_batch(batch: BatchIn, request: Request, _: Writer) -> BatchOut:
     return BatchOut(results=results)
 
 
-@app.put("/v1/articles/{article_id}", status_code=202, response_model=Accepted)
-async def revise_article(article_id: str, article: ArticleIn, request: Request, _: Writer) -> JSONResponse:
+@app.put("/v1/articles/{article_id}", status_code=202, response_model=Accepted, openapi_extra=ARTICLE_BODY)
+async def revise_article(article_id: str, article: Article, request: Request, _: Writer) -> JSONResponse:
     """Publish a new revision of an existing article."""
     if article_id not in ingestor.registry.by_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id}")
@@ -476,6 +531,9 @@ async def revise_article(article_id: str, article: ArticleIn, request: Request, 
         decision = await ingestor.submit(article, article_id=article_id, correlation_id=_correlation(request))
     except PublishFailed as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
+    except FieldRefused as exc:
+        error = {"type": "value_error", "loc": ("body", exc.field), "msg": exc.message}
+        raise RequestValidationError([error]) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     return _answer(decision)

@@ -5,8 +5,9 @@ that restarted empty, was flushed, or was replaced) or its namespace has lost it
 cannot be served: the renderer says so, is not ready, and runs ``newsroom rebuild fragments`` — the
 blue/green rebuild (:mod:`newsroom.rendering.rebuild`), which fills a new namespace from the log and
 switches the site to it once complete. It runs as a process of its own, as an operator's would: its
-work (and its worker processes) must not slow the live consumers in this one. Until then the web tier has no namespace to serve and is not ready either. Only one
-rebuild runs at a time: one holding the shadow pointer is waited for, whichever process started it.
+work (and its worker processes) must not slow the live consumers in this one. Until then the web
+tier has no namespace to serve and is not ready either. Only one rebuild runs at a time: one holding
+the shadow pointer is waited for, whichever process started it.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ from newsroom.common.messaging import (
     Publisher,
     Record,
     batch_subscription,
-    decode_batch,
     delivered_again_on_failure,
+    group_less_subscription,
     make_broker,
     process_batch,
 )
@@ -121,14 +121,7 @@ async def on_articles(records: Any) -> None:
         await process_batch(records, handle_article, publisher)
 
 
-@broker.subscriber(
-    SECURITIES.name,
-    batch=True,
-    max_records=2000,
-    auto_offset_reset="earliest",
-    fetch_max_wait_ms=settings.fetch_max_wait_ms,
-    decoder=decode_batch,
-)
+@broker.subscriber(SECURITIES.name, **group_less_subscription(settings, max_records=2000))
 async def on_securities(records: Any) -> None:
     """Reference data arrived: every instance reads the whole topic, and a change rebuilds its tagger."""
     batch: list[Record] = records  # decoded by decode_batch

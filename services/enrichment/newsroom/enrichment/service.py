@@ -18,13 +18,17 @@ from typing import Any
 
 import structlog
 from faststream.asgi import AsgiFastStream
+from pydantic import BaseModel
 
 from newsroom.common.events import (
+    ENVELOPE_BYTES,
+    MAX_EVENT_BYTES,
     ArticleContent,
     ArticleEnriched,
     ArticleRetracted,
     Envelope,
     SecurityListed,
+    TaggedTicker,
     new_envelope,
 )
 from newsroom.common.health import Health, LogWatch, probes
@@ -146,13 +150,84 @@ class Enricher:
         mapped = html_text(article.body_html)
         mentions = self.tagger.tag(mapped, article.body_html)
         tickers = self.tagger.summarize(mentions, mapped.text, headline=article.headline)
-        return ArticleEnriched(
-            article=ArticleContent.model_validate(article.model_dump()),
-            enrichment_revision=enrichment_revision,
-            tagger_version=TAGGER_VERSION,
-            mentions=tuple(mentions),
-            tickers=tickers,
+        return fitted(
+            ArticleEnriched(
+                article=ArticleContent.model_validate(article.model_dump()),
+                enrichment_revision=enrichment_revision,
+                tagger_version=TAGGER_VERSION,
+                mentions=tuple(mentions),
+                tickers=tickers,
+            )
         )
+
+
+def _json_bytes(model: BaseModel) -> int:
+    return len(model.__pydantic_serializer__.to_json(model))
+
+
+_MAX_ITEM_BYTES = 1_500  # a mention or ticker in JSON, at most: a name of 200 characters, 6 bytes each
+
+
+def _surely_fits(enriched: ArticleEnriched, budget: int) -> bool:
+    """Whether ``enriched`` fits in ``budget`` bytes by a bound, without encoding it (the usual case):
+    JSON spells no character in more than six bytes."""
+    a = enriched.article
+    optional = (a.byline, a.dateline, a.url, a.source_id, *a.ticker_hints)
+    chars = sum(map(len, (a.body_html, a.headline, a.source, a.slug, a.article_id, a.content_hash)))
+    chars += sum(len(text) for text in optional if text)
+    items = len(enriched.mentions) + len(enriched.tickers)
+    return 6 * chars + _MAX_ITEM_BYTES * items + ENVELOPE_BYTES <= budget
+
+
+def fitted(enriched: ArticleEnriched) -> ArticleEnriched:
+    """``enriched``, or as much of it as fits in an event a broker takes (:data:`MAX_EVENT_BYTES`).
+
+    An article the API accepted always leaves room for its tickers and some mentions, but a body dense
+    with names can have more mentions than fit. Then the rule is: the tickers, most relevant first
+    (each still counting all its mentions), as many as fit; then each kept ticker's first mention,
+    in text order; then the other mentions in text order, as many as fit. The page links only the
+    mentions kept. An article too large even without any (written to the log by another producer)
+    is left whole, to be dead-lettered as too large.
+    """
+    budget = MAX_EVENT_BYTES - ENVELOPE_BYTES
+    if _surely_fits(enriched, budget) or _json_bytes(enriched) <= budget:
+        return enriched
+    bare = enriched.model_copy(update={"mentions": (), "tickers": ()})
+    room = budget - _json_bytes(bare)
+    if room < 0:
+        return enriched
+    tickers: list[TaggedTicker] = []
+    for ticker in enriched.tickers:
+        cost = _json_bytes(ticker) + 1  # and a comma
+        if cost > room:
+            break
+        room -= cost
+        tickers.append(ticker)
+    named = {(t.exchange, t.symbol) for t in tickers}
+    firsts: list[int] = []
+    others: list[int] = []
+    seen: set[tuple[str, str]] = set()
+    for i, mention in enumerate(enriched.mentions):
+        key = (mention.exchange, mention.symbol)
+        if key in named:
+            (others if key in seen else firsts).append(i)
+            seen.add(key)
+    kept: list[int] = []
+    for i in (*firsts, *others):
+        cost = _json_bytes(enriched.mentions[i]) + 1
+        if cost <= room:
+            room -= cost
+            kept.append(i)
+    log.warning(
+        "mentions left out to fit the enriched event",
+        article_id=enriched.article.article_id,
+        mentions=len(enriched.mentions),
+        kept=len(kept),
+        tickers=len(enriched.tickers),
+        tickers_kept=len(tickers),
+    )
+    mentions = tuple(enriched.mentions[i] for i in sorted(kept))
+    return enriched.model_copy(update={"mentions": mentions, "tickers": tuple(tickers)})
 
 
 enricher = Enricher()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -19,7 +20,8 @@ from newsroom.common.events import (
 from newsroom.common.settings import DEFAULT_WATCHLIST
 from newsroom.common.text import html_text
 from newsroom.common.topics import ENRICHED
-from newsroom.rendering.domain import LAYOUT_FOOT, LAYOUT_HEAD, Page, Renderer, publication_times
+from newsroom.rendering.domain import LAYOUT_FOOT, LAYOUT_HEAD, Applied, Page, Renderer, publication_times
+from newsroom.rendering.replay import apply_articles
 from tests.conftest import RunningStack, poll
 
 LIST_FORGERY = "\x00@z latest 100000\x00"
@@ -121,3 +123,33 @@ async def test_an_enriched_event_written_straight_to_the_log_is_served_sanitised
     assert "alert(1)" not in page.text
     assert page.text.count("<!doctype html>") == 1
     assert len(page.text) < 200_000
+
+
+async def test_a_rebuild_skips_what_the_live_renderer_dead_letters(infra: RunningStack) -> None:
+    """An enriched event with a non-UTF-8 header is not applied by a fragments rebuild either (the live
+    renderer dead-letters it), so a rebuilt site is the live one."""
+    tag = uuid.uuid4().hex[:12]
+    good, bad = (event("<p>Intel Corp. rose.</p>", article_id=f"{k}-{tag}", slug=f"{k}-{tag}") for k in "gb")
+    producer = AIOKafkaProducer(bootstrap_servers=infra.settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for enriched, headers in ((bad, [("x-a", b"\xff\xfe")]), (good, [])):
+            value = encode(new_envelope(enriched, producer="test"))
+            key = enriched.article.article_id.encode()
+            await producer.send_and_wait(ENRICHED.name, value, key=key, partition=0, headers=headers)
+    finally:
+        await producer.stop()
+
+    class Recording:
+        def __init__(self) -> None:
+            self.ids: list[str] = []
+
+        async def apply(self, events: list[Any]) -> Applied:
+            self.ids += [e.article.article_id for e in events if hasattr(e, "article")]
+            return Applied()
+
+    writer = Recording()
+    counts = await apply_articles(infra.settings, writer, [0], 500, lambda _: None)
+    assert f"g-{tag}" in writer.ids
+    assert f"b-{tag}" not in writer.ids
+    assert counts.undecodable >= 1

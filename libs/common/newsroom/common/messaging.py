@@ -31,7 +31,14 @@ from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
-from newsroom.common.events import MAX_EVENT_BYTES, Envelope, EventDecodeError, decode, encode
+from newsroom.common.events import (
+    MAX_EVENT_BYTES,
+    Envelope,
+    EventDecodeError,
+    decode,
+    encode,
+    unreadable_key_or_headers,
+)
 from newsroom.common.ops import BATCH_FALLBACKS, BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED
 from newsroom.common.ops import DEAD_LETTERS as DEAD_LETTERS_TOTAL
 from newsroom.common.settings import Settings
@@ -44,21 +51,10 @@ T = TypeVar("T")
 
 
 def undecodable(rec: ConsumerRecord[Any, Any]) -> str | None:
-    """Why a consumed record's key or headers cannot be read as text (not UTF-8, a header without a
-    value), or None. Such a record is dead-lettered on its own; its value is judged by its decoder."""
-    if rec.key is not None:
-        try:
-            rec.key.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return f"key is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-    for name, value in rec.headers or ():
-        if value is None:
-            return f"header {name!r} has no value"
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return f"header {name!r} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-    return None
+    """Why a consumed record's key or headers cannot be read as text (see
+    :func:`~newsroom.common.events.unreadable_key_or_headers`), or None. Such a record is
+    dead-lettered on its own; its value is judged by its decoder."""
+    return unreadable_key_or_headers(rec.key, rec.headers or ())
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,10 +129,11 @@ async def test_output_failure_redelivers_over_the_real_broker(infra: RunningStac
 
 
 async def submit_too_rich(stack: RunningStack) -> str:
-    """Put on the articles topic an article under the size limit whose enriched event is over it (its
-    ~900 mentions take it over); returns its id."""
+    """Put on the articles topic, as a foreign producer could, an article whose enriched event cannot be
+    made to fit the size limit (its body alone nearly fills it, so no mention can be left out to make
+    room); returns its id."""
     key = f"huge-{uuid.uuid4().hex}"
-    body = "<p>" + "Intel Corp. (NASDAQ: INTC) rose. " * 450 + "x" * (MAX_EVENT_BYTES - 40_000) + "</p>"
+    body = "<p>" + "Intel Corp. (NASDAQ: INTC) rose. " * 450 + "x" * (MAX_EVENT_BYTES - 10_000) + "</p>"
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.settings.bootstrap_servers, max_request_size=2 * MAX_EVENT_BYTES
     )

@@ -50,7 +50,7 @@ async def dead_letters(stack: RunningStack, prefix: str) -> dict[str, dict[str, 
     found: dict[str, dict[str, str]] = {}
     async for batch in read_topic(stack.settings, DEAD_LETTERS.name):
         for rec in batch:
-            key = (rec.key or b"").decode()
+            key = (rec.key or b"").decode("utf-8", "replace")  # a foreign key may not be UTF-8
             if key.startswith(prefix):
                 found[key] = {k: v.decode() for k, v in rec.headers}
     return found

@@ -62,7 +62,7 @@ async def test_rebuild_enrichment_leaves_an_article_too_large_to_publish_alone(s
 async def dead_letter_keys(stack: RunningStack) -> set[str]:
     keys = set()
     async for batch in read_topic(stack.settings, DEAD_LETTERS.name):
-        keys |= {rec.key.decode() for rec in batch if rec.key}
+        keys |= {rec.key.decode("utf-8", "replace") for rec in batch if rec.key}
     return keys
 
 

@@ -286,16 +286,13 @@ async def rebuild_enrichment(
 ) -> EnrichmentSummary:
     """Re-tag every live article and publish the new enrichment revisions (unless ``dry_run``)."""
     from newsroom.common.messaging import Publisher, make_broker
-    from newsroom.enrichment.master import build_master
-    from newsroom.enrichment.securities import published_securities
-    from newsroom.enrichment.service import Enricher
+    from newsroom.enrichment.service import Enricher, load_master
 
     started = time.perf_counter()
     summary = EnrichmentSummary(published=not dry_run)
     state = await read_state(settings)
     enricher = Enricher()
-    securities = list((await published_securities(settings)).values()) or build_master()
-    await enricher.update(securities)
+    await load_master(enricher, settings)  # the bundled data with the topic's valid listings on top
     summary.articles = len(state.latest)
     todo = [a for aid, a in state.latest.items() if aid not in state.retracted]
     summary.retracted = summary.articles - len(todo)

@@ -14,7 +14,7 @@ holding several versions of one event type replays into the same state.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -195,6 +195,24 @@ def _direct(raw: bytes | str) -> Any:
         return _current_envelopes().validate_json(raw, strict=True)
     except ValidationError:
         return None
+
+
+def unreadable_key_or_headers(key: bytes | None, headers: Iterable[tuple[str, bytes | None]]) -> str | None:
+    """Why a record's key or headers cannot be read as text (not UTF-8, a header without a value),
+    or None. Every consumer dead-letters such a record, and every replay skips it, whatever its value."""
+    if key is not None:
+        try:
+            key.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"key is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+    for name, value in headers:
+        if value is None:
+            return f"header {name!r} has no value"
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"header {name!r} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+    return None
 
 
 def _decode_general(raw: bytes | str) -> Envelope:

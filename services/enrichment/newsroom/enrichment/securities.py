@@ -8,6 +8,7 @@ not a change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -16,19 +17,95 @@ from newsroom.common.messaging import Publisher, Record, make_broker
 from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
 from newsroom.common.topics import SECURITIES
+from newsroom.enrichment.master import CURRENCY, MIC
 
 PRODUCER = "enrichment-cli"
 BURST = 1000  # events per produce burst
 
 
+# What a listing may look like, per exchange: the symbols, MIC and currency the bundled data has.
+SYMBOLS = {
+    "NYSE": re.compile(r"[A-Z][A-Z0-9]{0,5}(?:[.\-][A-Z0-9]{1,3})?"),
+    "NASDAQ": re.compile(r"[A-Z][A-Z0-9]{0,5}(?:[.\-][A-Z0-9]{1,3})?"),
+    "TYO": re.compile(r"[0-9][0-9A-Z]{3}"),
+    "INDEX": re.compile(r"[A-Z0-9]{1,10}"),
+}
+MAX_NAME = 200  # characters in a name or an alias
+MAX_ALIASES = 30  # the bundled data has at most 5 per listing
+MAX_FIELD = 300  # characters in source, as_of, isin, mic, currency
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _text_problem(what: str, text: str, limit: int) -> str | None:
+    if not text.strip():
+        return f"{what} is empty"
+    if len(text) > limit:
+        return f"{what} is {len(text)} characters; at most {limit}"
+    if _CONTROL.search(text):
+        return f"{what} holds control characters"
+    if text != text.strip():
+        return f"{what} has leading or trailing space"
+    return None
+
+
+def listing_problem(security: SecurityListed) -> str | None:
+    """Why a listing must not enter the security master (it is inconsistent or not plausible), or None.
+
+    The checks are about form, never about particular names: a known exchange (``MIC`` and currency
+    matching it when given), a symbol of that exchange's shape, the instrument id spelt
+    ``EXCHANGE:SYMBOL``, an index exactly when the exchange is ``INDEX``, a name and aliases that are
+    printable text of sane length, and not too many aliases. Every bundled listing passes.
+    """
+    exchange, symbol = security.exchange, security.symbol
+    shape = SYMBOLS.get(exchange)
+    if shape is None:
+        return f"unknown exchange {exchange[:40]!r}; known: {', '.join(SYMBOLS)}"
+    if shape.fullmatch(symbol) is None:
+        return f"symbol {symbol[:40]!r} is not a {exchange} symbol"
+    if security.instrument_id != f"{exchange}:{symbol}":
+        return f"instrument id {security.instrument_id[:60]!r} is not {exchange}:{symbol}"
+    if (security.kind == "index") != (exchange == "INDEX"):
+        return f"a {security.kind} listed on {exchange}"
+    if security.mic is not None and security.mic != MIC.get(exchange):
+        return f"MIC {security.mic[:20]!r} is not {exchange}'s"
+    if security.currency is not None and security.currency != CURRENCY.get(exchange):
+        return f"currency {security.currency[:20]!r} is not {exchange}'s"
+    if (problem := _text_problem("name", security.name, MAX_NAME)) is not None:
+        return problem
+    if len(security.aliases) > MAX_ALIASES:
+        return f"{len(security.aliases)} aliases; at most {MAX_ALIASES}"
+    for alias in security.aliases:
+        if (problem := _text_problem(f"alias {alias[:40]!r}", alias, MAX_NAME)) is not None:
+            return problem
+    for what, value in (("source", security.source), ("as_of", security.as_of), ("isin", security.isin)):
+        if value is not None and (problem := _text_problem(what, value, MAX_FIELD)) is not None:
+            return problem
+    return None
+
+
+def valid_listing(record: Record) -> tuple[SecurityListed | None, str | None]:
+    """A consumed record's listing, or why it has none fit for the master (undecodable, not a
+    ``SecurityListed``, or failing :func:`listing_problem`)."""
+    if record.envelope is None:
+        return None, record.error or "undecodable"
+    data = record.envelope.data
+    if not isinstance(data, SecurityListed):
+        return None, f"{record.envelope.type} does not belong on {SECURITIES.name}"
+    problem = listing_problem(data)
+    if problem is not None:
+        return None, f"invalid listing: {problem}"
+    return data, None
+
+
 async def published_securities(settings: Settings) -> dict[str, SecurityListed]:
-    """The listings on the securities topic, latest per instrument id, in order of first appearance."""
+    """The valid listings on the securities topic, latest per instrument id, in order of first
+    appearance (an invalid record is left out: the enrichment service dead-letters it)."""
     securities: dict[str, SecurityListed] = {}
     async for batch in read_topic(settings, SECURITIES.name):
         for rec in batch:
-            envelope = Record.from_consumer_record(rec).envelope
-            if envelope is not None and isinstance(envelope.data, SecurityListed):
-                securities[envelope.data.instrument_id] = envelope.data
+            security, _ = valid_listing(Record.from_consumer_record(rec))
+            if security is not None:
+                securities[security.instrument_id] = security
     return securities
 
 

@@ -380,6 +380,9 @@ class Tagger:
                 )
         for key, entry in entries.items():
             self._automaton.add_word(key, entry)
+        # An automaton without words cannot be made, and searching an unmade one raises: a master
+        # without names (empty, or only one-letter aliases) tags by explicit forms and tickers only.
+        self._searchable = bool(entries)
         if entries:
             self._automaton.make_automaton()
         self.alias_count = len(entries)
@@ -524,6 +527,8 @@ class Tagger:
 
         ``padded`` is the text as the automaton reads it: a space, then ``_lower(normalise(text))``.
         """
+        if not self._searchable:
+            return
         n = len(text)
         append = hits.append
         for found in self._automaton.iter(padded):

@@ -19,7 +19,6 @@ from html import escape
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-import nh3
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -40,13 +39,8 @@ from newsroom.common.events import (
     ArticleSubmitted,
     Payload,
 )
+from newsroom.common.sanitize import sanitize_html
 
-ALLOWED_TAGS = {
-    "p", "br", "h2", "h3", "h4", "blockquote", "ul", "ol", "li", "strong", "em", "b", "i",
-    "a", "figure", "figcaption", "table", "thead", "tbody", "tr", "th", "td", "sup", "sub", "span",
-}  # fmt: skip
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"scope"}, "td": {"colspan"}}
-ALLOWED_SCHEMES = {"http", "https", "mailto"}
 _WS = re.compile(r"\s+")
 _TAGS = re.compile(r"<[^>]+>")
 # The one character rule: no field holds a C0 control character, DEL or a lone surrogate (JSON decodes
@@ -188,17 +182,6 @@ def text_to_html(text: str) -> str:
         else:
             out.append(f"<p>{escape(line, quote=False)}</p>")
     return "\n".join(out)
-
-
-def sanitize_html(html: str) -> str:
-    """Allow-list sanitising: no scripts, no event handlers, no javascript: URLs."""
-    return nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=ALLOWED_SCHEMES,
-        link_rel="nofollow noopener",
-    ).strip()
 
 
 def slugify(headline: str, article_id: str) -> str:

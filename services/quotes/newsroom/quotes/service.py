@@ -38,6 +38,7 @@ from newsroom.common.messaging import (
     batch_subscription,
     delivered_again_on_failure,
     make_broker,
+    undecodable,
 )
 from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED, ops_routes
 from newsroom.common.reading import running
@@ -112,14 +113,17 @@ async def raw_batch(message: StreamMessage[Any]) -> list[ConsumerRecord[Any, Any
 async def on_ticks(records: list[Any]) -> None:
     """Apply a batch of ticks, dead-letter its poison, publish what became due (nack if that fails)."""
     started = time.perf_counter()
+    unreadable = [(rec, reason) for rec in records if (reason := undecodable(rec)) is not None]
+    if unreadable:  # a key or header that is not text: parked alone, its neighbours applied
+        records = [rec for rec in records if undecodable(rec) is None]
     async with delivered_again_on_failure():  # its applied ticks are duplicates then, which the book skips
         async with lock:
             outcome = ingest(book, records)
         _count(outcome)
-        if outcome.poison:
-            await publisher.dead_letter_many(
-                [(Record.from_consumer_record(records[i]), reason) for i, reason in outcome.poison]
-            )
+        poison = [(Record.from_consumer_record(rec), reason) for rec, reason in unreadable]
+        poison += [(Record.from_consumer_record(records[i]), reason) for i, reason in outcome.poison]
+        if poison:
+            await publisher.dead_letter_many(poison)
         await flush_due()
     _BATCH.observe(time.perf_counter() - started)
 
@@ -173,7 +177,7 @@ async def fold_ticks(cfg: Settings, into: QuoteBook, upto: Mapping[TopicPartitio
                 end = upto[tp]
                 if recs and recs[-1].offset >= end:
                     recs = [r for r in recs if r.offset < end]
-                ingest(into, recs)
+                ingest(into, [r for r in recs if undecodable(r) is None])  # as on_ticks decided
                 folded += len(recs)
                 since_drain += len(recs)
                 if await consumer.position(tp) >= end:

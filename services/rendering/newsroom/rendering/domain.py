@@ -10,25 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar, cast
 
+import msgspec
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup
+from pydantic import BaseModel
 
 from newsroom.common.events import (
     ArticleEnriched,
     ArticleRetracted,
+    Mention,
     QuoteUpdated,
     TaggedTicker,
 )
+from newsroom.common.sanitize import sanitize_html
 from newsroom.common.settings import Settings
 from newsroom.common.store import LAYOUT_HEAD, PageEntry
-from newsroom.rendering.links import MEMO_LIMIT, link_mentions, slot_marker, split_slots
+from newsroom.rendering.links import MEMO_LIMIT, SLOT, link_mentions, slot_marker, split_slots
 
 LAYOUT_FOOT = "layout:foot"
 ASSETS = ("site.css", "live.js")
+_T = TypeVar("_T")
 
 
 def slot(name: str) -> Markup:
@@ -142,6 +147,8 @@ class Renderer:
         return self._page("home", "home", "home.html")
 
     def quote_page(self, iid: str, name: str | None) -> Page:
+        iid = iid.replace(SLOT, "")  # from an article's tickers, as the log has them: see unframed
+        name = name.replace(SLOT, "") if name else name
         exchange, symbol = split_instrument(iid)
         return self._page(
             f"quote/{exchange}/{symbol}",
@@ -174,9 +181,15 @@ class Renderer:
     # ------------------------------------------------------------------ articles
 
     def article(self, enriched: ArticleEnriched) -> Page:
-        """The article's page and its list item, from one render of ``article.html``."""
+        """The article's page and its list item, from one render of ``article.html``.
+
+        The log is not trusted to hold only what ingestion and enrichment wrote (any producer can
+        write to it): see :func:`unframed` and :func:`safe_body`.
+        """
+        enriched = unframed(enriched)
         a = enriched.article
-        body = link_mentions(a.body_html, enriched.mentions)
+        body_html, mentions = safe_body(a.body_html, enriched.mentions)
+        body = link_mentions(body_html, mentions)
         # each instrument's link rendered once and kept: the loop in the template was a quarter of it
         ticker_tags, rows = self._instrument_pieces(enriched.tickers)
         published_iso, published_long, published_short = publication_times(a.published_at)
@@ -184,7 +197,7 @@ class Renderer:
             {
                 **self._article_globals,
                 "a": a,
-                "body": Markup(body),  # noqa: S704 - sanitised at ingestion (nh3 allow-list), links escaped here
+                "body": Markup(body),  # noqa: S704 - sanitised (nh3 allow-list) by safe_body, links escaped
                 "ticker_tags": ticker_tags,
                 "equity_rows": rows,
                 "published_iso": published_iso,
@@ -209,13 +222,93 @@ MONTHS = (
 
 
 def publication_times(when: datetime) -> tuple[str, str, str]:
-    """A publication time in ISO form, long (``"January 09, 2026 14:05 UTC"``) and short (``"Jan 09, …"``).
+    """A publication time in ISO form, long (``"January 09, 2026 14:05 UTC"``) and short (``"Jan 09, …"``),
+    in UTC (a time with another offset is converted; one without is taken as UTC).
 
     Not ``strftime``: it is four times slower, and its month names follow the locale.
     """
+    if when.utcoffset():
+        when = when.astimezone(UTC)
     month = MONTHS[when.month - 1]
     rest = f"{when.day:02d}, {when.year} {when.hour:02d}:{when.minute:02d} UTC"
     return when.isoformat(), f"{month} {rest}", f"{month[:3]} {rest}"
+
+
+def _replace(obj: _T, **changes: Any) -> _T:
+    """A copy of an event model, or of its msgspec mirror (what a rebuild renders), with ``changes``."""
+    if isinstance(obj, BaseModel):
+        return obj.model_copy(update=changes)
+    return cast(_T, msgspec.structs.replace(cast(msgspec.Struct, obj), **changes))
+
+
+def _framing(texts: Iterable[str | None]) -> bool:
+    return any(text is not None and SLOT in text for text in texts)
+
+
+def _unslotted(obj: _T, names: Sequence[str]) -> _T:
+    """``obj`` with :data:`~newsroom.rendering.links.SLOT` taken out of its text fields ``names``."""
+    changes: dict[str, object] = {}
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, str) and SLOT in value:
+            changes[name] = value.replace(SLOT, "")
+        elif isinstance(value, tuple) and _framing(value):
+            changes[name] = tuple(v.replace(SLOT, "") for v in value)
+    return _replace(obj, **changes) if changes else obj
+
+
+_ARTICLE_TEXTS = (
+    "article_id", "headline", "body_html", "byline", "dateline", "source", "source_id", "url",
+    "content_hash", "ticker_hints", "slug",
+)  # fmt: skip
+
+
+def _framed(enriched: ArticleEnriched) -> bool:
+    """Whether any text of ``enriched`` holds a :data:`~newsroom.rendering.links.SLOT` (rarely: looked
+    for field by field, a memchr each, rather than generically)."""
+    a = enriched.article
+    if SLOT in a.body_html or SLOT in a.headline or SLOT in a.slug or SLOT in a.article_id:
+        return True
+    if SLOT in a.source or SLOT in a.content_hash:
+        return True
+    byline, dateline, url, source_id = a.byline, a.dateline, a.url, a.source_id
+    if (byline and SLOT in byline) or (dateline and SLOT in dateline) or (url and SLOT in url):
+        return True
+    if (source_id and SLOT in source_id) or (a.ticker_hints and _framing(a.ticker_hints)):
+        return True
+    # (a mention's texts reach the page only through links._link, which takes SLOT out itself)
+    for t in enriched.tickers:
+        name = t.name
+        if SLOT in t.symbol or SLOT in t.exchange or (name and SLOT in name):
+            return True
+    return False
+
+
+def unframed(enriched: ArticleEnriched) -> ArticleEnriched:
+    """``enriched`` with no :data:`~newsroom.rendering.links.SLOT` in any text the page shows or names
+    a slot with: SLOT delimits the slots a page is cut at, so content holding one could add slots of
+    its choosing to the page (``@z latest 100000``, ``layout:head``). Itself, in the normal case."""
+    if not _framed(enriched):
+        return enriched
+    a = enriched.article
+    return _replace(
+        enriched,
+        article=_unslotted(a, _ARTICLE_TEXTS),
+        tickers=tuple(_unslotted(t, ("symbol", "exchange", "name")) for t in enriched.tickers),
+    )
+
+
+def safe_body(body_html: str, mentions: Sequence[Mention]) -> tuple[str, Sequence[Mention]]:
+    """The body sanitised again with ingestion's allow-list, and the mentions to link in it.
+
+    When sanitising changes nothing (the normal case) the mentions keep their recorded places in the
+    HTML; when it changes the body, those places are dropped, and :func:`link_mentions` maps the
+    text to the new HTML itself.
+    """
+    clean = sanitize_html(body_html)
+    if clean == body_html:
+        return body_html, mentions
+    return clean, tuple(_replace(m, html_start=None, html_end=None) for m in mentions)
 
 
 def equity_rows(tickers: Iterable[TaggedTicker]) -> Markup:

@@ -57,10 +57,17 @@ def split_slots(html: str, prefix: str, head: str, foot: str) -> list[str | tupl
 
 
 def _link(exchange: str, symbol: str, name: str | None) -> _Link:
-    """A mention's opening tag (its link to the quote page) and its instrument, kept once made."""
+    """A mention's opening tag (its link to the quote page) and its instrument, kept once made.
+
+    :data:`SLOT` is taken out of the mention's texts (they come from the log, and the instrument
+    names the chip's slot), so that they cannot add slots to the page.
+    """
     key = (exchange, symbol, name)
     found = _links.get(key)
     if found is None:
+        if SLOT in exchange or SLOT in symbol or (name is not None and SLOT in name):
+            exchange, symbol = exchange.replace(SLOT, ""), symbol.replace(SLOT, "")
+            name = name.replace(SLOT, "") if name is not None else None
         href = str(escape(f"/quote/{exchange}/{symbol}"))
         title = str(escape(name or f"{exchange}:{symbol}"))
         tag = f'<a class="ticker" href="{href}" title="{title}">'

@@ -17,7 +17,7 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
-from newsroom.common.events import ArticleEnriched, ArticleRetracted
+from newsroom.common.events import ArticleEnriched, ArticleRetracted, unreadable_key_or_headers
 from newsroom.common.mirror import ReplayDecoder
 from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
@@ -65,7 +65,9 @@ async def apply_articles(
                     break
                 events: list[Any] = []  # at most a chunk: read_topic hands out no more at a time
                 for rec in batch:
-                    data = decoder.payload(rec.value)
+                    # a key or header that is not text: the live renderer dead-letters it; so skip it
+                    readable = unreadable_key_or_headers(rec.key, rec.headers) is None
+                    data = decoder.payload(rec.value) if readable else None
                     if data is None:
                         counts.undecodable += 1
                     else:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from newsroom.common.events import encode, new_envelope
 from newsroom.common.messaging import Publisher
-from newsroom.ingestion.domain import ArticleIn
+from newsroom.common.topics import ARTICLES
+from newsroom.ingestion.domain import ArticleIn, ArticleRegistry
 from newsroom.ingestion.service import Ingestor, PublishFailed
 from tests.common.test_output_failures import FailingBroker
 from tests.conftest import RunningStack, apoll
@@ -30,3 +34,30 @@ async def test_a_failed_publish_heals_without_a_request(infra: RunningStack) -> 
         assert ingestor.registry.submit(article).outcome == "accepted"  # the failed burst left no trace
     finally:
         await ingestor.close()
+
+
+async def test_the_registry_leaves_out_what_enrichment_parks(infra: RunningStack) -> None:
+    """An article record with an unreadable header (parked by enrichment) is not an article the registry
+    knows, so submitting the same article again is accepted rather than called a duplicate."""
+    registry = ArticleRegistry()
+    article = ArticleIn(
+        headline=f"Parked {uuid.uuid4().hex}",
+        body="Text.",
+        source="park-test",
+        published_at=datetime.now(UTC),
+    )
+    decision = registry.submit(article)
+    assert decision.event is not None
+    producer = AIOKafkaProducer(bootstrap_servers=infra.settings.bootstrap_servers)
+    await producer.start()
+    try:
+        value = encode(new_envelope(decision.event, producer="test"))
+        await producer.send_and_wait(
+            ARTICLES.name, value, key=decision.article_id.encode(), headers=[("x-a", b"\xff\xfe")]
+        )
+    finally:
+        await producer.stop()
+    ingestor = Ingestor(Publisher(FailingBroker(), "test"))  # type: ignore[arg-type]  # never publishes here
+    await ingestor.load(infra.settings)
+    assert decision.article_id not in ingestor.registry.by_id
+    assert ingestor.registry.submit(article).outcome == "accepted"

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsroom.common.events import decode, new_envelope
+from newsroom.common.events import decode, new_envelope, unreadable_key_or_headers
 from newsroom.common.health import Health, LogWatch
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, make_broker
@@ -102,6 +102,9 @@ class Ingestor:
         async for batch in read_topic(settings, ARTICLES.name, required=True):  # a missing log is no registry
             for rec in batch:
                 try:
+                    # what enrichment parks (an unreadable key or header) never became an article
+                    if unreadable_key_or_headers(rec.key, rec.headers or ()) is not None:
+                        raise ValueError("unreadable key or header")
                     registry.apply(decode(rec.value).data)
                     count += 1
                 except ValueError:

@@ -19,7 +19,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,8 @@ from rich.table import Table
 from rich.text import Text
 
 from newsroom.cli import SERVICES
+from newsroom.common import deadletters as dlq
+from newsroom.common.deadletters import DeadLetter, RedrivePlan
 from newsroom.common.events import EventDecodeError, decode
 from newsroom.common.lag import (
     LagRow,
@@ -351,44 +352,11 @@ def cmd_lag(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- dead letters
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """One record of the dead-letter topic and what its headers say."""
-
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-
-    def header(self, name: str) -> str | None:
-        for k, v in self.headers:
-            if k == name:
-                return bytes(v).decode("utf-8", "replace")
-        return None
-
-    @property
-    def attempts(self) -> int:
-        try:
-            return int(self.header("dlq-attempts") or 0)
-        except ValueError:
-            return 0
-
-    @property
-    def key_text(self) -> str:
-        return self.key.decode("utf-8", "replace") if self.key is not None else ""
-
-
 async def dead_letters(settings: Settings, from_offset: int = 0) -> list[DeadLetter]:
     """Every record on the dead-letter topic (single partition), from ``from_offset``."""
     out: list[DeadLetter] = []
     async for batch in read_topic(settings, DEAD_LETTERS.name, required=True):
-        for rec in batch:
-            if rec.offset >= from_offset:
-                out.append(
-                    DeadLetter(rec.offset, rec.timestamp, rec.key, rec.value or b"",
-                               tuple((k, bytes(v)) for k, v in rec.headers or ()))
-                )  # fmt: skip
+        out += [DeadLetter.from_record(rec) for rec in batch if rec.offset >= from_offset]
     return out
 
 
@@ -400,10 +368,9 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     for col in ("offset", "failed at", "service", "from", "key", "attempts", "reason"):
         table.add_column(col, justify="right" if col in ("offset", "attempts") else "left")
     for d in letters:
-        origin = f"{d.header('dlq-topic')}[{d.header('dlq-partition')}]@{d.header('dlq-offset')}"
-        table.add_row(str(d.offset), d.header("dlq-failed-at") or when(d.timestamp_ms),
-                      d.header("dlq-service") or "", origin, d.key_text, str(d.attempts),
-                      (d.header("dlq-reason") or "")[:120])  # fmt: skip
+        table.add_row(str(d.offset), d.header(dlq.FAILED_AT) or when(d.timestamp_ms),
+                      d.header(dlq.SERVICE) or "", d.origin, d.key_text, str(d.attempts),
+                      d.reason[:120])  # fmt: skip
     console().print(table)
     return 0
 
@@ -429,29 +396,13 @@ def cmd_dlq_show(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
-class RedrivePlan:
-    """Which dead letters go back to their topics and which the loop guard holds back."""
-
-    redrive: list[DeadLetter]
-    exhausted: list[DeadLetter]
-    unroutable: list[DeadLetter]
-    next_offset: int | None  # where the redrive group resumes, when the selection is unfiltered
-    truncated: list[DeadLetter] = field(default_factory=list)  # parked cut short: the whole is on its topic
-    superseded: list[DeadLetter] = field(default_factory=list)  # redriven already, and failed again
-    absent: set[int] = field(default_factory=set)  # --offset values the dead-letter topic does not hold
-
-
 async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedrivePlan:
-    """The dead letters to redrive and those held back, and why.
+    """The dead letters to redrive and those held back, and why (see :func:`deadletters.plan`).
 
     Taken from where the last unfiltered run ended (the redrive group's offset), or exactly the
-    ``--offset`` letters. A letter whose redriven record failed again (a later letter says it was
-    redriven from it) is held back: that later letter, one attempt further, stands for it. So a
-    message that keeps failing reaches the attempts limit, filtered runs or not.
+    ``--offset`` letters.
     """
     tp = TopicPartition(DEAD_LETTERS.name, 0)
-    unfiltered = not args.offset and args.key is None and args.topic is None
     start = 0
     if not args.offset:
         admin = await admin_client(settings)
@@ -462,29 +413,14 @@ async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedriveP
     letters = await dead_letters(settings, start)
     async with running(plain_consumer(settings)) as consumer:
         on_broker = await consumer.topics()
-    failed_again = {d.header("dlq-redriven-from") for d in letters} - {None}
-    absent = set(args.offset or ()) - {d.offset for d in letters}
-    if args.offset:
-        letters = [d for d in letters if d.offset in set(args.offset)]
-    if args.key is not None:
-        letters = [d for d in letters if d.key_text == args.key]
-    if args.topic is not None:
-        letters = [d for d in letters if d.header("dlq-topic") == args.topic]
-    plan = RedrivePlan([], [], [], None, absent=absent)
-    for d in letters:
-        if d.header("dlq-topic") not in on_broker:  # none named, or one this broker does not have
-            plan.unroutable.append(d)
-        elif d.header("dlq-truncated"):
-            plan.truncated.append(d)
-        elif d.attempts >= args.max_attempts:
-            plan.exhausted.append(d)
-        elif str(d.offset) in failed_again:
-            plan.superseded.append(d)
-        else:
-            plan.redrive.append(d)
-    if unfiltered and letters:
-        plan.next_offset = max(d.offset for d in letters) + 1
-    return plan
+    return dlq.plan(
+        letters,
+        on_broker,
+        max_attempts=args.max_attempts,
+        offsets=args.offset or (),
+        key=args.key,
+        topic=args.topic,
+    )
 
 
 async def redrive(settings: Settings, letters: Sequence[DeadLetter]) -> int:
@@ -499,14 +435,10 @@ async def redrive(settings: Settings, letters: Sequence[DeadLetter]) -> int:
     try:
         pending = []
         for d in letters:
-            headers = [(k, v) for k, v in d.headers if not k.startswith("dlq-")]
-            headers += [
-                ("dlq-attempts", str(d.attempts + 1).encode()),
-                ("dlq-redriven-from", str(d.offset).encode()),
-            ]
-            topic = d.header("dlq-topic")
-            assert topic is not None
-            pending.append(await producer.send(topic, value=d.value, key=d.key, headers=headers))
+            assert d.topic is not None  # the plan holds back a letter without one
+            pending.append(
+                await producer.send(d.topic, value=d.value, key=d.key, headers=d.redriven_headers())
+            )
         await asyncio.gather(*pending)
         return len(pending)
     finally:
@@ -521,28 +453,28 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     for col in ("offset", "to topic", "key", "attempts", "action"):
         table.add_column(col)
     for d in plan.redrive:
-        table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), "redrive")
+        table.add_row(str(d.offset), d.topic or "", d.key_text, str(d.attempts), "redrive")
     for d in plan.exhausted:
         guard = Text(f"skip: {d.attempts} attempts (max {args.max_attempts})", style="yellow")
-        table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), guard)
+        table.add_row(str(d.offset), d.topic or "", d.key_text, str(d.attempts), guard)
     for d in plan.unroutable:
-        topic = d.header("dlq-topic")
+        topic = d.topic
         lacking = f"skip: no such topic on the broker (later: --offset {d.offset})"
         why = Text(lacking if topic else "skip: no dlq-topic", style="red")
         table.add_row(str(d.offset), topic or "?", d.key_text, str(d.attempts), why)
     for d in plan.truncated:
-        cut = Text(f"skip: parked cut short ({d.header('dlq-truncated')})", style="red")
-        table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), cut)
+        cut = Text(f"skip: parked cut short ({d.header(dlq.TRUNCATED)})", style="red")
+        table.add_row(str(d.offset), d.topic or "", d.key_text, str(d.attempts), cut)
     for d in plan.superseded:
         again = Text("skip: redriven already, failed again (a later letter)", style="yellow")
-        table.add_row(str(d.offset), d.header("dlq-topic") or "", d.key_text, str(d.attempts), again)
+        table.add_row(str(d.offset), d.topic or "", d.key_text, str(d.attempts), again)
     out.print(table)
     planned = plan.redrive + plan.exhausted + plan.unroutable + plan.truncated + plan.superseded
     if plan.absent:
         out.print(f"[red]no dead letter at offset(s) {', '.join(map(str, sorted(plan.absent)))}[/red]")
         if not planned:
             return 1
-    skipped = len(plan.exhausted) + len(plan.unroutable) + len(plan.truncated) + len(plan.superseded)
+    skipped = plan.held
     if args.dry_run:
         out.print(f"dry run: would redrive {len(plan.redrive)}, skip {skipped}")
         return 0

@@ -31,6 +31,7 @@ from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
+from newsroom.common import deadletters
 from newsroom.common.events import (
     MAX_EVENT_BYTES,
     Envelope,
@@ -294,23 +295,18 @@ class Publisher:
         failed_at = datetime.now(UTC).isoformat()
         pending = []
         for record, reason in items:
-            headers = {
-                "dlq-reason": reason[:2000],
-                "dlq-service": self.service,
-                "dlq-topic": record.topic,
-                "dlq-partition": str(record.partition),
-                "dlq-offset": str(record.offset),
-                "dlq-failed-at": failed_at,
-                "dlq-attempts": record.header("dlq-attempts") or "0",
-            }
-            # failing again after a redrive: which letter it was redriven from (ops.plan_redrive reads it)
-            redriven_from = record.header("dlq-redriven-from")
-            if redriven_from is not None:
-                headers["dlq-redriven-from"] = redriven_from
-            value = record.value
-            if len(value) > MAX_EVENT_BYTES:  # a foreign producer's, too large to park whole with headers
-                headers["dlq-truncated"] = f"{len(value)} bytes, whole at dlq-topic/dlq-partition/dlq-offset"
-                value = value[:MAX_EVENT_BYTES]
+            headers = deadletters.letter_headers(
+                reason=reason,
+                service=self.service,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                failed_at=failed_at,
+                attempts=record.header(deadletters.ATTEMPTS),
+                redriven_from=record.header(deadletters.REDRIVEN_FROM),
+            )
+            # a foreign producer's value too large to park whole with headers is cut (whole at its origin)
+            value = deadletters.parked_value(record.value, MAX_EVENT_BYTES, headers)
             pending.append(
                 await self.broker.publish(
                     value,

@@ -13,7 +13,8 @@ def test_every_service_has_health_and_metrics(stack: RunningStack) -> None:
     """Each service is alive, ready, and publishes Prometheus metrics."""
     for name in SERVICE_ORDER:
         base = f"http://127.0.0.1:{stack.settings.port_of(name)}"
-        assert httpx.get(base + "/healthz").status_code == 200, name
+        health = httpx.get(base + "/healthz")
+        assert health.status_code == 200, (name, health.text)
         assert httpx.get(base + "/readyz").status_code == 200, name
         metrics = httpx.get(base + "/metrics", follow_redirects=True)
         assert metrics.status_code == 200, name

@@ -32,6 +32,7 @@ from newsroom.common.topics import ALL_TOPICS, Topic, ensure_topics
 log = structlog.get_logger(__name__)
 
 WATCH_INTERVAL_S = 2.0
+STOPPED_GRACE_S = 10.0  # a subscriber with no consume task running this long is dead (liveness fails)
 LOST_LOG = (
     "the broker has lost its log: {what}. The embedded broker keeps everything in memory, so a "
     "restart empties it, and every record on it before is gone (events accepted but not yet "
@@ -72,15 +73,16 @@ def consumers(broker: KafkaBroker) -> list[AIOKafkaConsumer]:
     return out
 
 
-def consuming(broker: KafkaBroker) -> bool:
-    """Whether every started subscriber still has a consume task running (liveness)."""
+def stopped_consumers(broker: KafkaBroker) -> list[str]:
+    """The started subscribers none of whose consume tasks still runs (liveness fails on any)."""
+    stopped = []
     for subscriber in broker.subscribers:
         tasks: list[asyncio.Task[Any]] | None = getattr(subscriber, "tasks", None)
-        if getattr(subscriber, "consumer", None) is None or tasks is None:
+        if getattr(subscriber, "consumer", None) is None or not tasks:
             continue
         if all(task.done() for task in tasks):
-            return False
-    return True
+            stopped.append(", ".join(getattr(subscriber, "topic_names", None) or ["?"]))
+    return stopped
 
 
 def watch_commits(consumer: AIOKafkaConsumer, health: Health) -> None:
@@ -234,7 +236,16 @@ def probes(
             return "the broker does not answer"
         return await also() if also is not None else None
 
+    stopped_since: dict[str, float] = {}
+
     async def alive() -> str | None:
-        return None if consuming(broker) else "a consumer task has stopped"
+        # FastStream starts a consume task again when it fails: stopped only when none runs for a while
+        now = time.monotonic()
+        stopped = set(stopped_consumers(broker))
+        for name in list(stopped_since):
+            if name not in stopped:
+                del stopped_since[name]
+        dead = [n for n in sorted(stopped) if now - stopped_since.setdefault(n, now) >= STOPPED_GRACE_S]
+        return f"consuming {'; '.join(dead)} has stopped" if dead else None
 
     return ready, alive

@@ -25,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsroom.common.events import decode, new_envelope, unreadable_key_or_headers
@@ -332,6 +333,8 @@ async def article_body(request: Request) -> ArticleIn:
     """The request's article, through :func:`parse_article` like every batch item."""
     try:
         raw = await request.json()
+    except ClientDisconnect as exc:  # gone before its body arrived (BodyLimit refused it, or it left)
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the client left before its body arrived") from exc
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested beyond reason
         error = {"type": "json_invalid", "loc": ("body",), "msg": "the body is not a JSON document"}
         raise RequestValidationError([error]) from exc

@@ -228,12 +228,19 @@ POISON_KINDS: tuple[tuple[Generator, int], ...] = (
 OVERSIZED_EVERY = 400  # one oversized record in this many
 
 
-def poison(topic: str, count: int, seed: int = 17) -> Iterator[Poison]:
-    """``count`` distinct poison records for ``topic``, of every kind, in a seeded order."""
+def poison(topic: str, count: int, seed: int = 17, only: tuple[str, ...] = ()) -> Iterator[Poison]:
+    """``count`` distinct poison records for ``topic``, of every kind, in a seeded order.
+
+    ``only`` keeps the kinds whose generator name (without its underscore) starts with one of them
+    (``garbage``, ``not_json``, ``bad_header``, ``oversized`` …): to tell one defect from another.
+    """
     rng = random.Random(f"{seed}:{topic}")
-    kinds = [gen for gen, weight in POISON_KINDS for _ in range(weight)]
+    generators = (*POISON_KINDS, (_oversized, 0))
+    chosen = {g for g, _ in generators if not only or g.__name__.lstrip("_").startswith(only)}
+    kinds = [gen for gen, weight in POISON_KINDS for _ in range(weight) if gen in chosen]
     for n in range(count):
-        gen = _oversized if n % OVERSIZED_EVERY == OVERSIZED_EVERY - 1 else kinds[rng.randrange(len(kinds))]
+        big = _oversized in chosen and (not kinds or n % OVERSIZED_EVERY == OVERSIZED_EVERY - 1)
+        gen = _oversized if big else kinds[rng.randrange(len(kinds))]
         yield gen(topic, n, rng)
 
 

@@ -67,6 +67,7 @@ class Config:
     outage: float = 5.0
     recover: float = 60.0
     poison: int = 1000
+    poison_kinds: tuple[str, ...] = ()
     xss_every: int = 1
     slow_conns: int = 150
     slow_hold: float = 25.0
@@ -89,6 +90,7 @@ class Config:
             outage=float(env("CHAOS_OUTAGE_S", base.outage)),
             recover=float(env("CHAOS_RECOVER_S", base.recover)),
             poison=max(1000, int(env("CHAOS_POISON", base.poison))),
+            poison_kinds=tuple(k for k in env("CHAOS_POISON_KINDS", "").split(",") if k),
             xss_every=int(env("CHAOS_XSS_EVERY", base.xss_every)),
             slow_conns=int(env("CHAOS_SLOW_CONNS", base.slow_conns)),
             slow_hold=float(env("CHAOS_SLOW_HOLD_S", base.slow_hold)),
@@ -247,7 +249,10 @@ class Run:
     # ------------------------------------------------------------------ measuring
 
     async def _letters(self, since: datetime) -> None:
-        mark_dead_letters(self.ledger.accepted(), await read_letters(self.sut.settings, since))
+        """Mark the accepted articles that were dead-lettered (nothing, while the broker is away)."""
+        with contextlib.suppress(Exception):
+            letters = await asyncio.wait_for(read_letters(self.sut.settings, since), 30)
+            mark_dead_letters(self.ledger.accepted(), letters)
 
     async def healthy(self, since: datetime) -> bool:
         """Every service ready, no post failing, every accepted article (older than the grace) served."""
@@ -256,8 +261,7 @@ class Run:
         due = [a for a in self.ledger.accepted() if (a.accepted_at or 0) < cutoff and not a.dead_letter]
         await check_pages(self.client, self.sut.web, due)
         if not all(a.served for a in due):
-            with contextlib.suppress(Exception):
-                await self._letters(since)
+            await self._letters(since)
         missing = [a for a in due if not a.served and not a.dead_letter]
         failing = self.failing_since is not None and self.failing_since < cutoff
         if ready and missing:
@@ -265,15 +269,24 @@ class Run:
         return ready and not missing and not failing
 
     async def wait_healthy(self, since: datetime, deadline: float) -> float | None:
-        """The monotonic time the stack was found healthy, or None if not by ``deadline``."""
+        """The monotonic time from which the stack stayed healthy until the load was over and every
+        accepted article was due on the site; None if that did not happen by ``deadline``.
+
+        Healthy at one poll is not enough: an article accepted later may never appear (after a
+        broker restart, say), so a relapse starts the count again.
+        """
+        healthy_from: float | None = None
         while True:
             tick = time.monotonic()
-            if await self.healthy(since):
-                return tick
+            ok = await self.healthy(since)
+            healthy_from = (healthy_from or tick) if ok else None
+            latest = max((a.accepted_at or 0.0 for a in self.ledger.accepted()), default=0.0)
+            quiet = not self.posting and not self.pending and latest < tick - GRACE_S
+            if healthy_from is not None and quiet:
+                return healthy_from
             if time.monotonic() >= deadline:
                 return None
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
-        return None
 
     async def repair(self, row: Row, since: datetime) -> None:
         """What an operator would do when the stack did not heal itself."""
@@ -415,7 +428,7 @@ class Run:
         refused = Counter[str]()
         try:
             parts = sorted(await producer.partitions_for(topic))
-            records = list(corpora.poison(topic, self.cfg.poison))
+            records = list(corpora.poison(topic, self.cfg.poison, only=self.cfg.poison_kinds))
             t_fault = time.monotonic()
             for b in range(0, len(records), 20):
                 partition = parts[(b // 20) % len(parts)]

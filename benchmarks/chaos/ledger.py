@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import time
 from collections.abc import Iterable
@@ -11,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
 from newsroom.common.topics import DEAD_LETTERS
 
@@ -86,27 +87,80 @@ async def check_pages(client: httpx.AsyncClient, web: str, articles: Iterable[Ar
     await asyncio.gather(*(one(a) for a in todo))
 
 
+async def read_records(
+    settings: Settings,
+    topic: str,
+    since: datetime | None = None,
+    *,
+    idle_s: float = 2.0,
+    limit_s: float = 60.0,
+) -> list[ConsumerRecord[Any, Any]]:
+    """A topic's records (from a time), read until every partition is at its high watermark or the
+    topic went quiet for ``idle_s``; at most ``limit_s`` seconds.
+
+    Not :func:`newsroom.common.reading.read_topic`: after a broker restart, that read of the
+    dead-letter topic waited forever for its end (the harness must measure, not hang).
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+        max_poll_records=5000, fetch_max_wait_ms=200, request_timeout_ms=10_000,
+    )  # fmt: skip
+    out: list[ConsumerRecord[Any, Any]] = []
+    try:
+        await asyncio.wait_for(consumer.start(), 15)
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        if since is None:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            hits = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                hit = hits.get(tp)
+                consumer.seek(tp, hit.offset if hit is not None and hit.offset >= 0 else max(0, ends[tp] - 1))
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + limit_s
+        quiet_since = loop.time()
+        while loop.time() < give_up:
+            fetched = await consumer.getmany(timeout_ms=300, max_records=5000)
+            if any(fetched.values()):
+                quiet_since = loop.time()
+                for records in fetched.values():
+                    out.extend(records)
+                continue
+            done = True
+            for tp in tps:
+                mark = consumer.highwater(tp)
+                done = done and mark is not None and await consumer.position(tp) >= mark
+            if done or loop.time() - quiet_since > idle_s:
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(consumer.stop(), 10)
+    return out
+
+
 async def read_letters(settings: Settings, since: datetime | None = None) -> list[Letter]:
     """Every dead letter (since a time), with its coordinates of origin and its reason."""
     out = []
-    start: str | datetime = since if since is not None else "earliest"
-    async for batch in read_topic(settings, DEAD_LETTERS.name, start=start, max_records=5000):
-        for rec in batch:
-            headers = {k: v for k, v in rec.headers or ()}
-            try:
-                origin_partition = int(headers.get("dlq-partition", b"-1"))
-                origin_offset = int(headers.get("dlq-offset", b"-1"))
-            except ValueError:
-                origin_partition = origin_offset = -1
-            out.append(
-                Letter(
-                    topic=headers.get("dlq-topic", b"").decode("utf-8", "replace"),
-                    partition=origin_partition,
-                    offset=origin_offset,
-                    key=rec.key.decode("utf-8", "replace") if rec.key is not None else None,
-                    reason=headers.get("dlq-reason", b"").decode("utf-8", "replace"),
-                )
+    for rec in await read_records(settings, DEAD_LETTERS.name, since):
+        headers = {k: v for k, v in rec.headers or ()}
+        try:
+            origin_partition = int(headers.get("dlq-partition", b"-1"))
+            origin_offset = int(headers.get("dlq-offset", b"-1"))
+        except ValueError:
+            origin_partition = origin_offset = -1
+        out.append(
+            Letter(
+                topic=headers.get("dlq-topic", b"").decode("utf-8", "replace"),
+                partition=origin_partition,
+                offset=origin_offset,
+                key=rec.key.decode("utf-8", "replace") if rec.key is not None else None,
+                reason=headers.get("dlq-reason", b"").decode("utf-8", "replace"),
             )
+        )
     return out
 
 
@@ -127,14 +181,13 @@ async def slugs_since(settings: Settings, since: datetime) -> dict[str, tuple[st
     from newsroom.common.topics import ARTICLES
 
     out: dict[str, tuple[str, str]] = {}
-    async for batch in read_topic(settings, ARTICLES.name, start=since, max_records=5000):
-        for rec in batch:
-            try:
-                data: Any = decode(rec.value).data
-            except EventDecodeError:
-                continue
-            if isinstance(data, ArticleContent):
-                out[data.article_id] = (data.slug, data.headline)
+    for rec in await read_records(settings, ARTICLES.name, since):
+        try:
+            data: Any = decode(rec.value).data
+        except EventDecodeError:
+            continue
+        if isinstance(data, ArticleContent):
+            out[data.article_id] = (data.slug, data.headline)
     return out
 
 

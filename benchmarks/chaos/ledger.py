@@ -33,6 +33,7 @@ class Article:
     corrupt: str | None = None
     dead_letter: str | None = None  # the reason, when its event was dead-lettered
     lost_counted: bool = False
+    label: str = ""  # what it was (a bad-HTTP case's name)
 
 
 @dataclass

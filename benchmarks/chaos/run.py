@@ -351,22 +351,30 @@ class Run:
         await asyncio.sleep(GRACE_S if late else 0)
         await check_pages(self.client, self.sut.web, late)
         everyone += late
+        earlier = Counter[str]()
         for a in everyone:
             if not a.served and not a.dead_letter and not a.lost_counted:
                 a.lost_counted = True
                 row.lost += 1
                 if a.phase != row.fault:
-                    row.notes.append(f"lost an article accepted during '{a.phase}'")
+                    earlier[a.phase] += 1
+        for phase, count in earlier.items():
+            row.notes.append(f"lost {count} articles accepted during '{phase}'")
         mine = [a for a in phase_articles if a.article_id]
         row.accepted += len(mine)
         row.on_site += sum(1 for a in mine if a.served)
         row.dead_lettered += sum(1 for a in mine if a.dead_letter)
         row.corrupt += sum(1 for a in mine if a.corrupt)
-        for a in mine:
-            if a.corrupt:
-                row.notes.append(f"corrupt page {a.path}: {a.corrupt}")
-            if a.dead_letter:
-                row.notes.append(f"dead-lettered: {a.dead_letter[:100]}")
+        labels = [a.label for a in mine if a.label and a.lost_counted and not a.served]
+        if labels:
+            row.notes.append(f"lost {len(labels)}: " + "; ".join(labels)[:400])
+        labels = [f"{a.label} ({a.corrupt})" for a in mine if a.label and a.corrupt]
+        if labels:
+            row.notes.append(f"corrupt {len(labels)}: " + "; ".join(labels)[:400])
+        for problem, count in Counter(a.corrupt for a in mine if a.corrupt).most_common(3):
+            row.notes.append(f"corrupt pages {count} × {problem}")
+        for reason, count in Counter(a.dead_letter[:90] for a in mine if a.dead_letter).most_common(3):
+            row.notes.append(f"dead-lettered {count} × {reason}")
 
     async def phase(self, name: str, inject: Callable[[Row], Awaitable[None]] | None) -> Row:
         """Load, fault, load, recovery: one row."""
@@ -537,6 +545,9 @@ class Run:
         t_fault = time.monotonic()
         codes = Counter[int]()
         articles: list[Article] = []
+        batched: list[Article] = []
+        errors: list[str] = []
+        taken: list[str] = []
         unsendable = 0
         corpus = corpora.bad_requests(self.run_id)
         row.posted = len(corpus)
@@ -564,18 +575,35 @@ class Run:
             codes[r.status_code] += 1
             if r.status_code >= 500:
                 row.http_5xx += 1
-                row.notes.append(f"{r.status_code}: {req.name}")
+                errors.append(f"{r.status_code} {req.name}")
             if r.status_code in (200, 202) and req.path == "/v1/articles" and req.token:
                 doc = r.json()
-                a = Article(
-                    row.fault, f"Chaos http {req.token}", doc["article_id"], doc["url"], time.monotonic()
+                articles.append(
+                    Article(row.fault, req.token, doc["article_id"], doc["url"], time.monotonic())
                 )
-                articles.append(a)
-                self.ledger.articles.append(a)
-                row.notes.append(f"accepted: {req.name}")
-            elif r.status_code in (200, 202) and req.name.startswith("header"):
-                row.notes.append(f"accepted: {req.name}")
+                taken.append(req.name)
+            elif r.status_code == 200 and req.path == "/v1/articles:batch" and req.token:
+                for item in r.json().get("results", []):
+                    if item.get("outcome") in ("accepted", "revised"):
+                        batched.append(
+                            Article(row.fault, req.token, item["article_id"], None, time.monotonic())
+                        )
+                        taken.append(req.name)
+            elif r.status_code in (200, 202):
+                taken.append(req.name)
+        if batched:  # the batch answer has no URL: the article's event has its slug
+            await asyncio.sleep(1)
+            slugs = await slugs_since(self.sut.settings, since)
+            for a in batched:
+                a.path = f"/news/{slugs[a.article_id][0]}" if a.article_id in slugs else None
+                if a.path is None:
+                    row.notes.append(f"batch item {a.article_id} accepted but no event of it on the log")
+            articles += batched
+        self.ledger.articles.extend(articles)
         row.notes.insert(0, "answers: " + ", ".join(f"{c or 'none'}×{n}" for c, n in sorted(codes.items())))
+        if errors:
+            row.notes.insert(1, f"5xx answers {len(errors)}: " + "; ".join(errors)[:400])
+        row.notes.append(f"accepted {len(taken)} of the bad requests: " + "; ".join(taken)[:400])
         if unsendable:
             row.notes.append(f"{unsendable} requests the client library would not send")
         for port_name in ("ingestion", "web"):

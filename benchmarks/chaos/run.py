@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import re
@@ -264,7 +265,11 @@ class Run:
         """
         ready = all((await asyncio.to_thread(self.sut.readiness)).values())
         cutoff = time.monotonic() - GRACE_S
-        due = [a for a in self.ledger.accepted() if (a.accepted_at or 0) < cutoff and not a.dead_letter]
+        due = [
+            a
+            for a in self.ledger.accepted()
+            if (a.accepted_at or 0) < cutoff and not a.dead_letter and not a.lost_counted  # (counted once)
+        ]
         if confirmed is not None:
             seen = [a for a in due if id(a) in confirmed]
             due = [a for a in due if id(a) not in confirmed] + random.sample(seen, min(len(seen), SAMPLE))
@@ -669,6 +674,10 @@ class Run:
                     marker = i * 100 + p * 10 + group
                     files[path].append((marker, xss_article(i, marker, group, self.run_id)))
         row.posted = sum(map(len, files.values()))
+        print(
+            f"    {row.posted} articles: API posts, then newsroom ingest of JSON, RSS and HTML files …",
+            flush=True,
+        )
         for marker, doc in files["api"]:
             a = Article(row.fault, f"xss{marker}x{self.run_id}")
             try:
@@ -734,7 +743,10 @@ class Run:
         else:
             async with Browser(workdir / "profile") as browser:
                 urls = [self.sut.web + "/"] + [self.sut.web + a.path for a in articles if a.served and a.path]
-                for url in urls:
+                print(f"    loading {len(urls)} pages in Chromium …", flush=True)
+                for n, url in enumerate(urls, 1):
+                    if n % 50 == 0:
+                        print(f"    {n}/{len(urls)} pages, {len(fired)} markers ran so far", flush=True)
                     visit = await browser.visit(url, bypass_csp=True)
                     fired |= visit.fired
                     armed |= visit.armed
@@ -932,6 +944,7 @@ def verdict(rows: list[Row]) -> list[str]:
 
 def run(cfg: Config) -> int:
     started = time.monotonic()
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its reconnect chatter while the broker is away
     run_dir = Path(tempfile.mkdtemp(prefix="newsroom-chaos-"))  # kept with CHAOS_KEEP=1 (the logs)
     try:
         sut = StackUnderTest(run_dir)

@@ -83,7 +83,8 @@ class Browser:
         self.proc = await asyncio.create_subprocess_exec(
             binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-            "--disable-features=BackForwardCache", "--remote-debugging-port=0", f"--user-data-dir={self.profile}", "about:blank",
+            "--disable-features=BackForwardCache", "--remote-debugging-port=0",
+            f"--user-data-dir={self.profile}", "about:blank",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stderr is not None

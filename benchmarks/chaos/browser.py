@@ -27,12 +27,17 @@ DEFINE = "window.__x = function (i) { try { __xhit(String(i)); } catch (e) {} };
 SCAN = r"""(() => {
   const re = /__x\((\d+)\)/, armed = [];
   const risky = /^(javascript|vbscript|data):/i;
+  const urls = new Set(['href', 'src', 'action', 'formaction', 'data', 'background', 'poster', 'xlink:href',
+                        'srcset', 'codebase', 'cite', 'longdesc', 'dynsrc', 'lowsrc']);
   for (const el of document.querySelectorAll('*')) {
     for (const a of el.attributes) {
       const m = a.value.match(re);
       if (!m) continue;
       const name = a.name.toLowerCase(), value = a.value.replace(/[\u0000-\u0020]/g, '');
-      if (name.startsWith('on') || name === 'srcdoc' || risky.test(value)) armed.push(+m[1]);
+      const refresh = el.tagName === 'META' && name === 'content' && /url=(javascript|vbscript|data):/i.test(value);
+      if (name.startsWith('on') || name === 'srcdoc' || refresh || (urls.has(name) && risky.test(value))) {
+        armed.push(+m[1]);
+      }
     }
   }
   for (const s of document.querySelectorAll('script, style')) {

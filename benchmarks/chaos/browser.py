@@ -34,7 +34,8 @@ SCAN = r"""(() => {
       const m = a.value.match(re);
       if (!m) continue;
       const name = a.name.toLowerCase(), value = a.value.replace(/[\u0000-\u0020]/g, '');
-      const refresh = el.tagName === 'META' && name === 'content' && /url=(javascript|vbscript|data):/i.test(value);
+      const refresh = el.tagName === 'META' && name === 'content' && /url=(javascript|vbscript|data):/i
+        .test(value);
       if (name.startsWith('on') || name === 'srcdoc' || refresh || (urls.has(name) && risky.test(value))) {
         armed.push(+m[1]);
       }

@@ -40,7 +40,7 @@ from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from benchmarks.chaos import corpora
@@ -55,7 +55,7 @@ from benchmarks.chaos.ledger import (
     slugs_since,
 )
 from newsroom.common.events import TickReceived, encode, instrument_id, new_envelope
-from newsroom.common.topics import ALL_TOPICS, TICKS
+from newsroom.common.topics import TICKS
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 SAMPLE = 40  # pages already seen served that each poll checks again (a wipe shows at once)
@@ -417,28 +417,8 @@ class Run:
         alarms = self.sut.alarms_since(mark)
         row.alarms = len(alarms)
         row.notes.extend(f"log: {line}" for line in alarms[:4])
-        row.notes.extend(await self.topic_drift())
         print(f"  {name}: done ({summary(row)})", flush=True)
         return row
-
-    async def topic_drift(self) -> list[str]:
-        """Declared topics that are missing or have another partition count (auto-created by a producer)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.sut.settings.bootstrap_servers, group_id=None)
-        out = []
-        try:
-            await asyncio.wait_for(consumer.start(), 15)
-            for topic in ALL_TOPICS:
-                found = consumer.partitions_for_topic(topic.name)
-                if not found:
-                    out.append(f"topic {topic.name} missing")
-                elif len(found) != topic.partitions:
-                    out.append(f"topic {topic.name} has {len(found)} partitions, declared {topic.partitions}")
-        except (KafkaError, OSError, TimeoutError) as exc:
-            out.append(f"topics not readable: {type(exc).__name__}")
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), 10)
-        return out
 
     # ------------------------------------------------------------------ faults
 

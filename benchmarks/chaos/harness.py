@@ -213,18 +213,22 @@ class StackUnderTest:
                 f.seek(mark.get(path, 0))
                 text = f.read().decode("utf-8", "replace")
             for line in text.splitlines():
-                name, _, rest = line.partition("| ")
+                name, bar, rest = line.partition("| ")  # a child's line: "name      | {json}"
+                if not bar:
+                    name, rest = "", line  # newsroom dev's own line
                 try:
-                    doc = json.loads(rest or line)
+                    doc = json.loads(rest)
                 except ValueError:
                     if "Traceback" in line or "exited" in line or "restart" in line:
                         out.append(line.strip()[:200])
                     continue
-                level = str(doc.get("level", "")).lower() if isinstance(doc, dict) else ""
-                if level in ("error", "critical", "fatal") or (
-                    isinstance(doc, dict) and "restart" in str(doc.get("event", ""))
-                ):
-                    out.append(f"{name.strip() or path.stem}: {level} {doc.get('event', '')}"[:200])
+                if not isinstance(doc, dict):
+                    continue
+                level = str(doc.get("level", "")).lower()
+                if level in ("error", "critical", "fatal") or "restart" in str(doc.get("event", "")):
+                    who = name.strip() or str(doc.get("service") or path.stem)
+                    child = f" {doc['child']}" if "child" in doc else ""
+                    out.append(f"{who}: {level} {doc.get('event', '')}{child}"[:200])
         return out
 
 

@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup native run test lint bench soak clean
+.PHONY: setup native run test lint bench soak chaos clean
 
 setup: ## everything a fresh Debian machine needs
 	bash deploy/setup.sh
@@ -28,6 +28,9 @@ bench: native ## benchmarks, printed as ratios against baselines measured in the
 
 soak: native ## the stack at `make run` rates for longer (BENCH_SOAK_SECONDS, default 600 here): freshness per quarter
 	BENCH_SOAK_SECONDS=$${BENCH_SOAK_SECONDS:-600} $(BIN)/python -m benchmarks soak
+
+chaos: native ## fault injection under load (kills, Redis/broker restarts, poison, bad HTTP, XSS): exit 1 if anything was lost
+	$(BIN)/python -m benchmarks.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache artifacts build

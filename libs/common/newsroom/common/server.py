@@ -23,6 +23,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from newsroom.common.settings import Settings
 
+LINGER_S = 2.0  # how long a connection refused with 431 stays open, reading and dropping the client's rest
+
 
 class HeadTooLarge(Exception):
     """Raised from a parser callback to stop parsing a head over the bound."""
@@ -40,6 +42,7 @@ class GuardedHttpTools(HttpToolsProtocol):
     _head_timer: asyncio.TimerHandle | None
     _chunk_bytes: int = 0  # the size of the chunk being parsed
     _oversized: bool = False
+    _refused: bool = False  # answered 431: the connection only lingers until it closes
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -55,6 +58,8 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:  # the rest of a refused head: read and dropped until the lingering close
+            return
         if self._next_head:
             self._next_head = False
             self._head_since = self.loop.time()
@@ -119,7 +124,12 @@ class GuardedHttpTools(HttpToolsProtocol):
                 message,
             ]
             self.transport.write(b"".join(content))
-        self.transport.close()
+        # Closing now, with the client's bytes still arriving, would answer them with a reset that can
+        # destroy the 431 before the client reads it: end our side, drop what comes, close a moment later.
+        self._refused = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
 
 
 def guarded_http(max_head_bytes: int, head_timeout: float) -> type[GuardedHttpTools]:

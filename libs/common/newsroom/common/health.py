@@ -211,7 +211,7 @@ class LogWatch:
                 position = await consumer.position(tp)
                 if position > end:
                     rewound.append(f"{tp.topic}[{tp.partition}] ends at {end}, was read up to {position}")
-                    consumer.seek_to_beginning(tp)
+                    await consumer.seek_to_beginning(tp)
         if shrunk or rewound:
             log.error(LOST_LOG.format(what="; ".join(shrunk + rewound)), partitions=shrunk + rewound)
             await self._lost()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from newsroom.common import health
 from newsroom.common.health import Health, LogWatch
 from newsroom.common.settings import Settings
-from newsroom.common.topics import ALL_TOPICS, ARTICLES
+from newsroom.common.topics import ALL_TOPICS, ARTICLES, Topic
 
 TP = TopicPartition(ARTICLES.name, 0)
 
@@ -41,8 +43,11 @@ class FakeBroker:
 
 
 class FakeAdmin:
+    def __init__(self, missing: frozenset[str] = frozenset()) -> None:
+        self.missing = missing
+
     async def list_topics(self) -> list[str]:
-        return [t.name for t in ALL_TOPICS]
+        return [t.name for t in ALL_TOPICS if t.name not in self.missing]
 
     async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
         by_name = {t.name: t for t in ALL_TOPICS}
@@ -80,4 +85,27 @@ async def test_a_partition_whose_end_went_back_is_a_lost_log() -> None:
     assert lost == []
     await watch.round(FakeAdmin(), FakeReader({TP: 1}))
     assert lost == [True]
-    assert not consumer.rewound  # its position is within the new end: nothing to rewind
+    assert consumer.rewound  # what is on the partition now is all new: read from its start
+
+
+async def test_a_topic_that_vanished_is_read_again_from_its_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A topic missing at one look (a broker back empty) is created again, and at the next look every
+    consumer reads it from its start, wherever its position was."""
+    created: list[str] = []
+
+    async def ensure(servers: list[str], topics: tuple[Topic, ...]) -> list[str]:
+        created.extend(t.name for t in topics)
+        return created
+
+    monkeypatch.setattr(health, "ensure_topics", ensure)
+    consumer = FakeConsumer(position=1, end=5)
+    lost: list[bool] = []
+    watch = LogWatch(Settings(), FakeBroker(consumer), Health(), on_log_lost=lambda: lost.append(True))  # type: ignore[arg-type]  # a fake
+    await watch.round(FakeAdmin(), FakeReader({}))
+    await watch.round(FakeAdmin(missing=frozenset({ARTICLES.name})), FakeReader({}))
+    assert ARTICLES.name in created
+    assert lost == [True]
+    assert watch.health.problems.get("topics")
+    await watch.round(FakeAdmin(), FakeReader({}))
+    assert consumer.rewound
+    assert "topics" not in watch.health.problems

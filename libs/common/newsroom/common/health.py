@@ -124,6 +124,7 @@ class LogWatch:
         self.interval = interval
         self.known: set[str] = set()  # declared topics seen on the broker since start
         self.ends: dict[TopicPartition, int] = {}  # each partition's end at the last look
+        self.rewind: set[str] = set()  # topics lost since the last look, to be read again from the start
         self.last_round = 0.0
 
     async def run(self) -> None:
@@ -182,6 +183,7 @@ class LogWatch:
         if missing:
             if lost:
                 log.error(LOST_LOG.format(what=f"topics {', '.join(lost)} are missing"), topics=lost)
+                self.rewind |= set(lost)  # once they are back, every consumer reads them from the start
             self.health.fail("topics", f"missing: {', '.join(sorted(missing))}")
             await ensure_topics(self.settings.bootstrap_servers, self.topics)
             self.ends = {tp: end for tp, end in self.ends.items() if tp.topic not in missing}
@@ -198,23 +200,32 @@ class LogWatch:
         else:
             self.health.clear("topics")
         ends = await reader.end_offsets(tps) if tps else {}
-        shrunk = [f"{tp.topic}[{tp.partition}] ends at {ends.get(tp, 0)}, it ended at {end}"
-                  for tp, end in self.ends.items() if ends.get(tp, 0) < end]  # fmt: skip
+        went_back = [tp for tp, end in self.ends.items() if ends.get(tp, 0) < end]
+        shrunk = [f"{tp.topic}[{tp.partition}] ends at {ends.get(tp, 0)}, it ended at {self.ends[tp]}"
+                  for tp in went_back]  # fmt: skip
+        self.rewind |= {tp.topic for tp in went_back}
         self.ends = dict(ends)
+        rewound = await self._rewind_consumers()
+        if shrunk or rewound:
+            log.error(LOST_LOG.format(what="; ".join(shrunk + rewound)), partitions=shrunk + rewound)
+            await self._lost()
+
+    async def _rewind_consumers(self) -> list[str]:
+        """Send each consumer back to the start of every partition of a lost topic, and of any partition it
+        has read past the end of (the embedded broker answers a fetch there with nothing, where Kafka
+        says the offset is out of range and the consumer starts again by itself)."""
         rewound = []
         for consumer in consumers(self.broker):
             watch_commits(consumer, self.health)
             for tp in consumer.assignment():
                 end = consumer.highwater(tp)
-                if end is None:
-                    continue
                 position = await consumer.position(tp)
-                if position > end:
-                    rewound.append(f"{tp.topic}[{tp.partition}] ends at {end}, was read up to {position}")
+                if tp.topic in self.rewind or (end is not None and position > end):
+                    if position > 0:
+                        rewound.append(f"{tp.topic}[{tp.partition}] ends at {end}, was read up to {position}")
                     await consumer.seek_to_beginning(tp)
-        if shrunk or rewound:
-            log.error(LOST_LOG.format(what="; ".join(shrunk + rewound)), partitions=shrunk + rewound)
-            await self._lost()
+        self.rewind.clear()  # a consumer assigned later starts where its group committed: nothing, here
+        return rewound
 
     async def _lost(self) -> None:
         if self.on_log_lost is not None:

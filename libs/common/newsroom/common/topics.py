@@ -97,12 +97,17 @@ async def ensure_topics(bootstrap_servers: list[str], topics: tuple[Topic, ...] 
         missing = [t for t in topics if t.name not in existing]
         for topic in missing:
             try:
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [NewTopic(topic.name, topic.partitions, 1, topic_configs=topic.config())]
                 )
-                created.append(topic.name)
             except TopicAlreadyExistsError:  # another process won the race: same outcome
-                pass
+                continue
+            # aiokafka hands back the broker's per-topic errors rather than raising them
+            errors = {name: code for name, code, *_ in getattr(response, "topic_errors", ())}
+            if errors.get(topic.name, 0) == 0:
+                created.append(topic.name)
+            elif errors[topic.name] != TopicAlreadyExistsError.errno:
+                log.error("topic not created", topic=topic.name, error_code=errors[topic.name])
     finally:
         await admin.close()
     if created:

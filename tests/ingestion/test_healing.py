@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -61,3 +62,30 @@ async def test_the_registry_leaves_out_what_enrichment_parks(infra: RunningStack
     await ingestor.load(infra.settings)
     assert decision.article_id not in ingestor.registry.by_id
     assert ingestor.registry.submit(article).outcome == "accepted"
+
+
+class CountingFailingBroker(FailingBroker):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def publish(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return await super().publish(*args, **kwargs)
+
+
+async def test_nothing_is_published_while_the_watch_sees_a_topic_missing() -> None:
+    """While the log watch reports a problem (a broker back empty, its topics not created yet), a
+    submission is refused with the reason and never reaches the producer, which the embedded broker
+    would acknowledge into nowhere."""
+    broker = CountingFailingBroker()
+    ingestor = Ingestor(Publisher(broker, "test"))  # type: ignore[arg-type]  # counts and fails publishes
+    ingestor.ready = True
+    ingestor.gate = lambda: "topics: missing: newsroom.articles"
+    article = ArticleIn(headline="Gated", body="Text.", source="gate-test", published_at=datetime.now(UTC))
+    with pytest.raises(PublishFailed, match="not publishing: topics: missing"):
+        await ingestor.submit(article)
+    assert broker.calls == 0
+    ingestor.gate = lambda: None
+    with pytest.raises(PublishFailed, match="did not acknowledge"):  # now it is the broker that fails
+        await ingestor.submit(article)
+    await ingestor.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -94,6 +94,7 @@ class Ingestor:
         self.ready = False
         self.settings: Settings | None = None
         self._healing: asyncio.Task[None] | None = None
+        self.gate: Callable[[], str | None] | None = None  # what keeps publishing back now, if anything
 
     async def load(self, settings: Settings) -> int:
         """Rebuild the registry from the articles topic."""
@@ -117,7 +118,16 @@ class Ingestor:
         return count
 
     async def _resync(self) -> None:
-        """Rebuild a stale registry (held under the lock) or refuse to decide."""
+        """Rebuild a stale registry (held under the lock) or refuse to decide.
+
+        Also refused while the log watch sees the broker away or a topic missing: the embedded broker,
+        back from a restart before the topics are created again, acknowledges a produce to a topic it
+        does not have, and the record is gone (seen under make chaos). The watch's next good look
+        (every 2 s) lets publishing go on.
+        """
+        problem = self.gate() if self.gate is not None else None
+        if problem is not None:
+            raise PublishFailed(f"not publishing: {problem}")
         if self.ready:
             return
         if self.settings is None:
@@ -298,6 +308,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     if not settings.api_keys:
         log.warning("no NEWSROOM_API_KEYS configured: every write will be refused")
     watch = LogWatch(settings, broker, health, on_log_lost=ingestor.log_lost)
+    ingestor.gate = lambda: None if health.ok else health.describe()
     try:
         async with in_background(watch.run()):
             yield

@@ -366,14 +366,22 @@ class Run:
         await check_pages(self.client, self.sut.web, late)
         everyone += late
         earlier = Counter[str]()
+        when: list[float] = []  # seconds from the fault to each lost article's acceptance
+        lost_ids: list[str] = []
         for a in everyone:
             if not a.served and not a.dead_letter and not a.lost_counted:
                 a.lost_counted = True
                 row.lost += 1
+                when.append((a.accepted_at or t_fault) - t_fault)
+                lost_ids.append(a.article_id or "?")
                 if a.phase != row.fault:
                     earlier[a.phase] += 1
         for phase, count in earlier.items():
             row.notes.append(f"lost {count} articles accepted during '{phase}'")
+        if when:  # before the fault: gone with what it destroyed; after it: the stack did not heal
+            times = ", ".join(f"{t:+.1f}" for t in sorted(when))
+            ids = ", ".join(lost_ids)[:300]
+            row.notes.append(f"lost, accepted at (s from the fault): {times}; ids {ids}")
         mine = [a for a in phase_articles if a.article_id]
         row.accepted += len(mine)
         row.on_site += sum(1 for a in mine if a.served)

@@ -34,6 +34,7 @@ class Article:
     dead_letter: str | None = None  # the reason, when its event was dead-lettered
     lost_counted: bool = False
     label: str = ""  # what it was (a bad-HTTP case's name)
+    wiped: bool = False  # accepted before the memory-only broker was killed, never consumed: gone with it
 
 
 @dataclass

@@ -106,6 +106,11 @@ class Config:
         )
 
 
+# What every service logs when the broker lost its log (newsroom.common.health.LOST_LOG): an article
+# gone with a killed memory-only broker counts as wiped only when the stack said this, else as lost.
+LOST_LOG_LINE = "the broker has lost its log"
+
+
 @dataclass
 class Row:
     """One fault's figures."""
@@ -117,6 +122,7 @@ class Row:
     dead_lettered: int = 0
     stuck: int = 0
     lost: int = 0
+    wiped: int = 0  # gone with a killed memory-only broker (accepted before the kill), said loudly
     duplicated: int = 0
     corrupt: int = 0
     recover_s: float | None = None
@@ -146,6 +152,8 @@ class Run:
         self.tick_errors = 0
         self.ticks_sent = 0
         self.log_wiped = False  # the broker restarted empty: the log holds only what came after
+        self.killed_broker_at: float | None = None  # when; what was accepted before may be gone with it
+        self.mark: dict[Path, int] = {}  # where the services' logs stood when the fault in hand began
         self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
 
     # ------------------------------------------------------------------ steady load
@@ -274,7 +282,10 @@ class Run:
         due = [
             a
             for a in self.ledger.accepted()
-            if (a.accepted_at or 0) < cutoff and not a.dead_letter and not a.lost_counted  # (counted once)
+            if (a.accepted_at or 0) < cutoff
+            and not a.dead_letter
+            and not a.lost_counted  # (counted once)
+            and not self.maybe_wiped(a)
         ]
         if confirmed is not None:
             seen = [a for a in due if id(a) in confirmed]
@@ -291,6 +302,12 @@ class Run:
         if ready and missing:
             self.row.broken_ready_s += 1.0  # polled about once a second
         return ready and not missing and not failing
+
+    def maybe_wiped(self, a: Article) -> bool:
+        """Accepted before the memory-only broker was killed and not on the site: it may have been in the
+        broker's memory only, and gone with it (counted as wiped, not lost, if the stack said so)."""
+        killed = self.killed_broker_at
+        return killed is not None and not a.served and (a.accepted_at or 0) <= killed
 
     async def wait_healthy(self, since: datetime, deadline: float) -> float | None:
         """The monotonic time from which the stack stayed healthy until the load was over and every
@@ -351,7 +368,11 @@ class Run:
         await self._letters(since)
         everyone = self.ledger.accepted()
         await check_pages(self.client, self.sut.web, everyone)
-        row.stuck = sum(1 for a in everyone if not a.served and not a.dead_letter and not a.lost_counted)
+        row.stuck = sum(
+            1
+            for a in everyone
+            if not a.served and not a.dead_letter and not a.lost_counted and not self.maybe_wiped(a)
+        )
         if rec is None:
             await self.repair(row, since)
             give_up = time.monotonic() + 60
@@ -368,9 +389,14 @@ class Run:
         earlier = Counter[str]()
         when: list[float] = []  # seconds from the fault to each lost article's acceptance
         lost_ids: list[str] = []
+        announced = any(LOST_LOG_LINE in line for line in self.sut.alarms_since(self.mark))
         for a in everyone:
             if not a.served and not a.dead_letter and not a.lost_counted:
                 a.lost_counted = True
+                if self.maybe_wiped(a) and announced:
+                    a.wiped = True
+                    row.wiped += 1
+                    continue
                 row.lost += 1
                 when.append((a.accepted_at or t_fault) - t_fault)
                 lost_ids.append(a.article_id or "?")
@@ -403,7 +429,7 @@ class Run:
         row = Row(name, load=True)
         self.rows.append(row)
         self.row = row
-        mark = self.sut.log_mark()
+        mark = self.mark = self.sut.log_mark()
         since = datetime.now(UTC) - timedelta(seconds=2)
         first = len(self.ledger.articles)
         self.posting = True
@@ -439,7 +465,9 @@ class Run:
 
     def infra_restart(self, name: str) -> Callable[[Row], Awaitable[None]]:
         async def inject(row: Row) -> None:
-            self.log_wiped |= name == "broker"
+            if name == "broker":
+                self.log_wiped = True
+                self.killed_broker_at = time.monotonic()
             await asyncio.to_thread(self.sut.kill_infra, name)
             await asyncio.sleep(self.cfg.outage)
             await asyncio.to_thread(self.sut.start_infra, name)
@@ -461,7 +489,7 @@ class Run:
         row = Row(f"poison {topic.removeprefix('newsroom.')}")
         self.rows.append(row)
         self.row = row
-        mark = self.sut.log_mark()
+        mark = self.mark = self.sut.log_mark()
         since = datetime.now(UTC) - timedelta(seconds=2)
         producer = AIOKafkaProducer(
             bootstrap_servers=self.sut.settings.bootstrap_servers, acks="all", enable_idempotence=False,
@@ -563,7 +591,7 @@ class Run:
         row = Row("bad HTTP corpus")
         self.rows.append(row)
         self.row = row
-        mark = self.sut.log_mark()
+        mark = self.mark = self.sut.log_mark()
         since = datetime.now(UTC) - timedelta(seconds=2)
         t_fault = time.monotonic()
         codes = Counter[int]()
@@ -679,7 +707,7 @@ class Run:
         row = Row("XSS corpus")
         self.rows.append(row)
         self.row = row
-        mark = self.sut.log_mark()
+        mark = self.mark = self.sut.log_mark()
         since = datetime.now(UTC) - timedelta(seconds=2)
         t_fault = time.monotonic()
         count = len(corpora.XSS_PAYLOADS)
@@ -911,7 +939,7 @@ def html_file(doc: dict[str, Any]) -> str:
 def summary(row: Row) -> str:
     return (
         f"accepted {row.accepted}, on site {row.on_site}, dlq {row.dead_lettered}, stuck {row.stuck}, "
-        f"lost {row.lost}, recover {fmt_s(row.recover_s)}"
+        f"lost {row.lost}, wiped {row.wiped}, recover {fmt_s(row.recover_s)}"
     )
 
 
@@ -921,6 +949,7 @@ def fmt_s(value: float | None) -> str:
 
 COLUMNS = (
     ("fault", 26), ("posted", 6), ("accepted", 8), ("on site", 7), ("dlq", 5), ("stuck", 5), ("lost", 5),
+    ("wiped", 5),
     ("dup", 4), ("corrupt", 7), ("recover s", 9), ("ready-lied s", 12), ("5xx/drop", 8), ("hangs", 5),
     ("errors", 6), ("xss ran", 7), ("repair", 15),
 )  # fmt: skip
@@ -933,7 +962,7 @@ def table(rows: list[Row]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = (
-            r.fault, r.posted, r.accepted, r.on_site, r.dead_lettered, r.stuck, r.lost, r.duplicated,
+            r.fault, r.posted, r.accepted, r.on_site, r.dead_lettered, r.stuck, r.lost, r.wiped, r.duplicated,
             r.corrupt, fmt_s(r.recover_s), f"{r.broken_ready_s:.0f}", r.http_5xx, r.hangs, r.alarms,
             "-" if r.executed is None else r.executed, r.repaired or "-",
         )  # fmt: skip

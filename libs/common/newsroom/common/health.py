@@ -125,6 +125,7 @@ class LogWatch:
         self.known: set[str] = set()  # declared topics seen on the broker since start
         self.ends: dict[TopicPartition, int] = {}  # each partition's end at the last look
         self.rewind: set[str] = set()  # topics lost since the last look, to be read again from the start
+        self.differ: list[str] = []  # how the topics differ from the registry, as last said
         self.last_round = 0.0
 
     async def run(self) -> None:
@@ -195,10 +196,12 @@ class LogWatch:
         counts = {t["topic"]: len(t["partitions"]) for t in described}
         differ = [f"{t.name} has {counts[t.name]} partitions, not {t.partitions}"
                   for t in self.topics if counts.get(t.name, t.partitions) != t.partitions]  # fmt: skip
-        if differ:  # made by something else than the registry (a broker that creates topics on a request)
-            self.health.fail("topics", "; ".join(differ))
-        else:
-            self.health.clear("topics")
+        # made by something else than the registry (a broker that creates topics on a request), or changed
+        # by an operator: said, once, but not a reason to stop (more partitions can be deliberate)
+        if differ and differ != self.differ:
+            log.warning("topics differ from the registry", differ=differ)
+        self.differ = differ
+        self.health.clear("topics")
         ends = await reader.end_offsets(tps) if tps else {}
         went_back = [tp for tp, end in self.ends.items() if ends.get(tp, 0) < end]
         shrunk = [f"{tp.topic}[{tp.partition}] ends at {ends.get(tp, 0)}, it ended at {self.ends[tp]}"

@@ -126,7 +126,6 @@ class LogWatch:
         self.ends: dict[TopicPartition, int] = {}  # each partition's end at the last look
         self.rewind: set[str] = set()  # topics lost since the last look, to be read again from the start
         self.differ: list[str] = []  # how the topics differ from the registry, as last said
-        self.last_round = 0.0
 
     async def run(self) -> None:
         """Check every ``interval`` seconds until cancelled; a round that fails is a problem to show."""
@@ -143,7 +142,6 @@ class LogWatch:
                     if clients is not None:
                         await self._close(clients)
                     clients = None
-                self.last_round = time.monotonic()
                 await asyncio.sleep(self.interval)
         finally:
             if clients is not None:

@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsroom.common.events import decode, new_envelope, unreadable_key_or_headers
-from newsroom.common.health import Health, LogWatch
+from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, make_broker
 from newsroom.common.reading import read_topic
@@ -577,15 +577,17 @@ async def healthz() -> str:
     return "ok\n"
 
 
+async def _registry_current() -> str | None:
+    return None if ingestor.ready else "the article registry is being rebuilt from the log"
+
+
+ready, _ = probes(broker, health, _registry_current)  # the same readiness as every other service's
+
+
 @app.get("/readyz", response_class=PlainTextResponse)
 async def readyz() -> PlainTextResponse:
-    """Ready while the broker answers, the registry matches the log and the watch sees no problem."""
-    if not health.ok:
-        problem = health.describe()
-    elif not ingestor.ready:
-        problem = "the article registry is being rebuilt from the log"
-    elif not await broker.ping(timeout=2.0):
-        problem = "the broker does not answer"
-    else:
+    """Ready while the watch sees no problem, the broker answers and the registry matches the log."""
+    problem = await ready()
+    if problem is None:
         return PlainTextResponse("ok\n")
     return PlainTextResponse(f"not ready: {problem}\n", status_code=503)

@@ -58,12 +58,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(args.service)
     module = importlib.import_module(f"newsroom.{args.service}.service")
+    app = module.create_app(settings) if hasattr(module, "create_app") else module.app
     # uvicorn re-raises the stop signal after its graceful shutdown; with this handler in
     # place that re-raise is a no-op, so a clean stop exits 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     uvicorn.run(
-        module.app,
+        app,
         host=settings.host,
         port=settings.port_of(args.service),
         log_config=None,

@@ -237,6 +237,14 @@ def _bounded(
     return bounded
 
 
+async def _acknowledged(pending: Sequence[Any]) -> None:
+    """Wait for the broker's acknowledgements of a burst (``no_confirm`` publishes return them as
+    futures; FastStream's in-memory ``TestKafkaBroker`` delivers at once and returns none)."""
+    futures = [p for p in pending if p is not None]
+    if futures:
+        await asyncio.gather(*futures)
+
+
 class Publisher:
     """Publishes events in bursts (one produce request per partition) and dead-letters bad records."""
 
@@ -270,8 +278,7 @@ class Publisher:
                     no_confirm=True,
                 )
             )
-        if pending:
-            await asyncio.gather(*pending)
+        await _acknowledged(pending)
         return len(pending)
 
     async def publish_fitting(self, groups: Sequence[tuple[T, Sequence[Outgoing]]]) -> list[tuple[T, str]]:
@@ -323,8 +330,7 @@ class Publisher:
                 partition=record.partition,
                 offset=record.offset,
             )
-        if pending:
-            await asyncio.gather(*pending)
+        await _acknowledged(pending)
         DEAD_LETTERS_TOTAL.labels(self.service).inc(len(pending))
 
 

@@ -23,9 +23,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from benchmarks._infra import embedded
+from newsroom.common.admin import ensure_topics
 from newsroom.common.events import encode, new_envelope
 from newsroom.common.settings import Settings
-from newsroom.common.topics import Topic, ensure_topics
+from newsroom.common.topics import Topic
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry
 
 BATCH_ARTICLES = 3000

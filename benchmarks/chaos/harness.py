@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 
 from newsroom.cli.stack import SERVICE_ORDER, Stack, isolated_env, stop_process, wait_until
+from newsroom.common.admin import ensure_topics
 from newsroom.common.settings import Settings
-from newsroom.common.topics import ensure_topics
 
 API_KEY = "chaos-key-0123456789abcdef"
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from newsroom.cli.ops import at_least, parse_datetime, parse_duration, parse_from
+from newsroom.cli.arguments import at_least, parse_datetime, parse_duration, parse_from
 
 
 def test_durations_and_times_in_their_usual_forms_are_read() -> None:

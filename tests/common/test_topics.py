@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from newsroom.common.admin import ensure_topics
 from newsroom.common.events import payload_types
-from newsroom.common.topics import ALL_TOPICS, ensure_topics
+from newsroom.common.topics import ALL_TOPICS
 from tests.conftest import RunningStack
 
 

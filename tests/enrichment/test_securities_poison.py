@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaProducer
 
 from newsroom.cli import demo
 from newsroom.cli.stack import stop_process, wait_ready
+from newsroom.common.admin import admin_client
 from newsroom.common.events import SecurityListed, encode, new_envelope
-from newsroom.common.lag import admin_client
 from newsroom.common.reading import read_topic
 from newsroom.common.text import html_text
 from newsroom.common.topics import DEAD_LETTERS, SECURITIES
@@ -90,15 +90,12 @@ async def letters_by_key(stack: RunningStack, prefix: bytes) -> dict[bytes, list
 
 async def members(stack: RunningStack) -> list[tuple[int, str]]:
     """How many members the enrichment service's two consumer groups have, and each group's state."""
-    admin = await admin_client(stack.settings)
-    try:
+    async with admin_client(stack.settings) as admin:
         out = []
-        for group in ("enrichment", SECURITIES_GROUP):  # one a call, as ops.live_members asks
+        for group in ("enrichment", SECURITIES_GROUP):  # one a call, as admin.live_members asks
             for response in await admin.describe_consumer_groups([group]):
                 out += [(len(entry[5]), str(entry[2])) for entry in response.groups if entry[1] == group]
         return out
-    finally:
-        await admin.close()
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from newsroom.cli.ops import lag_rows
+from newsroom.common.lag import lag_rows
 from newsroom.common.settings import Settings
 from newsroom.common.store import Keys, Pointers, connect
 from tests.conftest import apoll

@@ -7,9 +7,10 @@ from functools import partial
 
 from aiokafka import AIOKafkaProducer
 
-from newsroom.cli.ops import MAX_DLQ_ATTEMPTS, DeadLetter, dead_letters
+from newsroom.cli.dlq import MAX_DLQ_ATTEMPTS, dead_letters
+from newsroom.common.admin import plain_consumer
+from newsroom.common.deadletters import DeadLetter
 from newsroom.common.events import MAX_EVENT_BYTES
-from newsroom.common.lag import plain_consumer
 from newsroom.common.reading import read_topic, running
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS

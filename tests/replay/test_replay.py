@@ -6,14 +6,14 @@ import uuid
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from newsroom.cli.ops import (
+from newsroom.common.admin import (
     admin_client,
     commit_offsets,
     committed_offsets,
     partitions_of,
     plain_consumer,
-    spans,
 )
+from newsroom.common.reading import running, spans
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES, ENRICHED
 from tests.conftest import RunningStack, scratch_topic
@@ -24,14 +24,8 @@ from tests.replay.test_rebuild import submit
 
 async def offsets_of(settings: Settings, group: str, topic: str) -> dict[TopicPartition, int]:
     """The group's committed offsets on one topic."""
-    consumer = plain_consumer(settings)
-    await consumer.start()
-    admin = await admin_client(settings)
-    try:
+    async with admin_client(settings) as admin, running(plain_consumer(settings)) as consumer:
         return await committed_offsets(admin, group, partitions_of(consumer, [topic]))
-    finally:
-        await admin.close()
-        await consumer.stop()
 
 
 async def log_span(settings: Settings, topic: str) -> dict[TopicPartition, tuple[int, int]]:

@@ -40,11 +40,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="load the demo content into a running stack")
     p.add_argument("--dry-run", action="store_true", help="list what would be loaded, send nothing")
     p.set_defaults(func=cmd_demo)
-    from newsroom.cli import ops, rebuild, replay
+    from newsroom.cli import dlq, lag, rebuild, replay, status, tail
 
-    ops.register(sub)  # tail, lag, dlq, status
-    replay.register(sub)  # replay (reset a group's offsets)
-    rebuild.register(sub)  # rebuild fragments | enrichment
+    for family in (tail, lag, dlq, status, replay, rebuild):  # one module per command family
+        family.register(sub)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -77,8 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from newsroom.cli.ops import cmd_topics_describe
-    from newsroom.common.topics import ALL_TOPICS, ensure_topics
+    from newsroom.cli.topics import cmd_topics_describe
+    from newsroom.common.admin import ensure_topics
+    from newsroom.common.topics import ALL_TOPICS
 
     if not args.create:
         return cmd_topics_describe(args)

@@ -42,7 +42,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from newsroom.cli.ops import console, key_values
+from newsroom.cli.output import console, key_values
 from newsroom.common.events import ArticleContent, ArticleEnriched, ArticleRetracted, new_envelope
 from newsroom.common.messaging import Outgoing, fitting
 from newsroom.common.reading import read_topic

@@ -23,16 +23,18 @@ from aiokafka.errors import (
 from rich.table import Table
 from rich.text import Text
 
-from newsroom.cli.ops import (
+from newsroom.cli.arguments import parse_datetime, parse_duration
+from newsroom.cli.output import console
+from newsroom.common.admin import (
+    admin_client,
     commit_offsets,
-    console,
+    committed_offsets,
     live_members,
-    parse_datetime,
-    parse_duration,
-    spans,
+    partitions_of,
+    plain_consumer,
 )
-from newsroom.common.lag import admin_client, committed_offsets, partitions_of, plain_consumer
-from newsroom.common.reading import running, to_ms
+from newsroom.common.errors import Refused
+from newsroom.common.reading import running, spans, to_ms
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import ALL_TOPICS
 
@@ -106,40 +108,36 @@ def target_offset(
 
 async def make_plan(settings: Settings, args: argparse.Namespace) -> Plan:
     """Read the group's state and the log's offsets; decide every partition's target."""
-    admin = await admin_client(settings)
-    try:
-        async with running(plain_consumer(settings)) as consumer:
-            members = await live_members(admin, args.group)
-            names = args.topic or [t.name for t in ALL_TOPICS]
-            tps = partitions_of(consumer, names)
-            if args.topic:
-                missing = set(args.topic) - {tp.topic for tp in tps}
-                if missing:
-                    raise SystemExit(f"no such topic: {', '.join(sorted(missing))}")
-            current = await committed_offsets(admin, args.group, tps)
-            if not args.topic:  # default: the topics the group has committed on
-                topics = {tp.topic for tp in current}
-                tps = [tp for tp in tps if tp.topic in topics]
-            found = await spans(consumer, tps)
-            by_time: dict[TopicPartition, int | None] = {}
-            moment: datetime | None = args.to_datetime
-            if args.by_duration is not None:
-                moment = datetime.now(UTC) - (args.by_duration or timedelta(0))
-            if moment is not None and tps:
-                hits = await consumer.offsets_for_times({tp: to_ms(moment) for tp in tps})
-                # no record at or after the time: Kafka answers None, the embedded broker timestamp -1
-                by_time = {
-                    tp: (hit.offset if hit is not None and hit.timestamp >= 0 else None)
-                    for tp, hit in hits.items()
-                }
-            moves = [
-                Move(tp, current.get(tp), target_offset(args, current.get(tp), found[tp].begin, found[tp].end,
-                                                        by_time.get(tp)), found[tp].begin, found[tp].end)
-                for tp in tps
-            ]  # fmt: skip
-            return Plan(args.group, moves, members)
-    finally:
-        await admin.close()
+    async with admin_client(settings) as admin, running(plain_consumer(settings)) as consumer:
+        members = await live_members(admin, args.group)
+        names = args.topic or [t.name for t in ALL_TOPICS]
+        tps = partitions_of(consumer, names)
+        if args.topic:
+            missing = set(args.topic) - {tp.topic for tp in tps}
+            if missing:
+                raise Refused(f"no such topic: {', '.join(sorted(missing))}")
+        current = await committed_offsets(admin, args.group, tps)
+        if not args.topic:  # default: the topics the group has committed on
+            topics = {tp.topic for tp in current}
+            tps = [tp for tp in tps if tp.topic in topics]
+        found = await spans(consumer, tps)
+        by_time: dict[TopicPartition, int | None] = {}
+        moment: datetime | None = args.to_datetime
+        if args.by_duration is not None:
+            moment = datetime.now(UTC) - (args.by_duration or timedelta(0))
+        if moment is not None and tps:
+            hits = await consumer.offsets_for_times({tp: to_ms(moment) for tp in tps})
+            # no record at or after the time: Kafka answers None, the embedded broker timestamp -1
+            by_time = {
+                tp: (hit.offset if hit is not None and hit.timestamp >= 0 else None)
+                for tp, hit in hits.items()
+            }
+        moves = [
+            Move(tp, current.get(tp), target_offset(args, current.get(tp), found[tp].begin, found[tp].end,
+                                                    by_time.get(tp)), found[tp].begin, found[tp].end)
+            for tp in tps
+        ]  # fmt: skip
+        return Plan(args.group, moves, members)
 
 
 def plan_table(plan: Plan, dry_run: bool) -> Table:

@@ -25,8 +25,8 @@ from urllib.parse import urlparse
 import httpx
 import structlog
 
+from newsroom.common.admin import ensure_topics
 from newsroom.common.settings import Settings
-from newsroom.common.topics import ensure_topics
 
 SERVICE_ORDER = ("rendering", "quotes", "enrichment", "ingestion", "web")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -10,7 +10,7 @@ too large to park whole: it is cut, and whole at its origin).
 
 A redrive sends a letter's record back to its topic with its own headers, ``dlq-attempts`` one more
 and ``dlq-redriven-from`` naming the letter; :func:`plan` decides which letters go back and which the
-loop guard holds. ``newsroom dlq`` (``newsroom.cli.ops``) reads and redrives them; every consumer
+loop guard holds. ``newsroom dlq`` (``newsroom.cli.dlq``) reads and redrives them; every consumer
 writes them through :meth:`~newsroom.common.messaging.Publisher.dead_letter_many`.
 """
 

@@ -26,8 +26,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 
+from newsroom.common.admin import ensure_topics, new_admin, plain_consumer
 from newsroom.common.settings import Settings
-from newsroom.common.topics import ALL_TOPICS, Topic, ensure_topics
+from newsroom.common.topics import ALL_TOPICS, Topic
 
 log = structlog.get_logger(__name__)
 
@@ -149,15 +150,8 @@ class LogWatch:
 
     async def _connect(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         servers = self.settings.bootstrap_servers
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=servers, client_id="newsroom-watch", request_timeout_ms=5000
-        )
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=servers,
-            client_id="newsroom-watch",
-            enable_auto_commit=False,
-            request_timeout_ms=5000,
-        )
+        admin = new_admin(servers, "newsroom-watch", request_timeout_ms=5000)
+        reader = plain_consumer(self.settings, client_id="newsroom-watch", request_timeout_ms=5000)
         try:
             await admin.start()
             await reader.start()

@@ -9,15 +9,14 @@ them as reported, which on the embedded broker stops short of each partition's l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from prometheus_client import Gauge
 
+from newsroom.common.admin import admin_client, committed_offsets, list_groups, partitions_of, plain_consumer
 from newsroom.common.reading import log_ends, running
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ALL_TOPICS
@@ -28,45 +27,6 @@ CONSUMER_LAG = Gauge(
     ["group", "topic", "partition"],
 )
 log = structlog.get_logger(__name__)
-
-
-def plain_consumer(settings: Settings, group_id: str | None = None, **kwargs: Any) -> AIOKafkaConsumer:
-    """A consumer that never joins a group and never auto-commits (``assign`` it)."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=group_id,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        **kwargs,
-    )
-
-
-def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
-    """Every partition of the named topics that exist, in order."""
-    out: list[TopicPartition] = []
-    for topic in topics:
-        out += [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-    return out
-
-
-async def admin_client(settings: Settings) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="newsroom-lag")
-    await admin.start()
-    return admin
-
-
-async def committed_offsets(
-    admin: AIOKafkaAdminClient, group: str, tps: Sequence[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """The group's committed offsets for those of ``tps`` it has committed (asked partition by partition)."""
-    if not tps:
-        return {}
-    found = await admin.list_consumer_group_offsets(group, partitions=list(tps))
-    return {tp: om.offset for tp, om in found.items() if om.offset >= 0}
-
-
-async def list_groups(admin: AIOKafkaAdminClient) -> list[str]:
-    return sorted({str(g[0]) for g in await admin.list_consumer_groups()})
 
 
 @dataclass(frozen=True)
@@ -89,26 +49,21 @@ async def lag_rows(
     Not ``exact``: the ends as the broker reports them, without a fetch per partition (on the
     embedded broker, short of each partition's last batch).
     """
-    admin = await admin_client(settings)
-    try:
-        async with running(plain_consumer(settings)) as consumer:
-            tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
-            committed = {
-                group: await committed_offsets(admin, group, tps)
-                for group in groups or await list_groups(admin)
-            }
-            tps = sorted({tp for offsets in committed.values() for tp in offsets})
-            if exact:
-                ends = await log_ends(consumer, tps)
-            else:
-                ends = await consumer.end_offsets(tps) if tps else {}
-        return [
-            LagRow(group, tp, off, ends[tp])
-            for group, offsets in committed.items()
-            for tp, off in sorted(offsets.items())
-        ]
-    finally:
-        await admin.close()
+    async with admin_client(settings, "newsroom-lag") as admin, running(plain_consumer(settings)) as consumer:
+        tps = partitions_of(consumer, [t.name for t in ALL_TOPICS])
+        committed = {
+            group: await committed_offsets(admin, group, tps) for group in groups or await list_groups(admin)
+        }
+        tps = sorted({tp for offsets in committed.values() for tp in offsets})
+        if exact:
+            ends = await log_ends(consumer, tps)
+        else:
+            ends = await consumer.end_offsets(tps) if tps else {}
+    return [
+        LagRow(group, tp, off, ends[tp])
+        for group, offsets in committed.items()
+        for tp, off in sorted(offsets.items())
+    ]
 
 
 async def report_lag(settings: Settings, groups: Sequence[str], interval: float = 15.0) -> None:

@@ -1,15 +1,11 @@
-"""Every topic of the newsroom, declared once: name, partitions, retention, key."""
+"""Every topic of the newsroom, declared once: name, partitions, retention, key, the events it holds.
+
+Creating them is :func:`newsroom.common.admin.ensure_topics`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
-
-import structlog
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-
-log = structlog.get_logger(__name__)
 
 FOREVER = -1
 DAY_MS = 24 * 3600 * 1000
@@ -85,31 +81,3 @@ DEAD_LETTERS = Topic(
 
 ALL_TOPICS: tuple[Topic, ...] = (ARTICLES, ENRICHED, SECURITIES, TICKS, SNAPSHOTS, DEAD_LETTERS)
 BY_NAME = {t.name: t for t in ALL_TOPICS}
-
-
-async def ensure_topics(bootstrap_servers: list[str], topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
-    """Create whichever declared topics are missing; safe to call at every start-up."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="newsroom-admin")
-    await admin.start()
-    created: list[str] = []
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t.name not in existing]
-        for topic in missing:
-            try:
-                response = await admin.create_topics(
-                    [NewTopic(topic.name, topic.partitions, 1, topic_configs=topic.config())]
-                )
-            except TopicAlreadyExistsError:  # another process won the race: same outcome
-                continue
-            # aiokafka hands back the broker's per-topic errors rather than raising them
-            errors = {name: code for name, code, *_ in getattr(response, "topic_errors", ())}
-            if errors.get(topic.name, 0) == 0:
-                created.append(topic.name)
-            elif errors[topic.name] != TopicAlreadyExistsError.errno:
-                log.error("topic not created", topic=topic.name, error_code=errors[topic.name])
-    finally:
-        await admin.close()
-    if created:
-        log.info("topics created", topics=created)
-    return created

@@ -20,6 +20,7 @@ import structlog
 from faststream.asgi import AsgiFastStream
 from pydantic import BaseModel
 
+from newsroom.common.admin import ensure_topics
 from newsroom.common.events import (
     ENVELOPE_BYTES,
     MAX_EVENT_BYTES,
@@ -48,7 +49,7 @@ from newsroom.common.ops import ops_routes
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
 from newsroom.common.text import html_text
-from newsroom.common.topics import ARTICLES, ENRICHED, SECURITIES, ensure_topics
+from newsroom.common.topics import ARTICLES, ENRICHED, SECURITIES
 from newsroom.enrichment.master import build_master
 from newsroom.enrichment.securities import listing_problem, published_securities, same_listing, valid_listing
 from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger

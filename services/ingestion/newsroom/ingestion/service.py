@@ -28,6 +28,7 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsroom.common.admin import ensure_topics
 from newsroom.common.events import decode, new_envelope, unreadable_key_or_headers
 from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.logging import configure_logging
@@ -35,7 +36,7 @@ from newsroom.common.messaging import Publisher, make_broker
 from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
-from newsroom.common.topics import ARTICLES, ensure_topics
+from newsroom.common.topics import ARTICLES
 from newsroom.ingestion.domain import (
     ArticleIn,
     ArticleRegistry,

@@ -28,6 +28,7 @@ from faststream.asgi import AsgiFastStream
 from faststream.message import StreamMessage
 from prometheus_client import Counter
 
+from newsroom.common.admin import ensure_topics
 from newsroom.common.events import TickReceived, new_envelope
 from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.lag import report_lag
@@ -44,7 +45,7 @@ from newsroom.common.ops import BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED, 
 from newsroom.common.reading import running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
-from newsroom.common.topics import SNAPSHOTS, TICKS, ensure_topics
+from newsroom.common.topics import SNAPSHOTS, TICKS
 from newsroom.quotes.domain import QuoteBook
 from newsroom.quotes.pipeline import BatchOutcome, book_config, ingest
 

@@ -33,9 +33,9 @@ import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 from redis.exceptions import RedisError
 
+from newsroom.common.admin import partitions_of, plain_consumer
 from newsroom.common.errors import Refused
 from newsroom.common.events import EventDecodeError, QuoteUpdated, decode_payload
-from newsroom.common.lag import partitions_of, plain_consumer
 from newsroom.common.reading import read_topic, running, spans
 from newsroom.common.settings import Settings
 from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for

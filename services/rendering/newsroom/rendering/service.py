@@ -17,6 +17,7 @@ from faststream.asgi import AsgiFastStream
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from newsroom.common.admin import ensure_topics
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, QuoteUpdated
 from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.lag import report_lag
@@ -34,7 +35,7 @@ from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
 from newsroom.common.store import NamespaceRetired, Pointers, connect
 from newsroom.common.tasks import in_background
-from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
+from newsroom.common.topics import ENRICHED, SNAPSHOTS
 from newsroom.rendering.domain import Applied, ArticleEvent, Renderer
 from newsroom.rendering.healing import StoreWatch
 from newsroom.rendering.writer import FragmentWriter

@@ -43,7 +43,7 @@ from newsroom.common.events import (
 from newsroom.common.ops import BATCH_FALLBACKS, BATCH_SECONDS, EVENTS_FAILED, EVENTS_PROCESSED
 from newsroom.common.ops import DEAD_LETTERS as DEAD_LETTERS_TOTAL
 from newsroom.common.settings import Settings
-from newsroom.common.topics import DEAD_LETTERS, Topic
+from newsroom.common.topics import BY_NAME, DEAD_LETTERS, Topic
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +87,10 @@ class Record:
                 envelope = decode(value)
             except EventDecodeError as exc:
                 error = str(exc)
+            else:
+                declared = BY_NAME.get(rec.topic)
+                error = declared.misplaced(envelope.type) if declared is not None else None
+                envelope = envelope if error is None else None
         return cls(
             topic=rec.topic,
             partition=rec.partition,

@@ -24,6 +24,14 @@ class Topic:
     description: str = ""
     extra_config: dict[str, str] = field(default_factory=dict)
 
+    def misplaced(self, event_type: str) -> str | None:
+        """Why an event of ``event_type`` must not be on this topic (it is none of its ``events``), or None.
+
+        A topic that declares no events (the dead-letter topic) holds records of any kind."""
+        if not self.events or event_type in self.events:
+            return None
+        return f"{event_type} does not belong on {self.name} (it holds {', '.join(self.events)})"
+
     def config(self) -> dict[str, str]:
         return {
             "cleanup.policy": self.cleanup_policy,

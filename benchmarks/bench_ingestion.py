@@ -78,7 +78,7 @@ def encoded_events(articles: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
 
 async def raw_produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
     """Articles/s of aiokafka producing ``records`` (same producer settings as the services)."""
-    await ensure_topics(settings.bootstrap_servers, (RAW_TOPIC,))
+    await ensure_topics(settings, (RAW_TOPIC,))
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         linger_ms=settings.linger_ms,

@@ -89,7 +89,7 @@ class StackUnderTest:
     def start(self) -> None:
         self.infra.start_broker()
         self.infra.start_redis()
-        asyncio.run(ensure_topics(self.settings.bootstrap_servers))
+        asyncio.run(ensure_topics(self.settings))
         self.start_services()
 
     def start_services(self) -> None:
@@ -132,7 +132,7 @@ class StackUnderTest:
     def restart_services(self) -> None:
         """The harness's repair when the stack did not heal itself: every service started again."""
         self.stop_services()
-        asyncio.run(ensure_topics(self.settings.bootstrap_servers))
+        asyncio.run(ensure_topics(self.settings))
         self.start_services()
 
     # ------------------------------------------------------------------ processes

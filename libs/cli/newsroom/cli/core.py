@@ -51,11 +51,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from newsroom.common.admin import resolved
     from newsroom.common.logging import configure_logging
     from newsroom.common.server import uvicorn_options
 
-    settings = get_settings()
     configure_logging(args.service)
+    settings = asyncio.run(resolved(get_settings()))  # the broker's capabilities, asked once
     module = importlib.import_module(f"newsroom.{args.service}.service")
     app = module.create_app(settings) if hasattr(module, "create_app") else module.app
     # uvicorn re-raises the stop signal after its graceful shutdown; with this handler in
@@ -77,18 +78,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     from newsroom.cli.topics import cmd_topics_describe
-    from newsroom.common.admin import ensure_topics
+    from newsroom.common.admin import ensure_topics, review_topics
     from newsroom.common.topics import ALL_TOPICS
 
     if not args.create:
         return cmd_topics_describe(args)
     settings = get_settings()
     for topic in ALL_TOPICS:
-        print(f"{topic.name:<30} partitions={topic.partitions} {topic.cleanup_policy:<8} key={topic.key}")
-    if not args.dry_run:
-        created = asyncio.run(ensure_topics(settings.bootstrap_servers))
-        print(f"created: {', '.join(created) or 'none (all existed)'}")
-    return 0
+        partitions = settings.topic_partitions.get(topic.name, topic.partitions)
+        print(f"{topic.name:<30} partitions={partitions} {topic.cleanup_policy:<8} key={topic.key}")
+    if args.dry_run:
+        return 0
+    created = asyncio.run(ensure_topics(settings))
+    print(f"created: {', '.join(created) or 'none (all existed)'}")
+    layout, differences = asyncio.run(review_topics(settings))
+    isr = layout.min_insync or "broker default"
+    print(f"layout: replication factor {layout.replication}, min.insync.replicas {isr}")
+    for difference in differences:
+        print(f"differs: {difference}")
+    return 1 if differences else 0
 
 
 def load_demo(settings: Settings, api_key: str) -> None:

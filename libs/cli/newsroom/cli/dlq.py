@@ -22,8 +22,10 @@ from newsroom.common.admin import (
     commit_offsets,
     committed_offsets,
     plain_consumer,
+    resolved,
 )
 from newsroom.common.deadletters import DeadLetter, RedrivePlan
+from newsroom.common.messaging import producer_options
 from newsroom.common.reading import read_topic, running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import DEAD_LETTERS
@@ -133,10 +135,7 @@ async def plan_redrive(settings: Settings, args: argparse.Namespace) -> RedriveP
 async def redrive(settings: Settings, letters: Sequence[DeadLetter]) -> int:
     """Republish each dead letter's value and key to its original topic with ``dlq-attempts`` + 1."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        linger_ms=settings.linger_ms,
-        acks="all",
-        enable_idempotence=False,
+        bootstrap_servers=settings.bootstrap_servers, **producer_options(await resolved(settings))
     )
     await producer.start()
     try:

@@ -168,7 +168,7 @@ class Stack:
         """The broker, Redis and the declared topics."""
         self.start_broker()
         self.start_redis()
-        asyncio.run(ensure_topics(settings.bootstrap_servers))
+        asyncio.run(ensure_topics(settings))
 
     def start_services(
         self, settings: Settings, env: Mapping[str, str], names: Iterable[str] = SERVICE_ORDER

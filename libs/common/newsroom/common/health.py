@@ -178,7 +178,7 @@ class LogWatch:
                 log.error(LOST_LOG.format(what=f"topics {', '.join(lost)} are missing"), topics=lost)
                 self.rewind |= set(lost)  # once they are back, every consumer reads them from the start
             self.health.fail("topics", f"missing: {', '.join(sorted(missing))}")
-            await ensure_topics(self.settings.bootstrap_servers, self.topics)
+            await ensure_topics(self.settings, self.topics)
             self.ends = {tp: end for tp, end in self.ends.items() if tp.topic not in missing}
             if lost:
                 await self._lost()
@@ -186,8 +186,9 @@ class LogWatch:
         described = await admin.describe_topics(sorted(declared))
         tps = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
         counts = {t["topic"]: len(t["partitions"]) for t in described}
-        differ = [f"{t.name} has {counts[t.name]} partitions, not {t.partitions}"
-                  for t in self.topics if counts.get(t.name, t.partitions) != t.partitions]  # fmt: skip
+        wanted = {t.name: self.settings.topic_partitions.get(t.name, t.partitions) for t in self.topics}
+        differ = [f"{name} has {counts[name]} partitions, not {n}"
+                  for name, n in wanted.items() if counts.get(name, n) != n]  # fmt: skip
         # made by something else than the registry (a broker that creates topics on a request), or changed
         # by an operator: said, once, but not a reason to stop (more partitions can be deliberate)
         if differ and differ != self.differ:

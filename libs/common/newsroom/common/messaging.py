@@ -111,17 +111,26 @@ class Record:
         return None
 
 
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """How every producer of ours writes: acknowledged by all in-sync replicas, and idempotent where the
+    broker gives producer ids (``NEWSROOM_KAFKA_IDEMPOTENCE``, decided at start-up by
+    :func:`~newsroom.common.admin.resolved`; the embedded broker gives none, and consumers de-duplicate
+    what a retried produce repeats)."""
+    return {
+        "acks": "all",
+        "enable_idempotence": settings.kafka_idempotence == "true",
+        "linger_ms": settings.linger_ms,
+    }
+
+
 def make_broker(service: str, settings: Settings) -> KafkaBroker:
     """A FastStream Kafka broker configured the same way in every service."""
     return KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"newsroom-{service}",
-        linger_ms=settings.linger_ms,
-        # the embedded broker rejects idempotent producers; consumers deduplicate instead
-        enable_idempotence=False,
-        acks="all",
         graceful_timeout=15.0,
         logger=None,
+        **producer_options(settings),
     )
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from newsroom.common.topics import BY_NAME
+
 PLACEHOLDER_SECRETS = frozenset({"dev-key", "changeme", "change-me", "secret", "password", ""})
 DEFAULT_WATCHLIST = tuple(
     f"{exchange}:{symbol}"
@@ -116,6 +118,25 @@ class Settings(BaseSettings):
     linger_ms: int = 5
     """``NEWSROOM_LINGER_MS``: producer linger, so bursts become one batch per partition."""
 
+    topic_replication_factor: int | None = Field(default=None, ge=1)
+    """``NEWSROOM_TOPIC_REPLICATION_FACTOR``: the replicas of every topic created; by default 3, or as many
+    as the cluster has brokers when it has fewer (1 on the embedded broker)."""
+
+    topic_min_insync_replicas: int | None = Field(default=None, ge=1)
+    """``NEWSROOM_TOPIC_MIN_INSYNC_REPLICAS``: ``min.insync.replicas`` of every topic created; by default 2
+    where topics have three replicas or more (so an ``acks=all`` write survives one broker lost), else
+    not set."""
+
+    topic_partitions: Annotated[dict[str, int], NoDecode] = {}
+    """``NEWSROOM_TOPIC_PARTITIONS``: partition counts instead of the registry's, for topics created from
+    now on, e.g. ``newsroom.articles=12,newsroom.quotes.ticks=24`` (a topic's partitions bound how many
+    replicas of its consumers share the work)."""
+
+    kafka_idempotence: Literal["auto", "true", "false"] = "auto"
+    """``NEWSROOM_KAFKA_IDEMPOTENCE``: the idempotent producer (no duplicate from a retried produce);
+    ``auto`` asks the broker at start-up and uses it where the broker supports it (Apache Kafka does,
+    the embedded broker does not)."""
+
     fetch_max_wait_ms: int = 50
     """``NEWSROOM_FETCH_MAX_WAIT_MS``: how long a consumer fetch waits for data."""
 
@@ -147,6 +168,26 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             pairs = (part.split("=", 1) for part in value.split(",") if part.strip())
             return {code.strip().upper(): int(minutes) for code, minutes in pairs}
+        return value
+
+    @field_validator("topic_partitions", mode="before")
+    @classmethod
+    def _partitions_by_topic(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("expected topic=partitions pairs, comma separated")
+            return {name.strip(): int(count) for name, count in pairs}
+        return value
+
+    @field_validator("topic_partitions")
+    @classmethod
+    def _declared_topics(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(BY_NAME))
+        if unknown:
+            raise ValueError(f"no such topic in the registry: {', '.join(unknown)}")
+        if any(count < 1 for count in value.values()):
+            raise ValueError("a topic has at least one partition")
         return value
 
     @field_validator("template_version")

@@ -309,7 +309,7 @@ ready, alive = probes(broker, health, _master_loaded)
 @asynccontextmanager
 async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
-    await ensure_topics(settings.bootstrap_servers)
+    await ensure_topics(settings)
     await _load_master()
     watch = LogWatch(settings, broker, health)
     async with in_background(report_lag(settings, ["enrichment"]), watch.run()):

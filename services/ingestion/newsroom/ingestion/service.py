@@ -302,7 +302,7 @@ health = Health()
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     configure_logging(SERVICE)
-    await ensure_topics(settings.bootstrap_servers)
+    await ensure_topics(settings)
     await broker.start()
     loaded = await ingestor.load(settings)
     log.info("ingestion ready", articles_in_log=loaded, known_articles=len(ingestor.registry.by_id))

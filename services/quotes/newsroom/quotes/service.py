@@ -208,7 +208,7 @@ ready, alive = probes(broker, health)
 @asynccontextmanager
 async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
-    await ensure_topics(settings.bootstrap_servers)
+    await ensure_topics(settings)
     started = time.perf_counter()
     folded = await rebuild()
     log.info(

@@ -168,7 +168,7 @@ ready, alive = probes(broker, health, _store_reachable)
 @asynccontextmanager
 async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
-    await ensure_topics(settings.bootstrap_servers)
+    await ensure_topics(settings)
     await writers()
     watch = LogWatch(settings, broker, health)
     lag = report_lag(settings, [ARTICLES_GROUP, QUOTES_GROUP])

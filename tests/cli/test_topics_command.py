@@ -5,7 +5,7 @@ from __future__ import annotations
 from newsroom.common.admin import admin_client
 from newsroom.common.topics import SNAPSHOTS
 from tests.conftest import RunningStack
-from tests.ingestion.helpers import newsroom
+from tests.fakes import newsroom
 
 
 async def test_create_reports_the_layout_and_a_topic_that_differs(infra: RunningStack) -> None:

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 from newsroom.common.reading import read_topic
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS
 from tests.conftest import RunningStack, apoll, publish_and_wait
-from tests.ingestion.test_api import new_article
+from tests.fakes import new_article
 
 
 async def _dead_letters(stack: RunningStack, key: bytes) -> list[dict[str, str]]:

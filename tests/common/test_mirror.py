@@ -27,7 +27,7 @@ from newsroom.common.events import (
 from newsroom.common.mirror import ReplayDecoder, Unmirrorable, mirror
 from newsroom.common.settings import DEFAULT_WATCHLIST
 from newsroom.rendering.domain import Renderer
-from tests.rendering.test_domain import enriched
+from tests.fakes import enriched
 
 DECODER = ReplayDecoder(fast=(ArticleEnriched,), accepted=(ArticleEnriched, ArticleRetracted))
 VALID = encode(new_envelope(enriched(), producer="test"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from aiokafka.errors import KafkaConnectionError
 from faststream.exceptions import NackMessage
 
 from newsroom.common import messaging
-from newsroom.common.events import MAX_EVENT_BYTES, ArticleSubmitted, Envelope, decode, encode, new_envelope
+from newsroom.common.events import MAX_EVENT_BYTES, Envelope, decode, encode, new_envelope
 from newsroom.common.messaging import (
     EventTooLarge,
     Outgoing,
@@ -26,30 +25,12 @@ from newsroom.common.messaging import (
 from newsroom.common.reading import read_topic
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
 from tests.conftest import RunningStack, apoll, publish_and_wait
-from tests.ingestion.test_api import new_article
-
-
-def submitted(article_id: str, body_html: str) -> Envelope:
-    return new_envelope(
-        ArticleSubmitted(
-            article_id=article_id, revision=1, headline="Output test", body_html=body_html,
-            source="test", published_at=datetime(2026, 1, 5, tzinfo=UTC), content_hash=article_id,
-            slug=f"output-test-{article_id}",
-        ),
-        producer="test",
-    )  # fmt: skip
+from tests.fakes import FailingBroker, new_article, submit_too_rich, submitted
 
 
 def record_of(envelope: Envelope, offset: int = 0) -> Record:
     value = encode(envelope)
     return Record(ARTICLES.name, 0, offset, 0, "k", value, (), envelope, None)
-
-
-class FailingBroker:
-    """Stands in for the FastStream broker: every publish fails as a broker that is down does."""
-
-    async def publish(self, *args: Any, **kwargs: Any) -> Any:
-        raise KafkaConnectionError("the broker is unreachable")
 
 
 async def test_publish_sends_nothing_when_one_event_is_too_large() -> None:
@@ -126,23 +107,6 @@ async def test_output_failure_redelivers_over_the_real_broker(infra: RunningStac
         assert committed > sent.offset
     finally:
         await broker.stop()
-
-
-async def submit_too_rich(stack: RunningStack) -> str:
-    """Put on the articles topic, as a foreign producer could, an article whose enriched event cannot be
-    made to fit the size limit (its body alone nearly fills it, so no mention can be left out to make
-    room); returns its id."""
-    key = f"huge-{uuid.uuid4().hex}"
-    body = "<p>" + "Intel Corp. (NASDAQ: INTC) rose. " * 450 + "x" * (MAX_EVENT_BYTES - 10_000) + "</p>"
-    producer = AIOKafkaProducer(
-        bootstrap_servers=stack.settings.bootstrap_servers, max_request_size=2 * MAX_EVENT_BYTES
-    )
-    await producer.start()
-    try:
-        await producer.send_and_wait(ARTICLES.name, encode(submitted(key, body)), key=key.encode())
-    finally:
-        await producer.stop()
-    return key
 
 
 async def test_too_large_output_is_dead_lettered_and_the_consumer_moves_on(stack: RunningStack) -> None:

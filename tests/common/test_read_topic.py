@@ -11,14 +11,7 @@ from aiokafka import AIOKafkaProducer
 from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
 from tests.conftest import RunningStack, scratch_topic
-
-
-async def send_batch(producer: AIOKafkaProducer, topic: str, values: range) -> None:
-    """One producer batch holding ``values``, in order."""
-    batch = producer.create_batch()
-    for value in values:
-        assert batch.append(key=None, value=str(value).encode(), timestamp=None) is not None
-    await (await producer.send_batch(batch, topic, partition=0))
+from tests.fakes import send_batch
 
 
 async def values_read(

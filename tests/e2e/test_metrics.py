@@ -6,7 +6,7 @@ import httpx
 
 from newsroom.cli.stack import SERVICE_ORDER
 from tests.conftest import RunningStack, poll, publish_and_wait
-from tests.ingestion.test_api import new_article
+from tests.fakes import new_article
 
 
 def test_every_service_has_health_and_metrics(stack: RunningStack) -> None:

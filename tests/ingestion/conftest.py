@@ -9,6 +9,7 @@ import pytest
 
 from newsroom.ingestion import service
 from newsroom.ingestion.domain import Known
+from newsroom.ingestion.engine import Ingestor
 from tests.ingestion.helpers import Api, FakePublisher
 
 
@@ -16,7 +17,7 @@ from tests.ingestion.helpers import Api, FakePublisher
 async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
     """The ingestion app over ASGI, writes allowed, publishing into a :class:`FakePublisher`."""
     publisher = FakePublisher()
-    ingestor = service.Ingestor(publisher)  # type: ignore[arg-type]
+    ingestor = Ingestor(publisher)  # type: ignore[arg-type]
     ingestor.ready = True
     ingestor.registry.by_id["some-article"] = Known("some-article", 1, "0" * 64, "some-article")
     monkeypatch.setattr(service, "ingestor", ingestor)

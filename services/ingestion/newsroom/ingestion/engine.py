@@ -58,14 +58,22 @@ class Ingestor:
     finds whatever did reach the log, and is a duplicate rather than a second article).
     """
 
-    def __init__(self, publisher: Publisher, registry: ArticleRegistry | None = None) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        *,
+        settings: Settings | None = None,
+        registry: ArticleRegistry | None = None,
+    ) -> None:
+        """``settings`` give the request deadline and the log to rebuild from (else :meth:`load`'s);
+        a ``registry`` given is taken as loaded: decisions are made against it from the start."""
         self.publisher = publisher
-        self.registry = registry or ArticleRegistry()
+        self.registry = registry if registry is not None else ArticleRegistry()
         self.lock = asyncio.Lock()
         self._waiting: list[_Submission] = []
         self._committer: asyncio.Task[None] | None = None
-        self.ready = False
-        self.settings: Settings | None = None
+        self.ready = registry is not None
+        self.settings = settings
         self._healing: asyncio.Task[None] | None = None
         self.gate: Callable[[], str | None] | None = None  # what keeps publishing back now, if anything
 

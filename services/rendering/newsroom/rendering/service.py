@@ -8,7 +8,7 @@ re-delivered events write the same bytes, and an older revision never overwrites
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
@@ -32,12 +32,12 @@ from newsroom.common.messaging import (
 )
 from newsroom.common.ops import ops_routes
 from newsroom.common.settings import get_settings
-from newsroom.common.store import NamespaceRetired, Pointers, connect
+from newsroom.common.store import Pointers, connect
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS, ensure_topics
 from newsroom.rendering.domain import Applied, ArticleEvent, Renderer
 from newsroom.rendering.healing import StoreWatch
-from newsroom.rendering.writer import FragmentWriter
+from newsroom.rendering.namespaces import Namespaces
 
 SERVICE = "rendering"
 ARTICLES_GROUP = "rendering-articles"
@@ -51,51 +51,7 @@ T = TypeVar("T")
 renderer = Renderer.for_settings(settings)
 redis = connect(settings.redis_url)
 pointers = Pointers(settings.template_version)
-_writers: dict[str, FragmentWriter] = {}
-
-
-async def writers() -> list[FragmentWriter]:
-    """The active namespace's writer, plus a rebuild's shadow namespace while one is running."""
-    active, shadow = await pointers.read(redis)  # no active one: the store is rebuilt (see healing)
-    out = []
-    for namespace in (active, shadow):
-        if namespace is None:
-            continue
-        if namespace not in _writers:
-            if len(_writers) > 4:  # namespaces of finished rebuilds
-                _writers.clear()
-            writer = FragmentWriter(redis, namespace, renderer, guard=pointers)
-            try:
-                await writer.setup()
-            except NamespaceRetired:
-                continue
-            _writers[namespace] = writer
-        out.append(_writers[namespace])
-    return out
-
-
-async def to_each_namespace(write: Callable[[FragmentWriter], Awaitable[T]]) -> list[T]:
-    """``write`` done in every namespace that is served or being rebuilt, the active one first.
-
-    A namespace that a rebuild retires meanwhile is left (it is expiring), and the pointers are
-    looked up again, so the write reaches every namespace that is live when it ends.
-    """
-    results: list[T] = []
-    done: set[str] = set()
-    pending = await writers()
-    while pending:
-        retired = False
-        for w in pending:
-            done.add(w.namespace)
-            try:
-                results.append(await write(w))
-            except NamespaceRetired:
-                retired = True
-                _writers.pop(w.namespace, None)
-                log.info("namespace retired; no longer written", namespace=w.namespace)
-        # Only a retirement means the pointers moved: then (only) look them up again.
-        pending = [w for w in await writers() if w.namespace not in done] if retired else []
-    return results
+namespaces = Namespaces(redis, pointers, renderer)
 
 
 def redelivered_while_the_store_is_down() -> AbstractAsyncContextManager[None]:
@@ -114,7 +70,7 @@ async def handle_enriched_batch(decoded: list[tuple[Record, Any]]) -> list[Any]:
     """A batch of article events applied as one write per namespace (see FragmentWriter.apply)."""
     events = [article_event(envelope) for _, envelope in decoded]
     async with redelivered_while_the_store_is_down():
-        results = await to_each_namespace(lambda w: w.apply(events))
+        results = await namespaces.to_each(lambda w: w.apply(events))
     applied = results[0] if results else Applied()
     for record, envelope in decoded:
         with bound_to(envelope):
@@ -128,7 +84,7 @@ async def handle_enriched(record: Record, envelope: Any) -> list[Any]:
     """One article event alone (when its batch failed: see process_batch_at_once)."""
     event = article_event(envelope)
     async with redelivered_while_the_store_is_down():
-        await to_each_namespace(lambda w: w.apply([event]))
+        await namespaces.to_each(lambda w: w.apply([event]))
     log.info("article event handled alone", article_id=record.key, type=envelope.type)
     return []
 
@@ -150,7 +106,7 @@ async def on_snapshots(records: list[Record]) -> None:
             misplaced.append((record, record.error or "not a quote snapshot"))
     async with delivered_again_on_failure():  # a Redis outage too: no snapshot is parked for it
         await publisher.dead_letter_many(misplaced)  # one burst, one wait for the broker
-        await to_each_namespace(lambda w: w.quotes(snapshots))
+        await namespaces.to_each(lambda w: w.quotes(snapshots))
 
 
 health = Health()
@@ -168,7 +124,7 @@ ready, alive = probes(broker, health, _store_reachable)
 async def lifespan(*_: Any) -> AsyncIterator[None]:
     configure_logging(SERVICE)
     await ensure_topics(settings.bootstrap_servers)
-    await writers()
+    await namespaces.writers()
     watch = LogWatch(settings, broker, health)
     lag = report_lag(settings, [ARTICLES_GROUP, QUOTES_GROUP])
     async with in_background(lag, watch.run(), store_watch.run()):

@@ -124,12 +124,12 @@ class Rendering:
     store_watch: StoreWatch
 
 
-def build(settings: Settings | None = None, *, redis: aioredis.Redis | None = None) -> Rendering:
-    """The parts, the subscribers on the broker; ``redis`` instead of a client for the configured URL."""
+def build(settings: Settings | None = None) -> Rendering:
+    """The parts, with the subscribers on the broker (the Redis client connects when first used)."""
     settings = settings or get_settings()
     broker = make_broker(SERVICE, settings)
     publisher = Publisher(broker, SERVICE, settings.publish_timeout_seconds)
-    redis = redis if redis is not None else connect(settings.redis_url)
+    redis = connect(settings.redis_url)
     pointers = Pointers(settings.template_version)
     namespaces = Namespaces(redis, pointers, Renderer.for_settings(settings))
     health = Health()

@@ -70,11 +70,12 @@ SERVE = """import uvicorn, sys
 from newsroom.common.server import uvicorn_options
 from newsroom.common.settings import Settings
 uvicorn.run(sys.argv[1], port=int(sys.argv[2]), workers=1, access_log=False, log_level="warning",
-            loop="uvloop", **uvicorn_options(Settings()))"""
+            loop="uvloop", factory=sys.argv[3] == "factory", **uvicorn_options(Settings()))"""
 
 
-def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-c", SERVE, app, str(port)]
+def serve(app: str, port: int, env: dict[str, str], *, factory: bool = False) -> subprocess.Popen[bytes]:
+    """uvicorn serving ``app``, an ASGI app's import string (with ``factory``: of a function making one)."""
+    argv = [sys.executable, "-c", SERVE, app, str(port), "factory" if factory else "app"]
     proc = subprocess.Popen(argv, env={**os.environ, **env})
     wait_until(lambda: port_open("127.0.0.1", port), 30, app)
     return proc
@@ -101,14 +102,14 @@ def main() -> int:
         path = asyncio.run(populate(settings))
         env = {k: v for k, v in os.environ.items() if k.startswith("NEWSROOM_")}
         servers = {
-            "article page": ("newsroom.web.service:app", path),
+            "article page": ("newsroom.web.service:create_app", path),
             "(a) constant 8 KB": ("benchmarks.baseline_apps:constant", "/"),
             "(b) one Redis GET": ("benchmarks.baseline_apps:one_get", "/"),
         }
         results: dict[str, tuple[float, float]] = {}
         for name, (app, url_path) in servers.items():
             port = free_port()
-            proc = serve(app, port, env)
+            proc = serve(app, port, env, factory=app.endswith(":create_app"))
             try:
                 wrk(f"http://127.0.0.1:{port}{url_path}")  # warm-up: caches, connections
                 time.sleep(1)

@@ -6,21 +6,34 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from faststream.kafka import TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 
-from newsroom.ingestion import service
-from newsroom.ingestion.domain import Known
-from tests.ingestion.helpers import Api, FakePublisher
+from newsroom.common.events import Envelope, decode
+from newsroom.common.settings import Settings
+from newsroom.common.topics import ARTICLES
+from newsroom.ingestion.domain import ArticleRegistry, Known
+from newsroom.ingestion.service import build, serve
+from tests.ingestion.helpers import API_KEY, Api
 
 
 @pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
-    """The ingestion app over ASGI, writes allowed, publishing into a :class:`FakePublisher`."""
-    publisher = FakePublisher()
-    ingestor = service.Ingestor(publisher)  # type: ignore[arg-type]
-    ingestor.ready = True
-    ingestor.registry.by_id["some-article"] = Known("some-article", 1, "0" * 64, "some-article")
-    monkeypatch.setattr(service, "ingestor", ingestor)
-    monkeypatch.setitem(service.app.dependency_overrides, service.require_writer, lambda: "test")
-    transport = httpx.ASGITransport(app=service.app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingestion") as client:
-        yield Api(client, publisher)
+async def api() -> AsyncIterator[Api]:
+    """The ingestion app over ASGI on FastStream's in-memory broker, its client holding a key that may
+    write, its registry knowing ``some-article``; what it publishes on the articles topic is collected."""
+    registry = ArticleRegistry()
+    registry.by_id["some-article"] = Known("some-article", 1, "0" * 64, "some-article")
+    svc = build(Settings(api_keys=API_KEY, max_future_publish_seconds=300), registry=registry)
+    published: list[tuple[bytes | None, Envelope]] = []
+
+    @svc.broker.subscriber(ARTICLES.name)
+    async def collect(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)  # one record: this subscriber takes no batches
+        published.append((record.key, decode(message.body)))
+
+    async with TestKafkaBroker(svc.broker):
+        transport = httpx.ASGITransport(app=serve(svc), raise_app_exceptions=False)
+        writer = {"Authorization": f"Bearer {API_KEY}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=writer) as client:
+            yield Api(client, published, svc)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,14 +19,16 @@ from pathlib import Path
 
 import httpx
 
-from newsroom.common.events import ArticleContent, Envelope, Payload, encode
-from newsroom.common.messaging import Outgoing, Record
+from newsroom.common.events import ArticleContent, Envelope, Payload
+from newsroom.common.messaging import Record
 from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES
+from newsroom.ingestion.service import Ingestion
 from tests.conftest import RunningStack
 
 REPO = Path(__file__).resolve().parents[2]
+API_KEY = "fast-test-key-0123456789"  # a key the ``api`` fixture's app lets write
 
 
 def newsroom(stack: RunningStack, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
@@ -140,23 +142,16 @@ def feed_server() -> Iterator[FeedServer]:
 
 
 @dataclass
-class FakePublisher:
-    """Encodes every event as the real publisher would, and keeps it instead of sending it."""
-
-    sent: list[Envelope] = field(default_factory=list)
-
-    async def publish(self, items: Iterable[Outgoing]) -> int:
-        batch = list(items)
-        for _, _, envelope in batch:
-            encode(envelope)
-        self.sent.extend(envelope for _, _, envelope in batch)
-        return len(batch)
-
-
-@dataclass
 class Api:
+    """The ingestion app under test: its client, what it published on the articles topic, its parts."""
+
     client: httpx.AsyncClient
-    publisher: FakePublisher
+    published: list[tuple[bytes | None, Envelope]]  # (key, event) of each record on the articles topic
+    svc: Ingestion
+
+    @property
+    def sent(self) -> list[Envelope]:
+        return [envelope for _, envelope in self.published]
 
     async def post_raw(self, path: str, raw: str, method: str = "POST") -> httpx.Response:
         """Send ``raw`` as the JSON body, byte for byte (so it can hold NaN and lone surrogate escapes)."""
@@ -189,4 +184,4 @@ async def refused(api: Api, raw: str, field_name: str) -> None:
     [result] = r.json()["results"]
     assert result["outcome"] == "rejected"
     assert result["reason"].startswith((f"{field_name}:", f"{field_name}.")), result
-    assert api.publisher.sent == []
+    assert api.sent == []

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from newsroom.ingestion import service
 from tests.ingestion.helpers import Api, raw_article, refused
 
 BAD_VALUES = [
@@ -43,7 +42,7 @@ async def test_an_unknown_key_with_a_lone_surrogate_is_refused(api: Api) -> None
     r = await api.post_raw("/v1/articles:batch", '{"articles": [' + raw + "]}")
     assert r.status_code == 200, r.text[:300]
     assert [result["outcome"] for result in r.json()["results"]] == ["rejected"]
-    assert api.publisher.sent == []
+    assert api.sent == []
 
 
 async def test_a_non_finite_batch_field_is_422(api: Api) -> None:
@@ -57,7 +56,7 @@ async def test_a_good_article_is_still_accepted(api: Api) -> None:
     """The rules leave a plain article alone: 202, and its event is published."""
     r = await api.post_raw("/v1/articles", raw_article())
     assert r.status_code == 202, r.text
-    assert len(api.publisher.sent) == 1
+    assert len(api.sent) == 1
 
 
 CONTROLS = [
@@ -99,7 +98,7 @@ async def test_line_breaks_stay_where_they_are_whitespace(api: Api) -> None:
     )
     r = await api.post_raw("/v1/articles", raw)
     assert r.status_code == 202, r.text
-    [event] = api.publisher.sent
+    [event] = api.sent
     assert event.data.headline == "Intel beats estimates"  # type: ignore[attr-defined]
     assert event.data.byline == "By A. Writer"  # type: ignore[attr-defined]
     assert "\x00" not in event.model_dump_json()
@@ -116,5 +115,5 @@ async def test_a_bad_retraction_reason_is_422(api: Api, reason: str) -> None:
     r = await api.post_raw("/v1/articles/some-article", '{"reason": ' + reason + "}", method="DELETE")
     assert r.status_code == 422, r.text[:300]
     assert ["body", "reason"] in [error["loc"] for error in r.json()["detail"]]
-    assert api.publisher.sent == []
-    assert service.ingestor.ready
+    assert api.sent == []
+    assert api.svc.ingestor.ready

@@ -14,7 +14,7 @@ from newsroom.common.events import encode, new_envelope
 from newsroom.common.messaging import Publisher
 from newsroom.common.topics import ARTICLES
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry
-from newsroom.ingestion.service import Ingestor, PublishFailed
+from newsroom.ingestion.engine import Ingestor, PublishFailed
 from tests.common.test_output_failures import FailingBroker
 from tests.conftest import RunningStack, apoll
 

@@ -12,7 +12,8 @@ import uvicorn
 
 from newsroom.cli.stack import free_port
 from newsroom.common.store import Keys, Pointers, WriteBatch, connect, namespace_for
-from newsroom.web.service import Site
+from newsroom.web.service import create_app
+from newsroom.web.site import Site
 from tests.conftest import RunningStack, apoll
 
 
@@ -25,7 +26,7 @@ async def serving(stack: RunningStack) -> AsyncIterator[tuple[Site, str]]:
         await redis.set(Pointers(version).active, namespace_for(version))
     finally:
         await redis.aclose()
-    site = Site(stack.settings.redis_url, version)
+    site = create_app(stack.settings.model_copy(update={"template_version": version}))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(site, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())

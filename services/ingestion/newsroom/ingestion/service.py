@@ -1,594 +1,110 @@
 """The ingestion service: the HTTP API that turns submissions into article events.
 
 It is the only writer of the articles topic. At start-up it replays that topic into an
-:class:`ArticleRegistry`, so de-duplication and revision numbers survive restarts. The
-``newsroom feeds`` and ``newsroom ingest`` commands submit through this API too (in
+:class:`~newsroom.ingestion.domain.ArticleRegistry`, so de-duplication and revision numbers survive
+restarts. The ``newsroom feeds`` and ``newsroom ingest`` commands submit through this API too (in
 batches, ``POST /v1/articles:batch``), so every article passes the same rules in one place.
+
+A thin shell, nothing built at import: :func:`build` makes the parts (the broker, the
+:class:`~newsroom.ingestion.engine.Ingestor` that decides and publishes, health), :func:`serve` the
+ASGI app of built parts (the API of :mod:`newsroom.ingestion.api`, the ops routes, the lifespan),
+and :func:`create_app` both, for ``newsroom run ingestion``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
-from pydantic import BaseModel, Field, ValidationError
-from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsroom.common.admin import ensure_topics
-from newsroom.common.events import decode, new_envelope, unreadable_key_or_headers
 from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import Publisher, make_broker
-from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
-from newsroom.common.topics import ARTICLES
-from newsroom.ingestion.domain import (
-    ArticleIn,
-    ArticleRegistry,
-    Decision,
-    FieldRefused,
-    Text,
-    field_errors,
-    parse_article,
-    validation_reason,
-)
+from newsroom.ingestion import api
+from newsroom.ingestion.domain import ArticleRegistry
+from newsroom.ingestion.engine import SERVICE, Ingestor
 
-SERVICE = "ingestion"
-T = TypeVar("T")
-MAX_BATCH = 500
-settings = get_settings()
-broker = make_broker(SERVICE, settings)
 log = structlog.get_logger(SERVICE)
 
 
-class PublishFailed(RuntimeError):
-    """The broker did not acknowledge a publish; nothing was decided for the caller."""
-
-
 @dataclass
-class _Submission:
-    article: ArticleIn
-    article_id: str | None
-    correlation_id: str | None
-    future: asyncio.Future[Decision]
+class Ingestion:
+    """The service's parts, built and not started."""
+
+    settings: Settings
+    broker: KafkaBroker
+    publisher: Publisher
+    ingestor: Ingestor
+    health: Health
 
 
-def _settle(future: asyncio.Future[Decision], outcome: Decision | BaseException) -> None:
-    """Resolve a waiting request unless its client has already gone."""
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def build(settings: Settings | None = None, *, registry: ArticleRegistry | None = None) -> Ingestion:
+    """The parts. With ``registry`` the ingestor decides against it as loaded, and start-up does not
+    read the articles topic into one (a test's registry, fed as it likes)."""
+    settings = settings or get_settings()
+    broker = make_broker(SERVICE, settings)
+    publisher = Publisher(broker, SERVICE, settings.publish_timeout_seconds)
+    ingestor = Ingestor(publisher, settings=settings, registry=registry)
+    return Ingestion(settings, broker, publisher, ingestor, Health())
 
 
-class Ingestor:
-    """Serialises decisions so revisions stay monotonic, and publishes each event whole.
+def serve(svc: Ingestion) -> FastAPI:
+    """The ASGI app of built parts: the API, ``/healthz``, ``/readyz``, ``/metrics`` and the lifespan that
+    starts the broker, loads the registry and runs the log watch."""
+    settings, broker, ingestor, health = svc.settings, svc.broker, svc.ingestor, svc.health
 
-    If the broker fails mid-publish the registry may no longer match the log, so it is marked
-    stale and rebuilt from the topic before the next decision (a retried submission then
-    finds whatever did reach the log, and is a duplicate rather than a second article).
-    """
-
-    def __init__(self, publisher: Publisher, registry: ArticleRegistry | None = None) -> None:
-        self.publisher = publisher
-        self.registry = registry or ArticleRegistry()
-        self.lock = asyncio.Lock()
-        self._waiting: list[_Submission] = []
-        self._committer: asyncio.Task[None] | None = None
-        self.ready = False
-        self.settings: Settings | None = None
-        self._healing: asyncio.Task[None] | None = None
-        self.gate: Callable[[], str | None] | None = None  # what keeps publishing back now, if anything
-
-    async def load(self, settings: Settings) -> int:
-        """Rebuild the registry from the articles topic."""
-        self.settings = settings
-        registry = ArticleRegistry()
-        count = 0
-        async for batch in read_topic(settings, ARTICLES.name, required=True):  # a missing log is no registry
-            for rec in batch:
-                try:
-                    # what enrichment parks (an unreadable key or header) never became an article
-                    if unreadable_key_or_headers(rec.key, rec.headers or ()) is not None:
-                        raise ValueError("unreadable key or header")
-                    registry.apply(decode(rec.value).data)
-                    count += 1
-                except ValueError:
-                    log.warning(
-                        "unreadable article event skipped", offset=rec.offset, partition=rec.partition
-                    )
-        self.registry = registry
-        self.ready = True
-        return count
-
-    async def _resync(self) -> None:
-        """Rebuild a stale registry (held under the lock) or refuse to decide.
-
-        Also refused while the log watch sees the broker away or a topic missing: the embedded broker,
-        back from a restart before the topics are created again, acknowledges a produce to a topic it
-        does not have, and the record is gone (seen under make chaos). The watch's next good look
-        (every 2 s) lets publishing go on.
-        """
-        problem = self.gate() if self.gate is not None else None
-        if problem is not None:
-            raise PublishFailed(f"not publishing: {problem}")
-        if self.ready:
-            return
-        if self.settings is None:
-            raise PublishFailed("the article registry was never loaded")
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        configure_logging(SERVICE)
+        await ensure_topics(settings)
+        await broker.start()
+        loaded = 0 if ingestor.ready else await ingestor.load(settings)  # a registry given to build is kept
+        log.info("ingestion ready", articles_in_log=loaded, known_articles=len(ingestor.registry.by_id))
+        if not settings.api_keys:
+            log.warning("no NEWSROOM_API_KEYS configured: every write will be refused")
+        watch = LogWatch(settings, broker, health, on_log_lost=ingestor.log_lost)
+        ingestor.gate = lambda: None if health.ok else health.describe()
         try:
-            await self.load(self.settings)
-        except Exception as exc:  # the broker is still away: refuse rather than guess
-            raise PublishFailed(f"cannot rebuild the article registry: {exc}") from exc
-        log.info("article registry rebuilt after a failed publish", known_articles=len(self.registry.by_id))
-
-    async def _publish(self, decisions: list[Decision], correlation_id: str | None) -> None:
-        """Publish the decisions' events as one burst; on failure the registry goes stale."""
-        await self._publish_each([(d, correlation_id) for d in decisions])
-
-    async def _publish_each(self, decisions: list[tuple[Decision, str | None]]) -> None:
-        """Like :meth:`_publish`, each event with its own request's correlation id."""
-        items = [
-            (ARTICLES, d.article_id, new_envelope(d.event, producer=SERVICE, correlation_id=correlation_id))
-            for d, correlation_id in decisions
-            if d.event is not None
-        ]
-        try:
-            await self.publisher.publish(items)
-        except Exception as exc:
-            self.ready = False
-            if self._healing is None or self._healing.done():
-                self._healing = asyncio.create_task(self._heal())
-            log.exception("publishing article events failed", events=len(items))
-            why = str(exc) or f"no acknowledgement within {self.publisher.timeout:g} s"
-            raise PublishFailed(f"the broker did not acknowledge the article events: {why}") from exc
-
-    async def _heal(self, first_pause: float = 1.0, longest_pause: float = 30.0) -> None:
-        """Rebuild a stale registry in the background until it is ready again, so that readiness comes
-        back without a request (a service that is not ready gets none)."""
-        pause = first_pause
-        while not self.ready:
-            await asyncio.sleep(pause)
-            async with self.lock:
-                try:
-                    await self._resync()
-                except PublishFailed as exc:  # the broker is still away: try again later
-                    log.warning("registry not rebuilt yet", error=str(exc), retry_in_s=pause)
-            pause = min(pause * 2, longest_pause)
-
-    def log_lost(self) -> None:
-        """The broker lost the articles topic (see :class:`~newsroom.common.health.LogWatch`): the registry
-        knows articles the log no longer has, so it is rebuilt from what the log holds now."""
-        self.ready = False
-        if self._healing is None or self._healing.done():
-            self._healing = asyncio.create_task(self._heal())
-
-    async def close(self) -> None:
-        """Stop healing (at shutdown)."""
-        if self._healing is not None:
-            self._healing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._healing
-
-    async def submit(
-        self, article: ArticleIn, *, article_id: str | None = None, correlation_id: str | None = None
-    ) -> Decision:
-        """Decide and publish one submission (a revision of ``article_id`` if given).
-
-        Group commit: submissions that arrive while a burst is being published wait for the
-        next one together, each decided in arrival order, so concurrent clients share one
-        produce round trip instead of queueing for a round trip each.
-        """
-        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Submission(article, article_id, correlation_id, future))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_waiting())
-        return await self._within_deadline(future)
-
-    async def _within_deadline(self, outcome: Awaitable[T]) -> T:
-        """``outcome``, or PublishFailed once the request deadline passed (the work goes on: whether it
-        reached the log, a retry finds out, as a duplicate)."""
-        deadline = self.settings.request_deadline_seconds if self.settings else 10.0
-        try:
-            return await asyncio.wait_for(asyncio.shield(outcome), deadline)
-        except TimeoutError as exc:
-            raise PublishFailed(f"no answer from the broker within {deadline:g} s") from exc
-
-    async def _commit_waiting(self) -> None:
-        async with self.lock:
-            while self._waiting:
-                group, self._waiting = self._waiting, []
-                await self._commit(group)
-
-    async def _commit(self, group: list[_Submission]) -> None:
-        decided: list[tuple[_Submission, Decision]] = []
-        try:
-            await self._resync()
-            for item in group:
-                try:
-                    decision = self.registry.submit(item.article, article_id=item.article_id)
-                except ValueError as exc:
-                    _settle(item.future, exc)
-                    continue
-                if decision.event is not None:
-                    self.registry.apply(decision.event)  # undone by the rebuild if the burst fails
-                decided.append((item, decision))
-            await self._publish_each([(d, item.correlation_id) for item, d in decided])
-        except Exception as exc:  # PublishFailed, or a bug: every waiting client hears of it
-            for item in group:
-                _settle(item.future, exc)
-            if not isinstance(exc, PublishFailed):
-                raise
-            return
-        for item, decision in decided:
-            _settle(item.future, decision)
-
-    async def submit_many(
-        self, articles: list[ArticleIn | str], correlation_id: str | None = None
-    ) -> list[Decision | str]:
-        """:meth:`decide_many` within the request deadline."""
-        return await self._within_deadline(asyncio.ensure_future(self.decide_many(articles, correlation_id)))
-
-    async def decide_many(
-        self, articles: list[ArticleIn | str], correlation_id: str | None = None
-    ) -> list[Decision | str]:
-        """Decide a batch in order (a later item sees the earlier ones) and publish it as one burst.
-
-        A ``str`` item is a rejection reason found while validating; it passes through, as does
-        the reason an article is refused here. Each article's event is published whole or not at
-        all: if the burst fails the whole call fails and the registry is rebuilt from the log.
-        """
-        async with self.lock:
-            await self._resync()
-            results: list[Decision | str] = []
-            for item in articles:
-                if isinstance(item, str):
-                    results.append(item)
-                    continue
-                try:
-                    decision = self.registry.submit(item)
-                except ValueError as exc:
-                    results.append(str(exc))
-                    continue
-                if decision.event is not None:
-                    self.registry.apply(decision.event)  # undone by the rebuild if the burst fails
-                results.append(decision)
-            await self._publish([r for r in results if isinstance(r, Decision)], correlation_id)
-            return results
-
-    async def retract(
-        self, article_id: str, reason: str, correlation_id: str | None = None
-    ) -> Decision | None:
-        """:meth:`decide_retraction` within the request deadline."""
-        return await self._within_deadline(
-            asyncio.ensure_future(self.decide_retraction(article_id, reason, correlation_id))
-        )
-
-    async def decide_retraction(
-        self, article_id: str, reason: str, correlation_id: str | None = None
-    ) -> Decision | None:
-        async with self.lock:
-            await self._resync()
-            decision = self.registry.retract(article_id, reason)
-            if decision is None:
-                return None
-            await self._publish([decision], correlation_id)
-            if decision.event is not None:
-                self.registry.apply(decision.event)
-            return decision
-
-
-ingestor = Ingestor(Publisher(broker, SERVICE, settings.publish_timeout_seconds))
-health = Health()
-
-
-@asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    configure_logging(SERVICE)
-    await ensure_topics(settings)
-    await broker.start()
-    loaded = await ingestor.load(settings)
-    log.info("ingestion ready", articles_in_log=loaded, known_articles=len(ingestor.registry.by_id))
-    if not settings.api_keys:
-        log.warning("no NEWSROOM_API_KEYS configured: every write will be refused")
-    watch = LogWatch(settings, broker, health, on_log_lost=ingestor.log_lost)
-    ingestor.gate = lambda: None if health.ok else health.describe()
-    try:
-        async with in_background(watch.run()):
-            yield
-    finally:
-        await ingestor.close()
-        await broker.stop()
-        log.info("ingestion stopped")
-
-
-app = FastAPI(title="Newsroom ingestion API", version="1", lifespan=lifespan)
-app.mount("/metrics", make_asgi_app())
-bearer = HTTPBearer(auto_error=False)
-
-
-@app.exception_handler(RequestValidationError)
-async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 naming each invalid field, without echoing the input (NaN or a lone surrogate would not encode)."""
-    return JSONResponse({"detail": field_errors(exc.errors())}, status_code=422)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def parse(raw: object) -> ArticleIn:
-    """:func:`parse_article` against the clock and the configured tolerance for future times."""
-    return parse_article(
-        raw, now=utc_now(), max_future=timedelta(seconds=settings.max_future_publish_seconds)
-    )
-
-
-async def article_body(request: Request) -> ArticleIn:
-    """The request's article, through :func:`parse_article` like every batch item."""
-    try:
-        raw = await request.json()
-    except ClientDisconnect as exc:  # gone before its body arrived (BodyLimit refused it, or it left)
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the client left before its body arrived") from exc
-    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested beyond reason
-        error = {"type": "json_invalid", "loc": ("body",), "msg": "the body is not a JSON document"}
-        raise RequestValidationError([error]) from exc
-    try:
-        return parse(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
-
-
-Article = Annotated[ArticleIn, Depends(article_body)]
-# the body is read by article_body, so the documentation is told its shape
-ARTICLE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": ArticleIn.model_json_schema()}},
-    }
-}
-
-
-def require_writer(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
-    """Accept a request only with a configured API key (compared in constant time)."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"}
-        )
-    presented = credentials.credentials.encode()
-    allowed = False
-    for key in settings.api_keys:
-        allowed |= hmac.compare_digest(presented, key.get_secret_value().encode())
-    if not allowed:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this API key may not write articles")
-    return credentials.credentials
-
-
-Writer = Annotated[str, Depends(require_writer)]
-
-
-class Accepted(BaseModel):
-    article_id: str
-    revision: int
-    outcome: str
-    url: str = Field(description="the article's path on the site")
-
-
-class Retraction(BaseModel):
-    reason: Text = Field(default="", max_length=1000)
-
-
-class BatchIn(BaseModel):
-    """Several submissions in one request; each is validated and decided on its own."""
-
-    articles: list[Any] = Field(
-        min_length=1, max_length=MAX_BATCH, description="article objects; any other item is rejected alone"
-    )
-
-
-class BatchItem(BaseModel):
-    """The outcome of one batch item: ``accepted``, ``revised``, ``duplicate``, ``gone`` or ``rejected``."""
-
-    index: int
-    outcome: str
-    article_id: str | None = None
-    revision: int | None = None
-    reason: str | None = None
-
-
-class BatchOut(BaseModel):
-    results: list[BatchItem]
-
-
-RETRY_AFTER = {"Retry-After": "5"}  # a 503's: the broker is away or the registry is being rebuilt
-MAX_CORRELATION_ID = 200  # characters kept of a client's x-correlation-id (it travels in every event)
-
-
-def _correlation(request: Request) -> str | None:
-    return request.headers.get("x-correlation-id", "")[:MAX_CORRELATION_ID] or None
-
-
-@app.middleware("http")
-async def bind_request(request: Request, call_next: Any) -> Any:
-    """Every log line of a request carries its correlation id and path."""
-    with structlog.contextvars.bound_contextvars(
-        correlation_id=_correlation(request) or "", path=request.url.path
-    ):
-        return await call_next(request)
-
-
-class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413: by their declared length before reading
-    them, and a body sent in chunks (with no length) as soon as it has gone over, not once it is in.
-
-    Then the app is told the client went away, and what it answers to that is dropped.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.refusal = JSONResponse({"detail": f"body over {limit} bytes"}, status_code=413)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = Headers(scope=scope).get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self.refusal(scope, receive, send)
-            return
-        received = 0
-        answered = refused = False
-
-        async def counted() -> Message:
-            nonlocal received, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request" and not answered:
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    await self.refusal(scope, receive, send)
-                    refused = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def watched(message: Message) -> None:
-            nonlocal answered
-            if refused:
-                return
-            answered = answered or message["type"] == "http.response.start"
-            await send(message)
-
-        await self.app(scope, counted, watched)
-
-
-app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-
-
-def _answer(decision: Decision) -> JSONResponse:
-    if decision.outcome == "gone":
-        raise HTTPException(status.HTTP_410_GONE, f"article {decision.article_id} was retracted")
-    body = Accepted(
-        article_id=decision.article_id,
-        revision=decision.revision,
-        outcome=decision.outcome,
-        url=decision.path,
-    )
-    code = status.HTTP_200_OK if decision.outcome == "duplicate" else status.HTTP_202_ACCEPTED
-    return JSONResponse(body.model_dump(), status_code=code)
-
-
-@app.post("/v1/articles", status_code=202, response_model=Accepted, openapi_extra=ARTICLE_BODY)
-async def submit_article(article: Article, request: Request, _: Writer) -> JSONResponse:
-    """Submit an article; a known one (same source id, URL or content) is a duplicate or a revision."""
-    try:
-        decision = await ingestor.submit(article, correlation_id=_correlation(request))
-    except PublishFailed as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
-    except FieldRefused as exc:
-        error = {"type": "value_error", "loc": ("body", exc.field), "msg": exc.message}
-        raise RequestValidationError([error]) from exc
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    return _answer(decision)
-
-
-@app.post("/v1/articles:batch", response_model=BatchOut)
-async def submit_batch(batch: BatchIn, request: Request, _: Writer) -> BatchOut:
-    """Submit up to 500 articles at once; each item is accepted, revised, a duplicate, gone or rejected.
-
-    The answer is 200 with one result per item, in order. An invalid item is rejected with
-    its field errors without affecting the others; nothing is published for it.
-    """
-    items: list[ArticleIn | str] = []
-    for raw in batch.articles:
-        try:
-            items.append(parse(raw))
-        except ValidationError as exc:
-            items.append(validation_reason(exc))
-    try:
-        outcomes = await ingestor.submit_many(items, correlation_id=_correlation(request))
-    except PublishFailed as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
-    results = [
-        BatchItem(index=i, outcome="rejected", reason=o)
-        if isinstance(o, str)
-        else BatchItem(index=i, outcome=o.outcome, article_id=o.article_id, revision=o.revision)
-        for i, o in enumerate(outcomes)
-    ]
-    return BatchOut(results=results)
-
-
-@app.put("/v1/articles/{article_id}", status_code=202, response_model=Accepted, openapi_extra=ARTICLE_BODY)
-async def revise_article(article_id: str, article: Article, request: Request, _: Writer) -> JSONResponse:
-    """Publish a new revision of an existing article."""
-    if article_id not in ingestor.registry.by_id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id}")
-    try:
-        decision = await ingestor.submit(article, article_id=article_id, correlation_id=_correlation(request))
-    except PublishFailed as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
-    except FieldRefused as exc:
-        error = {"type": "value_error", "loc": ("body", exc.field), "msg": exc.message}
-        raise RequestValidationError([error]) from exc
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    return _answer(decision)
-
-
-@app.delete("/v1/articles/{article_id}", status_code=202, response_model=Accepted)
-async def retract_article(
-    article_id: str, request: Request, _: Writer, retraction: Retraction | None = None
-) -> JSONResponse:
-    """Retract an article: a retraction event, never a silent delete."""
-    try:
-        decision = await ingestor.retract(
-            article_id, retraction.reason if retraction else "", correlation_id=_correlation(request)
-        )
-    except PublishFailed as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
-    if decision is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id}")
-    return _answer(decision)
-
-
-@app.get("/healthz", response_class=PlainTextResponse)
-async def healthz() -> str:
-    return "ok\n"
-
-
-async def _registry_current() -> str | None:
-    return None if ingestor.ready else "the article registry is being rebuilt from the log"
-
-
-ready, _ = probes(broker, health, _registry_current)  # the same readiness as every other service's
-
-
-@app.get("/readyz", response_class=PlainTextResponse)
-async def readyz() -> PlainTextResponse:
-    """Ready while the watch sees no problem, the broker answers and the registry matches the log."""
-    problem = await ready()
-    if problem is None:
-        return PlainTextResponse("ok\n")
-    return PlainTextResponse(f"not ready: {problem}\n", status_code=503)
+            async with in_background(watch.run()):
+                yield
+        finally:
+            await ingestor.close()
+            await broker.stop()
+            log.info("ingestion stopped")
+
+    app = FastAPI(title="Newsroom ingestion API", version="1", lifespan=lifespan)
+    app.mount("/metrics", make_asgi_app())
+    api.install(app, ingestor, settings)
+
+    async def registry_current() -> str | None:
+        return None if ingestor.ready else "the article registry is being rebuilt from the log"
+
+    ready, _ = probes(broker, health, registry_current)  # the same readiness as every other service's
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    async def healthz() -> str:
+        return "ok\n"
+
+    @app.get("/readyz", response_class=PlainTextResponse)
+    async def readyz() -> PlainTextResponse:
+        """Ready while the watch sees no problem, the broker answers and the registry matches the log."""
+        problem = await ready()
+        if problem is None:
+            return PlainTextResponse("ok\n")
+        return PlainTextResponse(f"not ready: {problem}\n", status_code=503)
+
+    return app
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service's ASGI app: :func:`serve` of :func:`build`."""
+    return serve(build(settings))

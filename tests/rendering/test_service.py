@@ -116,7 +116,7 @@ async def test_a_misplaced_article_event_is_dead_lettered_alone_with_its_reason(
     assert [[e.article.article_id for e in w] for w in rendering.writer.applied] == [["a1"]]  # type: ignore[union-attr]
     reasons = {value: headers["dlq-reason"] for value, headers in rendering.letters}
     assert len(rendering.letters) == 2
-    assert reasons[misplaced] == f"ValueError: ArticleSubmitted does not belong on {ENRICHED.name}"
+    assert reasons[misplaced] == ENRICHED.misplaced("ArticleSubmitted")  # decided once, for every topic
     assert reasons[b"not json at all"]  # undecodable: parked with its decoder's reason
     assert {headers["dlq-service"] for _, headers in rendering.letters} == {"rendering"}
     assert {headers["dlq-topic"] for _, headers in rendering.letters} == {ENRICHED.name}
@@ -132,4 +132,4 @@ async def test_snapshots_are_written_and_anything_else_on_their_topic_is_parked(
     assert rendering.writer.quoted == [snapshots]
     [(value, headers)] = rendering.letters
     assert value == stray
-    assert headers["dlq-reason"] == "not a quote snapshot"
+    assert headers["dlq-reason"] == SNAPSHOTS.misplaced("ArticleEnriched")

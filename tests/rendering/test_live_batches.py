@@ -75,7 +75,7 @@ async def test_a_burst_is_rendered_and_a_misplaced_event_in_it_is_dead_lettered_
         lambda: dead_letter_reasons(stack, f"{tag}99".encode()), lambda found: len(found) == 1
     )
     assert letters[0]["dlq-service"] == "rendering"
-    assert letters[0]["dlq-reason"] == f"ValueError: ArticleSubmitted does not belong on {ENRICHED.name}"
+    assert letters[0]["dlq-reason"] == ENRICHED.misplaced("ArticleSubmitted")
     assert httpx.get(f"{stack.web}/news/burst-{tag}-99").status_code == 404
     metrics = httpx.get(
         f"http://127.0.0.1:{stack.settings.rendering_port}/metrics", follow_redirects=True

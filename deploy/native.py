@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = {
     "services/enrichment/newsroom/enrichment/tagger.py": (
         "services/enrichment/newsroom/enrichment/forms.py",
+        "services/enrichment/newsroom/enrichment/legal_names.py",
         "services/enrichment/newsroom/enrichment/master.py",
         "services/enrichment/newsroom/enrichment/names.py",
         "services/enrichment/newsroom/enrichment/relevance.py",
@@ -41,6 +42,7 @@ MODULES = {
     "services/enrichment/newsroom/enrichment/forms.py": (),
     "services/enrichment/newsroom/enrichment/names.py": (
         "services/enrichment/newsroom/enrichment/forms.py",
+        "services/enrichment/newsroom/enrichment/legal_names.py",
         "services/enrichment/newsroom/enrichment/master.py",
     ),
     "services/enrichment/newsroom/enrichment/resolution.py": (

@@ -11,7 +11,8 @@ import re
 from functools import lru_cache
 
 from newsroom.enrichment.forms import lower, normalise
-from newsroom.enrichment.master import LEGAL_FORMS, common_words
+from newsroom.enrichment.legal_names import LEGAL_FORMS
+from newsroom.enrichment.master import common_words
 
 # A word that may be part of a company's name, spelt backwards; and a run of them, space-separated.
 # (Backwards, so that the run of them that ends where an explicit form starts is one match at 0.)

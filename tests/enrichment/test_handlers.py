@@ -6,8 +6,6 @@ No broker or Redis: :func:`~newsroom.enrichment.service.build` gives the service
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -171,16 +169,3 @@ async def test_an_invalid_listing_is_dead_lettered_by_the_checked_group(
     assert "exchange" in headers[deadletters.REASON]
     assert svc.enricher.securities == before
     assert svc.enricher.tagger is tagger
-
-
-def test_importing_the_service_builds_nothing() -> None:
-    """Importing the service module reads no settings and makes no broker (both fail here if called)."""
-    code = (
-        "import newsroom.common.settings as s, newsroom.common.messaging as m\n"
-        "def refuse(*a, **k): raise AssertionError('built at import')\n"
-        "s.get_settings = m.make_broker = refuse\n"
-        "import newsroom.enrichment.service as svc\n"
-        "assert callable(svc.build) and callable(svc.create_app)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr

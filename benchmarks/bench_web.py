@@ -22,8 +22,8 @@ from newsroom.cli.stack import free_port, port_open, stop_process, wait_until
 from newsroom.common.events import ArticleSubmitted, QuoteUpdated
 from newsroom.common.settings import Settings
 from newsroom.common.store import Pointers, connect
+from newsroom.enrichment.enricher import Enricher
 from newsroom.enrichment.master import build_master
-from newsroom.enrichment.service import Enricher
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry
 from newsroom.rendering.domain import Renderer
 from newsroom.rendering.writer import FragmentWriter

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from newsroom.common.events import EventDecodeError, decode_payload
 from newsroom.common.settings import Settings
 
 
@@ -171,3 +172,12 @@ async def read_topic(
                     yield recs
                 if not follow and await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
+
+
+def decoded_payloads(batch: Sequence[ConsumerRecord[Any, Any]]) -> Iterator[Any]:
+    """Each record's event payload, or None for a record that is not a valid event (what a replay folds)."""
+    for rec in batch:
+        try:
+            yield decode_payload(rec.value or b"")
+        except EventDecodeError:
+            yield None

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from newsroom.common.events import EventDecodeError, decode_payload
 from newsroom.common.settings import Settings
+from newsroom.common.topics import BY_NAME
 
 
 @contextlib.asynccontextmanager
@@ -175,9 +176,13 @@ async def read_topic(
 
 
 def decoded_payloads(batch: Sequence[ConsumerRecord[Any, Any]]) -> Iterator[Any]:
-    """Each record's event payload, or None for a record that is not a valid event (what a replay folds)."""
+    """Each record's event payload, or None for a record that is not a valid event or whose type its topic
+    does not declare (what a replay folds: the consumers park both, see ``Record``)."""
     for rec in batch:
         try:
-            yield decode_payload(rec.value or b"")
+            payload = decode_payload(rec.value or b"")
         except EventDecodeError:
             yield None
+            continue
+        declared = BY_NAME.get(rec.topic)
+        yield None if declared is not None and declared.misplaced(payload.TYPE) else payload

@@ -30,13 +30,13 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import structlog
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 from redis.exceptions import RedisError
 
 from newsroom.common.admin import partitions_of, plain_consumer
 from newsroom.common.errors import Refused
-from newsroom.common.events import EventDecodeError, QuoteUpdated, decode_payload
-from newsroom.common.reading import read_topic, running, spans
+from newsroom.common.events import QuoteUpdated
+from newsroom.common.reading import decoded_payloads, read_topic, running, spans
 from newsroom.common.settings import Settings
 from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
 from newsroom.common.tasks import in_background
@@ -193,15 +193,6 @@ def _retired_is_fatal() -> Iterator[None]:
         ) from exc
     except SwitchRefused as exc:
         raise RebuildRefused(str(exc)) from exc
-
-
-def decoded_payloads(batch: list[ConsumerRecord[Any, Any]]) -> Iterator[Any]:
-    """Each record's event payload, or None for a record that is not a valid event."""
-    for rec in batch:
-        try:
-            yield decode_payload(rec.value or b"")
-        except EventDecodeError:
-            yield None
 
 
 async def render_log(

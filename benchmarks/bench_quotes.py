@@ -34,7 +34,7 @@ from newsroom.cli.stack import Stack
 from newsroom.common.events import TickReceived, encode, instrument_id, new_envelope
 from newsroom.common.settings import Settings
 from newsroom.common.topics import TICKS
-from newsroom.quotes.domain import QuoteBook
+from newsroom.quotes.book import QuoteBook
 from newsroom.quotes.pipeline import book_config, ingest
 
 TICKS_TOTAL = 300_000

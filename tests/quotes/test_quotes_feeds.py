@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsroom.common.events import TickReceived
-from newsroom.quotes.domain import QuoteBook
+from newsroom.quotes.book import QuoteBook
 from newsroom.quotes.feeds import (
     infer_instrument,
     merge_ticks,

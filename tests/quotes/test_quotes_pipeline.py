@@ -14,7 +14,8 @@ import pytest
 
 from newsroom.common.events import TickReceived, encode, new_envelope
 from newsroom.common.settings import Settings
-from newsroom.quotes.domain import QuoteBook
+from newsroom.quotes.book import QuoteBook
+from newsroom.quotes.exchanges import known_instrument
 from newsroom.quotes.feeds import read_intraday_bars, read_tse_daily
 from newsroom.quotes.pipeline import (
     KNOWN_SPLITS_FILE,
@@ -22,7 +23,6 @@ from newsroom.quotes.pipeline import (
     decode_tick,
     fast_tick_fields,
     ingest,
-    known_instrument,
     load_splits,
     tick_fields,
 )

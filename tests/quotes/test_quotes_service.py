@@ -24,7 +24,7 @@ from newsroom.common.events import QuoteUpdated, TickReceived, encode, new_envel
 from newsroom.common.messaging import Record
 from newsroom.common.reading import read_topic
 from newsroom.common.topics import DEAD_LETTERS, SNAPSHOTS, TICKS
-from newsroom.quotes.domain import QuoteBook
+from newsroom.quotes.book import QuoteBook
 from newsroom.quotes.pipeline import book_config
 from tests.conftest import REPO, RunningStack, apoll
 

@@ -30,7 +30,8 @@ from typing import Any
 
 from newsroom.common.events import TickReceived
 
-from .domain import DEFAULT_EXCHANGES, DEFAULT_INSTRUMENT_SPECS, ExchangeSpec, session_calendar
+from .calendars import session_calendar
+from .exchanges import DEFAULT_EXCHANGES, DEFAULT_INSTRUMENT_SPECS, ExchangeSpec
 
 __all__ = [
     "YAHOO_EXCHANGES",

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import csv
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,12 +24,13 @@ import orjson
 from newsroom.common.events import EventDecodeError, TickReceived, decode
 from newsroom.common.settings import Settings
 
-from .domain import DEFAULT_INSTRUMENT_SPECS, QuoteBook, RejectCode, SplitSpec
+from .book import QuoteBook
+from .domain import IGNORED_BY_RULE, SplitSpec
+from .exchanges import known_instrument
 
 __all__ = [
     "COALESCE",
     "DELAY_BY_EXCHANGE_MINUTES",
-    "IGNORED_BY_RULE",
     "KNOWN_SPLITS_FILE",
     "BatchOutcome",
     "TickFields",
@@ -38,7 +38,6 @@ __all__ = [
     "decode_tick",
     "fast_tick_fields",
     "ingest",
-    "known_instrument",
     "load_splits",
     "tick_fields",
 ]
@@ -52,13 +51,8 @@ DELAY_BY_EXCHANGE_MINUTES: Mapping[str, int] = {}
 COALESCE = timedelta(seconds=1)
 """At most one public snapshot per instrument per this interval."""
 
-IGNORED_BY_RULE = frozenset({RejectCode.DUPLICATE, RejectCode.OUT_OF_ORDER})
-"""Rejections that are normal (re-deliveries, late feeds): counted, never dead-lettered."""
-
 _TICK_TYPE = TickReceived.TYPE
 _TICK_VERSION = TickReceived.VERSION
-_US_SYMBOL = re.compile(r"[A-Z][A-Z0-9]{0,5}(?:[.\-][A-Z0-9]{1,3})?")
-_TYO_SYMBOL = re.compile(r"\d{3}[0-9A-Z]")
 
 
 class ConsumedRecord(Protocol):
@@ -72,21 +66,6 @@ class ConsumedRecord(Protocol):
 
 
 # --------------------------------------------------------------------------- configuration
-
-
-def known_instrument(instrument_id: str) -> bool:
-    """Whether an (upper-case) instrument id is one the site can show.
-
-    US listings (NYSE, NASDAQ) need a plausible ticker (``BRK.B``, ``BF-B``), Tokyo a four-character
-    securities code (``4063``, ``130A``), indices one of the configured index ids. Anything else is
-    quarantined as an unknown instrument instead of growing the book without bound.
-    """
-    exchange, _, symbol = instrument_id.partition(":")
-    if exchange in ("NYSE", "NASDAQ"):
-        return _US_SYMBOL.fullmatch(symbol) is not None
-    if exchange == "TYO":
-        return _TYO_SYMBOL.fullmatch(symbol) is not None
-    return instrument_id in DEFAULT_INSTRUMENT_SPECS
 
 
 def load_splits(path: Path | str) -> dict[str, list[SplitSpec]]:

@@ -46,7 +46,7 @@ from newsroom.common.reading import running
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import SNAPSHOTS, TICKS
-from newsroom.quotes.domain import QuoteBook
+from newsroom.quotes.book import QuoteBook
 from newsroom.quotes.pipeline import BatchOutcome, book_config, ingest
 
 SERVICE = "quotes"

@@ -25,7 +25,7 @@ from newsroom.common.messaging import Record
 from newsroom.common.reading import read_topic
 from newsroom.common.topics import DEAD_LETTERS, SNAPSHOTS, TICKS
 from newsroom.quotes.book import QuoteBook
-from newsroom.quotes.pipeline import book_config
+from newsroom.quotes.engine import book_config
 from tests.conftest import REPO, RunningStack, apoll
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -47,7 +47,7 @@ from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import SNAPSHOTS, TICKS
 from newsroom.quotes.book import QuoteBook
-from newsroom.quotes.pipeline import BatchOutcome, book_config, ingest
+from newsroom.quotes.engine import BatchOutcome, book_config, ingest
 
 SERVICE = "quotes"
 GROUP = "quotes"

@@ -4,20 +4,30 @@
 * :func:`ingest` folds a batch of consumed records into a :class:`QuoteBook` (decoded by
   :mod:`newsroom.quotes.ticks`) and reports what happened to each record; it is used both live and
   for the start-up rebuild, so the two agree.
+* :class:`QuoteEngine` is what the handlers drive: the book, a batch in, the snapshots due out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
 
+import structlog
+from aiokafka import ConsumerRecord
+from prometheus_client import Counter
+
+from newsroom.common.events import TickReceived, new_envelope
+from newsroom.common.messaging import Publisher, Record, undecodable
+from newsroom.common.ops import EVENTS_FAILED, EVENTS_PROCESSED
 from newsroom.common.settings import Settings
+from newsroom.common.topics import SNAPSHOTS
 
 from .book import QuoteBook
 from .domain import IGNORED_BY_RULE, SplitSpec
@@ -29,9 +39,12 @@ __all__ = [
     "DELAY_BY_EXCHANGE_MINUTES",
     "KNOWN_SPLITS_FILE",
     "BatchOutcome",
+    "Clock",
+    "QuoteEngine",
     "book_config",
     "ingest",
     "load_splits",
+    "utcnow",
 ]
 
 KNOWN_SPLITS_FILE = Path(__file__).with_name("splits.csv")
@@ -39,6 +52,8 @@ KNOWN_SPLITS_FILE = Path(__file__).with_name("splits.csv")
 
 DELAY_BY_EXCHANGE_MINUTES: Mapping[str, int] = {}
 """Per-exchange delay overrides in minutes (the default is ``Settings.quote_delay_minutes``)."""
+
+log = structlog.get_logger("quotes")
 
 COALESCE = timedelta(seconds=1)
 """At most one public snapshot per instrument per this interval."""
@@ -143,3 +158,91 @@ def ingest(book: QuoteBook, records: Sequence[ConsumedRecord], now: float | None
             out.poison.append((i, f"{code}: {reason}"))
             out.rejected[code] = out.rejected.get(code, 0) + 1
     return out
+
+
+# --------------------------------------------------------------------------- the engine
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
+
+
+TICK_OUTCOMES = Counter("newsroom_quote_ticks_total", "Quote ticks consumed, by outcome", ["outcome"])
+SNAPSHOTS_PUBLISHED = Counter("newsroom_quote_snapshots_total", "Public quote snapshots published")
+
+
+class QuoteEngine:
+    """The book and what the handlers do with it: batches of ticks in, due snapshots out, poison parked.
+
+    ``clock`` is the time the delay line is released at (tests drive it); the book is changed under
+    ``lock`` only, so that a batch and the flusher never interleave.
+    """
+
+    def __init__(self, book: QuoteBook, publisher: Publisher, *, clock: Clock = utcnow) -> None:
+        self.book = book
+        self.publisher = publisher
+        self.clock = clock
+        self.lock = asyncio.Lock()
+        service = publisher.service
+        self._applied = TICK_OUTCOMES.labels("applied")
+        self._processed = EVENTS_PROCESSED.labels(service, TickReceived.TYPE)
+
+    async def take(self, records: Sequence[ConsumerRecord[Any, Any]]) -> BatchOutcome:
+        """Apply a batch of ticks, dead-letter its poison, publish what became due.
+
+        A record whose key or headers are not text is parked alone; its neighbours are applied. When
+        the dead letters or snapshots are not taken by the broker this raises, and the batch is to be
+        delivered again: its applied ticks are duplicates then, which the book skips.
+        """
+        unreadable = [(rec, reason) for rec in records if (reason := undecodable(rec)) is not None]
+        if unreadable:
+            records = [rec for rec in records if undecodable(rec) is None]
+        async with self.lock:
+            outcome = ingest(self.book, records, self.clock().timestamp())
+        self._count(outcome)
+        poison = [(Record.from_consumer_record(rec), reason) for rec, reason in unreadable]
+        poison += [(Record.from_consumer_record(records[i]), reason) for i, reason in outcome.poison]
+        if poison:
+            await self.publisher.dead_letter_many(poison)
+        await self.flush()
+        return outcome
+
+    async def flush(self) -> int:
+        """Publish every snapshot the delay line released by now; on failure they stay due for the next."""
+        async with self.lock:
+            snapshots = self.book.due(self.clock())
+            if snapshots:
+                service = self.publisher.service
+                try:
+                    await self.publisher.publish(
+                        (SNAPSHOTS, s.instrument_id, new_envelope(s, producer=service)) for s in snapshots
+                    )
+                except BaseException:
+                    self.book.mark_dirty(s.instrument_id for s in snapshots)
+                    raise
+                SNAPSHOTS_PUBLISHED.inc(len(snapshots))
+        return len(snapshots)
+
+    async def flushing(self, interval: float) -> None:
+        """Release due snapshots every ``interval`` seconds, also while no ticks arrive (until cancelled)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush()
+            except Exception:  # keep releasing snapshots; the next round retries
+                log.exception("flushing due snapshots failed")
+
+    def _count(self, outcome: BatchOutcome) -> None:
+        """Add one batch's outcome to the metrics."""
+        if outcome.applied:
+            self._applied.inc(outcome.applied)
+            self._processed.inc(outcome.applied)
+        service = self.publisher.service
+        for code, n in outcome.ignored.items():
+            TICK_OUTCOMES.labels(code).inc(n)
+            EVENTS_FAILED.labels(service, f"{TickReceived.TYPE}:{code}").inc(n)
+        for code, n in outcome.rejected.items():
+            TICK_OUTCOMES.labels(code).inc(n)

@@ -6,13 +6,12 @@ releases it is called explicitly, as the service's flusher does every second.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from faststream.kafka import TestKafkaBroker
 
+from newsroom.common import deadletters
 from newsroom.common.events import QuoteUpdated
 from newsroom.common.messaging import Record
 from newsroom.common.settings import Settings
@@ -80,12 +79,12 @@ async def test_a_poison_tick_is_dead_lettered_alone_with_its_reason_while_its_ne
     async with TestKafkaBroker(svc.broker) as broker:
         await broker.publish_batch(*batch, topic=TICKS.name)
 
-    reasons = {rec.value: rec.header("dlq-reason") or "" for rec in letters}
+    reasons = {rec.value: rec.header(deadletters.REASON) or "" for rec in letters}
     assert set(reasons) == {zero, garbage}
     assert reasons[zero].startswith("non_positive_price")
     assert reasons[garbage].startswith("not JSON")
-    assert {rec.header("dlq-service") for rec in letters} == {"quotes"}
-    assert {rec.header("dlq-topic") for rec in letters} == {TICKS.name}
+    assert {rec.header(deadletters.SERVICE) for rec in letters} == {"quotes"}
+    assert {rec.header(deadletters.TOPIC) for rec in letters} == {TICKS.name}
     published = quotes(snapshots)
     assert set(published) == {"NASDAQ:AAPL", "NASDAQ:NVDA"}
     assert published["NASDAQ:AAPL"].price == Decimal("187.50")
@@ -110,26 +109,3 @@ async def test_a_duplicate_tick_is_ignored_and_its_volume_not_counted_twice() ->
     assert svc.book.accepted == 1
     assert svc.book.rejected == {"duplicate": 3}
     assert quotes(snapshots)["NASDAQ:AAPL"].volume == 300
-
-
-IMPORT_ONLY = """
-import faststream.kafka
-from newsroom.common import settings
-
-made = []
-for cls in (faststream.kafka.KafkaBroker, settings.Settings):
-    def counted(self, *args, __init=cls.__init__, __name=cls.__name__, **kwargs):
-        made.append(__name)
-        __init(self, *args, **kwargs)
-    cls.__init__ = counted
-
-import newsroom.quotes.service
-print(sorted(made))
-"""
-
-
-def test_importing_the_service_module_builds_no_broker_and_reads_no_settings() -> None:
-    """``import newsroom.quotes.service`` makes no broker and no settings; :func:`build` does, when called."""
-    done = subprocess.run([sys.executable, "-c", IMPORT_ONLY], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "[]"

@@ -109,3 +109,20 @@ async def test_a_duplicate_tick_is_ignored_and_its_volume_not_counted_twice() ->
     assert svc.book.accepted == 1
     assert svc.book.rejected == {"duplicate": 3}
     assert quotes(snapshots)["NASDAQ:AAPL"].volume == 300
+
+
+async def test_an_event_not_declared_on_the_ticks_topic_is_dead_lettered_with_the_topics_reason() -> None:
+    """A snapshot sent to the ticks topic is parked with the registry's reason; a tick beside it passes."""
+    clock = Clock(OPEN + DELAY + timedelta(minutes=1))
+    svc = service(clock)
+    snapshots = collect(svc.broker, SNAPSHOTS.name)
+    letters = collect(svc.broker, DEAD_LETTERS.name)
+    async with TestKafkaBroker(svc.broker) as broker:
+        await broker.publish(encoded(tick("187.25", OPEN)), TICKS.name, key=b"NASDAQ:AAPL")
+    stray = snapshots[0].value
+    async with TestKafkaBroker(svc.broker) as broker:
+        await broker.publish_batch(stray, encoded(tick("415.10", OPEN, symbol="NVDA")), topic=TICKS.name)
+
+    assert [rec.value for rec in letters] == [stray]
+    assert letters[0].header(deadletters.REASON) == TICKS.misplaced("QuoteUpdated")
+    assert set(quotes(snapshots)) == {"NASDAQ:AAPL", "NASDAQ:NVDA"}

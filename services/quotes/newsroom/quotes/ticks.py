@@ -14,6 +14,7 @@ from decimal import Decimal
 import orjson
 
 from newsroom.common.events import EventDecodeError, TickReceived, decode
+from newsroom.common.topics import TICKS
 
 __all__ = ["TickFields", "decode_tick", "fast_tick_fields", "tick_fields"]
 
@@ -92,14 +93,15 @@ def decode_tick(value: bytes | None) -> TickReceived | str:
     """The tick a record value carries, or why it is not a usable tick (a dead-letter reason).
 
     This is the common :func:`~newsroom.common.events.decode` (upcasting, full envelope
-    validation), so its verdict and reason are the same as any other consumer's.
+    validation) and the ticks topic's declared events, so its verdict and reason are the same as any
+    other consumer's.
     """
     try:
         envelope = decode(value or b"")
     except EventDecodeError as exc:
         return str(exc)
     if not isinstance(envelope.data, TickReceived):
-        return f"not a tick: {envelope.type}"
+        return TICKS.misplaced(envelope.type) or f"not a tick: {envelope.type}"
     return envelope.data
 
 

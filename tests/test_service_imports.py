@@ -20,7 +20,7 @@ built = [type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds)]
 print(" ".join(built))
 assert callable(module.create_app)
 """
-SERVICES = ["enrichment", "ingestion", "rendering", "web"]  # quotes joins once its shell lands
+SERVICES = ["enrichment", "ingestion", "quotes", "rendering", "web"]
 
 
 @pytest.mark.parametrize("service", SERVICES)

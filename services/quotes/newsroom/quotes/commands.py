@@ -18,7 +18,8 @@ from newsroom.common.messaging import Publisher, Record, make_broker
 from newsroom.common.reading import read_topic
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import SNAPSHOTS, TICKS
-from newsroom.quotes.feeds import merge_ticks, paced, read_ticks, simulate
+from newsroom.quotes.feeds import merge_ticks, read_ticks
+from newsroom.quotes.streams import paced, simulate
 
 BURST = 2000  # ticks per produce burst when replaying as fast as possible
 

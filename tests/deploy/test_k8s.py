@@ -117,9 +117,16 @@ def container_port(container: Doc, port: int | str) -> int:
 
 @cache
 def subscriptions(service: str) -> frozenset[tuple[str, str]]:
-    """(consumer group, topic) of each of a service's grouped subscribers, read from its broker."""
+    """(consumer group, topic) of each of a service's grouped subscribers, read from the broker its code
+    builds (its parts from ``build``, else a module-level ``broker``, else the app ``create_app`` makes),
+    built and never started."""
     module = importlib.import_module(f"newsroom.{service}.service")
-    broker = getattr(module, "broker", None)
+    if hasattr(module, "build"):
+        broker = module.build(Settings()).broker
+    elif hasattr(module, "broker"):
+        broker = module.broker
+    else:
+        broker = getattr(module.create_app(Settings()), "broker", None)
     if broker is None:  # web reads Redis only
         return frozenset()
     return frozenset(

@@ -14,6 +14,7 @@ import yaml
 
 from newsroom.cli import SERVICES
 from newsroom.common.settings import Settings
+from tests.deploy.helpers import drain_seconds
 from tests.native_builds import REQUIRED, compiled
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,8 +184,6 @@ def test_three_broker_override_is_one_kraft_cluster(monkeypatch: pytest.MonkeyPa
 
 def test_stop_grace_covers_the_sigterm_drain() -> None:
     """Compose gives each service at least the time its SIGTERM drain takes (uvicorn, then the broker)."""
-    from tests.deploy.test_k8s import drain_seconds
-
     services = compose()["services"]
     for name in SERVICES:
         grace = services[name]["stop_grace_period"]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
-import inspect
-import textwrap
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -17,11 +14,10 @@ import pytest
 import yaml
 
 from newsroom.cli import SERVICES, build_parser
-from newsroom.cli import core as cli_core
 from newsroom.common.admin import Layout
-from newsroom.common.messaging import make_broker
 from newsroom.common.settings import Settings
 from newsroom.common.topics import BY_NAME
+from tests.deploy.helpers import drain_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -132,21 +128,6 @@ def subscriptions(service: str) -> frozenset[tuple[str, str]]:
     return frozenset(
         (sub.group_id, topic.name) for sub in broker.subscribers if sub.group_id for topic in sub.topics
     )
-
-
-def drain_seconds() -> float:
-    """How long a service's SIGTERM may take: uvicorn's graceful shutdown, then the broker's."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cli_core.cmd_run)))
-    (uvicorn_grace,) = [
-        ast.literal_eval(kw.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        for kw in node.keywords
-        if kw.arg == "timeout_graceful_shutdown"
-    ]
-    broker_grace = make_broker("k8s-test", Settings()).config.graceful_timeout
-    assert broker_grace is not None
-    return float(uvicorn_grace) + float(broker_grace)
 
 
 def quantity(value: str | int) -> float:

@@ -25,7 +25,7 @@ from newsroom.enrichment.securities import listing_problem
 from newsroom.enrichment.service import SECURITIES_GROUP
 from newsroom.enrichment.tagger import Tagger
 from tests.conftest import RunningStack, apoll
-from tests.enrichment.test_securities_events import SEED_TICKERS, TEST_COMPANY, enriched, submit, tickers
+from tests.enrichment.helpers import SEED_TICKERS, TEST_COMPANY, enriched, submit, tickers
 
 POISON = 1000
 

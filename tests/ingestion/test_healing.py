@@ -15,8 +15,8 @@ from newsroom.common.messaging import Publisher
 from newsroom.common.topics import ARTICLES
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry
 from newsroom.ingestion.engine import Ingestor, PublishFailed
-from tests.common.test_output_failures import FailingBroker
 from tests.conftest import RunningStack, apoll
+from tests.fakes import FailingBroker
 
 
 async def test_a_failed_publish_heals_without_a_request(infra: RunningStack) -> None:

@@ -22,9 +22,9 @@ from newsroom.common.settings import DEFAULT_WATCHLIST
 from newsroom.common.store import OWN, FragmentReader, NamespaceRetired, Pointers, SwitchRefused, connect
 from newsroom.rendering.domain import ArticleEvent, Renderer
 from newsroom.rendering.writer import FragmentWriter
+from tests.cli.helpers import snapshot_namespace
 from tests.conftest import RunningStack
-from tests.rendering.test_domain import enriched
-from tests.replay.helpers import snapshot_namespace
+from tests.fakes import enriched
 
 
 @pytest.fixture

@@ -11,15 +11,9 @@ from faststream.kafka import KafkaRouter, TestKafkaBroker
 
 from newsroom.common import deadletters
 from newsroom.common.events import ArticleRetracted, Envelope, QuoteUpdated, encode, new_envelope
-from newsroom.common.messaging import (
-    Outgoing,
-    Publisher,
-    Record,
-    batch_subscription,
-    make_broker,
-    process_batch,
-)
+from newsroom.common.messaging import Outgoing, Publisher, make_broker, process_batch
 from newsroom.common.reading import decoded_payloads
+from newsroom.common.records import Record, batch_subscription
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ALL_TOPICS, ARTICLES, DEAD_LETTERS, ENRICHED, Topic
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 
 from newsroom.common.events import ArticleContent, Envelope, Payload
-from newsroom.common.messaging import Record
 from newsroom.common.reading import read_topic
+from newsroom.common.records import Record
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES
 from newsroom.ingestion.service import Ingestion

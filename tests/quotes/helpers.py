@@ -10,7 +10,7 @@ from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 
 from newsroom.common.events import TickReceived, encode, new_envelope
-from newsroom.common.messaging import Record
+from newsroom.common.records import Record
 
 
 def tick(

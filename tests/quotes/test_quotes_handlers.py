@@ -13,7 +13,7 @@ from faststream.kafka import TestKafkaBroker
 
 from newsroom.common import deadletters
 from newsroom.common.events import QuoteUpdated
-from newsroom.common.messaging import Record
+from newsroom.common.records import Record
 from newsroom.common.settings import Settings
 from newsroom.common.topics import DEAD_LETTERS, SNAPSHOTS, TICKS
 from newsroom.quotes.service import Quotes, build

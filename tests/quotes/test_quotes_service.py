@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from newsroom.common.admin import group_offsets
 from newsroom.common.events import QuoteUpdated, TickReceived, encode, new_envelope
-from newsroom.common.messaging import Record
 from newsroom.common.reading import read_topic
+from newsroom.common.records import Record
 from newsroom.common.topics import DEAD_LETTERS, SNAPSHOTS, TICKS
 from newsroom.quotes.book import QuoteBook
 from newsroom.quotes.engine import book_config

@@ -32,14 +32,12 @@ from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import (
     Outgoing,
     Publisher,
-    Record,
-    batch_subscription,
     delivered_again_on_failure,
-    group_less_subscription,
     make_broker,
     process_batch,
 )
 from newsroom.common.ops import ops_routes
+from newsroom.common.records import Record, batch_subscription, group_less_subscription
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES, ENRICHED, SECURITIES

@@ -24,8 +24,9 @@ from aiokafka import ConsumerRecord
 from prometheus_client import Counter
 
 from newsroom.common.events import TickReceived, new_envelope
-from newsroom.common.messaging import Publisher, Record, undecodable
+from newsroom.common.messaging import Publisher
 from newsroom.common.ops import EVENTS_FAILED, EVENTS_PROCESSED
+from newsroom.common.records import Record, undecodable
 from newsroom.common.settings import Settings
 from newsroom.common.topics import SNAPSHOTS
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import structlog
 
 from newsroom.common.admin import group_offsets
-from newsroom.common.messaging import undecodable
 from newsroom.common.reading import ReadStalled, read_topic
+from newsroom.common.records import undecodable
 from newsroom.common.settings import Settings
 from newsroom.common.topics import TICKS
 

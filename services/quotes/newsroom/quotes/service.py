@@ -33,8 +33,9 @@ from newsroom.common.admin import ensure_topics
 from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
-from newsroom.common.messaging import Publisher, batch_subscription, delivered_again_on_failure, make_broker
+from newsroom.common.messaging import Publisher, delivered_again_on_failure, make_broker
 from newsroom.common.ops import BATCH_SECONDS, ops_routes
+from newsroom.common.records import batch_subscription
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import TICKS

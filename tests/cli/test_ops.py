@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from newsroom.common.reading import read_topic, to_ms
-from newsroom.common.store import connect
+from newsroom.common.redis_client import connect
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
 from newsroom.rendering.writer import stored_from_meta
 from tests.cli.helpers import active_namespace, new_article, pipeline_idle

@@ -19,10 +19,11 @@ from aiokafka import AIOKafkaProducer
 from newsroom.cli import demo
 from newsroom.cli.core import publish_ticks
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
-from newsroom.common.store import GONE, Pointers, connect
+from newsroom.common.redis_client import connect
+from newsroom.common.store import GONE, Pointers
 from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
 from newsroom.rendering import rebuild as rebuild_module
-from newsroom.rendering.domain import Applied
+from newsroom.rendering.applying import Applied
 from newsroom.rendering.rebuild import (
     RebuildRefused,
     _in_workers,

@@ -37,8 +37,9 @@ from newsroom.common.admin import partitions_of, plain_consumer
 from newsroom.common.errors import Refused
 from newsroom.common.events import QuoteUpdated
 from newsroom.common.reading import decoded_payloads, read_topic, running, spans
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings
-from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
+from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, namespace_for
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS
 from newsroom.rendering.domain import Renderer

@@ -20,10 +20,12 @@ from typing import Any
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, unreadable_key_or_headers
 from newsroom.common.mirror import ReplayDecoder
 from newsroom.common.reading import read_topic
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings
-from newsroom.common.store import Pointers, connect
+from newsroom.common.store import Pointers
 from newsroom.common.topics import ENRICHED
-from newsroom.rendering.domain import Applied, Renderer
+from newsroom.rendering.applying import Applied
+from newsroom.rendering.domain import Renderer
 from newsroom.rendering.writer import FragmentWriter
 
 

@@ -82,6 +82,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="seconds the old namespace lives on (default 300)",
     )
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    shared = f.add_mutually_exclusive_group()
+    shared.add_argument(
+        "--group",
+        action="store_true",
+        help="apply the enriched topic as a consumer group that other processes, on any machine, join "
+        "with --join (instead of local worker processes); this process switches the site when done",
+    )
+    shared.add_argument(
+        "--join",
+        nargs="?",
+        const="",
+        metavar="NAMESPACE",
+        help="take part in the --group rebuild in progress (into NAMESPACE, default: the shadow one): "
+        "apply the partitions Kafka gives this process until the whole plan is committed",
+    )
+    f.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="with --group: start applying once this many processes (this one included) take part",
+    )
+    f.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait: with --join for a rebuild to start, with --members for the others to join",
+    )
     f.set_defaults(func=cmd_rebuild_fragments)
 
     r = actions.add_parser(
@@ -158,6 +185,8 @@ def summary_table(summary: FragmentSummary) -> Table:
 
 def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
     settings = get_settings()
+    if args.join is not None:
+        return join_fragments(args)
 
     async def main() -> FragmentSummary:
         # SIGTERM like Ctrl-C: workers stop after the chunk in hand, an unswitched namespace expires
@@ -172,6 +201,9 @@ def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 expire_old=args.expire_old,
                 progress=progress,
+                group=args.group,
+                members=args.members,
+                members_wait=args.wait,
             )
 
     try:
@@ -190,6 +222,29 @@ def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
         console().print(key_values("rebuild fragments (dry run)", rows))
     else:
         console().print(summary_table(summary))
+    return 0
+
+
+def join_fragments(args: argparse.Namespace) -> int:
+    """``rebuild fragments --join``: one more member of a ``--group`` rebuild; prints what it applied."""
+    from newsroom.rendering.members import join_rebuild
+
+    settings = get_settings()
+    try:
+        namespace, counts = asyncio.run(
+            join_rebuild(settings, args.join or None, chunk=args.chunk, wait=args.wait)
+        )
+    except KeyboardInterrupt:
+        console().print("left the rebuild: the other members take over this process's partitions")
+        return 130
+    rows = [
+        ("namespace", namespace),
+        ("articles rendered here", f"{counts.applied.rendered:,}"),
+        ("stale or retracted skipped", f"{counts.applied.skipped:,}"),
+        ("retractions", f"{counts.applied.retracted:,}"),
+        ("undecodable records", f"{counts.undecodable:,}"),
+    ]
+    console().print(key_values("rebuild fragments --join: summary", rows))
     return 0
 
 

@@ -16,7 +16,7 @@ import yaml
 from newsroom.cli import SERVICES, build_parser
 from newsroom.common.admin import Layout
 from newsroom.common.settings import Settings
-from newsroom.common.topics import BY_NAME
+from newsroom.common.topics import BY_NAME, ENRICHED
 from tests.deploy.helpers import drain_seconds
 
 REPO = Path(__file__).resolve().parents[2]
@@ -399,3 +399,21 @@ def test_jobs_create_topics_and_rebuild_fragments() -> None:
     assert ("topics", None, True) in by_command
     assert ("rebuild", "fragments", None) in by_command
     assert not any(getattr(args, "dry_run", False) for args in commands.values())
+
+
+def test_the_rebuild_job_waits_for_as_many_members_as_the_members_job_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rebuild runs as a group whose --members counts itself and every pod of the members Job."""
+    jobs = {doc["metadata"]["name"]: doc for doc in of_kind("Job")}
+
+    def args_of(job: dict[str, Any]) -> Any:
+        return build_parser().parse_args(job["spec"]["template"]["spec"]["containers"][0]["args"])
+
+    rebuild, members = jobs["newsroom-rebuild-fragments"], jobs["newsroom-rebuild-members"]
+    settings = settings_from(config_data() | {"NEWSROOM_API_KEYS": FROM_A_SECRET}, monkeypatch)
+    rebuild, joiner = args_of(rebuild), args_of(members)
+    assert rebuild.group
+    assert joiner.join == ""  # the rebuild in progress, whichever namespace it builds
+    assert rebuild.members == members["spec"]["parallelism"] + 1
+    assert members["spec"]["parallelism"] <= Layout.for_cluster(settings, 3).partitions_of(ENRICHED)

@@ -65,3 +65,33 @@ def collect(broker: KafkaBroker, topic: str) -> list[Record]:
 def encoded(tick: TickReceived) -> bytes:
     """A tick as its producer puts it on the ticks topic."""
     return encode(new_envelope(tick, producer="test"))
+
+
+class FakePublisher:
+    """What the engine publishes, kept instead of sent (a :class:`~newsroom.common.messaging.Publisher`)."""
+
+    service = "quotes"
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, Any]] = []
+        self.dead: list[tuple[Record, str]] = []
+
+    async def publish(self, items: Any) -> int:
+        batch = [(topic.name, key, env) for topic, key, env in items]
+        self.published += batch
+        return len(batch)
+
+    async def dead_letter_many(self, items: Any) -> None:
+        self.dead += list(items)
+
+
+def consumed(tick: TickReceived, partition: int, offset: int, at: datetime) -> Any:
+    """A tick as the consumer hands it over: a ``ConsumerRecord`` of the ticks topic."""
+    from aiokafka import ConsumerRecord
+
+    from newsroom.common.topics import TICKS
+
+    key = f"{tick.exchange}:{tick.symbol}".encode()
+    value = encoded(tick)
+    stamp = int(at.timestamp() * 1000)
+    return ConsumerRecord(TICKS.name, partition, offset, stamp, 0, key, value, None, len(key), len(value), [])

@@ -40,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.message import StreamMessage
+from prometheus_client import Counter
 
 from newsroom.common.admin import ensure_topics
 from newsroom.common.health import Health, LogWatch, probes
@@ -62,6 +63,10 @@ FLUSH_INTERVAL_S = 1.0
 RESTORING = "partitions"  # the health problem named while assigned partitions are being restored
 
 log = structlog.get_logger(SERVICE)
+
+RESTORE_RECORDS = Counter(
+    "newsroom_quote_restore_records_total", "Records of newsroom.quotes.state read to restore partitions"
+)
 
 
 async def raw_batch(message: StreamMessage[Any]) -> list[ConsumerRecord[Any, Any]]:
@@ -166,13 +171,15 @@ class Rebalance(ConsumerRebalanceListener):
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, r.covers + 1)
-        self.restore_reads += sum(r.records_read for r in found if r is not None)
+        reads = sum(r.records_read for r in found if r is not None)
+        self.restore_reads += reads
+        RESTORE_RECORDS.inc(reads)
         self.health.clear(RESTORING)
         log.info(
             "ticks partitions restored",
             partitions=mine,
             covers={p: r.covers for p, r in zip(mine, found, strict=True) if r is not None},
-            state_records_read=sum(r.records_read for r in found if r is not None),
+            state_records_read=reads,
             seconds=round(time.perf_counter() - started, 3),
         )
 

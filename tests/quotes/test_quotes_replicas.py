@@ -26,10 +26,12 @@ from newsroom.common.events import QuoteUpdated
 from newsroom.common.reading import read_topic
 from newsroom.common.records import Record
 from newsroom.common.settings import Settings
-from newsroom.common.topics import SNAPSHOTS, TICKS
+from newsroom.common.topics import QUOTE_STATE, SNAPSHOTS, TICKS
+from newsroom.quotes import snapshots
 from newsroom.quotes.book import QuoteBook
 from newsroom.quotes.engine import book_config, ingest
 from newsroom.quotes.service import GROUP
+from newsroom.quotes.snapshots import SnapshotWriter, read_snapshot
 from tests.conftest import API_KEY, RunningStack, apoll
 from tests.quotes.helpers import old_ticks
 
@@ -208,3 +210,39 @@ async def test_a_restart_reads_the_last_snapshot_and_the_tail_only(own: RunningS
         )
     finally:
         stop_process(again.popen)
+
+
+async def test_a_snapshot_cut_short_by_a_crash_is_passed_over_for_the_whole_one_before_it(
+    own: RunningStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a writer died between chunks, a restore reads one torn chunk, then the last whole snapshot."""
+    monkeypatch.setattr(snapshots, "CHUNK_CHARS", 200)
+    producer = AIOKafkaProducer(bootstrap_servers=own.settings.bootstrap_servers)
+    await producer.start()
+    sent: list[bytes] = []
+
+    async def publish(value: bytes, partition: int, event_type: str) -> int:
+        sent.append(value)
+        meta = await producer.send_and_wait(QUOTE_STATE.name, value, key=b"2", partition=partition)
+        return meta.offset
+
+    def state(n: int) -> dict[str, Any]:
+        return {"version": 1, "instruments": {f"NASDAQ:S{i}": {"n": i, "of": n} for i in range(60)}}
+
+    writer = SnapshotWriter(publish, "quotes@test")
+    try:
+        await writer.write(2, state(1), covers=100)
+        whole = await writer.write(2, state(2), covers=200)
+        sent.clear()
+        await writer.write(2, state(3), covers=300)
+        torn = sent[: len(sent) // 2]  # the same chunks again, as a writer that died half-way left them
+        for value in torn:
+            await producer.send_and_wait(QUOTE_STATE.name, value, key=b"2", partition=2)
+    finally:
+        await producer.stop()
+    assert whole > 2
+    found = await read_snapshot(own.settings, 2)
+    assert found is not None
+    assert (found.covers, found.state) == (300, state(3))
+    assert found.records_read == 1 + whole  # the torn tail's last chunk, then the marker and its chunks
+    assert await read_snapshot(own.settings, 3) is None

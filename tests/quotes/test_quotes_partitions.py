@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from newsroom.common.events import QuoteStateChunkWritten, QuoteStateSnapshotted, QuoteUpdated, decode
+from newsroom.common.events import QuoteStateChunked, QuoteStateSnapshotted, QuoteUpdated, decode
 from newsroom.common.messaging import Publisher
 from newsroom.common.settings import Settings
 from newsroom.quotes import snapshots
@@ -116,10 +116,8 @@ async def test_a_large_state_is_written_as_chunks_then_a_marker_naming_them(
     assert {p for _, p in written} == {4}
     assert isinstance(marker, QuoteStateSnapshotted)
     assert (marker.first_chunk, marker.chunks, marker.covers, marker.data) == (100, len(chunks), 41, None)
-    assert all(
-        isinstance(c, QuoteStateChunkWritten) and c.snapshot_id == marker.snapshot_id for c, _ in chunks
-    )
-    assert unpack("".join(cast(QuoteStateChunkWritten, c).data for c, _ in chunks)) == state
+    assert all(isinstance(c, QuoteStateChunked) and c.snapshot_id == marker.snapshot_id for c, _ in chunks)
+    assert unpack("".join(cast(QuoteStateChunked, c).data for c, _ in chunks)) == state
 
 
 async def test_a_small_state_rides_inline_in_its_marker() -> None:

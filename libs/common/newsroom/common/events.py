@@ -422,10 +422,10 @@ class QuoteUpdated(Payload):
 
 
 @event
-class QuoteStateChunkWritten(Payload):
+class QuoteStateChunked(Payload):
     """One piece of a quote-book snapshot too large for one record (see ``QuoteStateSnapshotted``)."""
 
-    TYPE: ClassVar[str] = "QuoteStateChunkWritten"
+    TYPE: ClassVar[str] = "QuoteStateChunked"
 
     snapshot_id: str
     partition: int

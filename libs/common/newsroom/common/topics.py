@@ -82,7 +82,7 @@ QUOTE_STATE = Topic(
     "newsroom.quotes.state",
     partitions=TICKS.partitions,
     key="ticks partition",
-    events=("QuoteStateChunkWritten", "QuoteStateSnapshotted"),
+    events=("QuoteStateChunked", "QuoteStateSnapshotted"),
     cleanup_policy="compact",
     description="The quotes service's book per ticks partition (snapshot of partition p on partition p): "
     "state + the ticks offset it covers, restored on assignment instead of replaying history.",

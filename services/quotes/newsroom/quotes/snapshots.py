@@ -6,7 +6,7 @@ it from the start). A snapshot is the book's state (:meth:`QuoteBook.snapshot_st
 the last ticks offset it holds:
 
 * a state that fits one record rides inline in its :class:`QuoteStateSnapshotted` marker;
-* a larger one is cut into :class:`QuoteStateChunkWritten` records, then the marker names the first
+* a larger one is cut into :class:`QuoteStateChunked` records, then the marker names the first
   chunk's offset and their count.
 
 :func:`read_snapshot` reads the last record of the partition. A marker is the snapshot (its chunks
@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from newsroom.common.events import (
     MAX_EVENT_BYTES,
     EventDecodeError,
-    QuoteStateChunkWritten,
+    QuoteStateChunked,
     QuoteStateSnapshotted,
     decode,
     encode,
@@ -94,7 +94,7 @@ class SnapshotWriter:
         pieces = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)]
         first: int | None = None
         for index, piece in enumerate(pieces):
-            chunk = QuoteStateChunkWritten(snapshot_id=sid, partition=partition, index=index, data=piece)
+            chunk = QuoteStateChunked(snapshot_id=sid, partition=partition, index=index, data=piece)
             offset = await self._send(chunk, partition)
             first = offset if index == 0 else first
         marker = QuoteStateSnapshotted(
@@ -103,9 +103,7 @@ class SnapshotWriter:
         await self._send(marker, partition)
         return len(pieces) + 1
 
-    async def _send(
-        self, payload: QuoteStateChunkWritten | QuoteStateSnapshotted, partition: int
-    ) -> int | None:
+    async def _send(self, payload: QuoteStateChunked | QuoteStateSnapshotted, partition: int) -> int | None:
         return await self.publish(
             encode(new_envelope(payload, producer=self.producer)), partition, payload.TYPE
         )
@@ -140,7 +138,7 @@ async def _chunks(
             return None
         for rec in recs:
             chunk = decode(rec.value or b"").data
-            if not isinstance(chunk, QuoteStateChunkWritten) or chunk.snapshot_id != marker.snapshot_id:
+            if not isinstance(chunk, QuoteStateChunked) or chunk.snapshot_id != marker.snapshot_id:
                 return None  # another writer's record in between: this snapshot is not whole here
             pieces.append(chunk.data)
     return "".join(pieces)
@@ -174,7 +172,7 @@ async def read_snapshot(settings: Settings, partition: int) -> Restored | None:
                 if text is not None:
                     return Restored(unpack(text), found.covers, read)
                 at -= 1
-            elif isinstance(found, QuoteStateChunkWritten):
+            elif isinstance(found, QuoteStateChunked):
                 at -= found.index + 1  # the record before this snapshot's first chunk
             else:
                 at -= 1

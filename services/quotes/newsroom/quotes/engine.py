@@ -186,7 +186,8 @@ class Partition:
     applied: int = -1
     """The last ticks offset applied (-1: none)."""
     since_checkpoint: int = 0
-    """Ticks applied since the state was last written out."""
+    """Ticks applied since the state was last written out (at least 1 once snapshots were released:
+    what was published is part of the state, lest a restore publish it again)."""
     checkpointed_at: float = field(default_factory=time.monotonic)
 
 
@@ -328,7 +329,7 @@ class QuoteEngine:
         """Publish every snapshot the delay line released by now; on failure they stay due for the next."""
         async with self.lock:
             now = self.clock()
-            taken = [(part.book, part.book.due(now)) for part in self.partitions.values()]
+            taken = [(part, part.book.due(now)) for part in self.partitions.values()]
             snapshots = [s for _, due in taken for s in due]
             if snapshots:
                 try:
@@ -337,9 +338,12 @@ class QuoteEngine:
                         for s in snapshots
                     )
                 except BaseException:
-                    for book, due in taken:
-                        book.mark_dirty(s.instrument_id for s in due)
+                    for part, due in taken:
+                        part.book.mark_dirty(s.instrument_id for s in due)
                     raise
+                for part, due in taken:
+                    if due:
+                        part.since_checkpoint = max(part.since_checkpoint, 1)
                 SNAPSHOTS_PUBLISHED.inc(len(snapshots))
         return len(snapshots)
 

@@ -134,3 +134,13 @@ async def test_a_small_state_rides_inline_in_its_marker() -> None:
     assert isinstance(marker, QuoteStateSnapshotted)
     assert marker.chunks == 0
     assert unpack(marker.data or "") == {"version": 1, "instruments": {}}
+
+
+async def test_a_snapshot_that_cannot_be_loaded_leaves_its_partition_owned_and_empty() -> None:
+    """A partition whose state is unreadable is still owned (its ticks are taken), empty, and reported."""
+    eng = engine(Clock(LATER), FakePublisher())
+    assert await eng.assign({0: ({"version": 99}, 41), 1: None}) == {0}
+    assert eng.book(0).instrument_ids == []
+    assert eng.partitions[0].applied == -1
+    await eng.take(trades("AAPL", 0, ["10"]))
+    assert eng.book(0).instrument_ids == ["NASDAQ:AAPL"]

@@ -236,17 +236,24 @@ class QuoteEngine:
 
     # ------------------------------------------------------------------ ownership
 
-    async def assign(self, restored: Mapping[int, tuple[dict[str, Any], int] | None]) -> None:
-        """Own these partitions, each with its restored (state, covered offset), or empty."""
+    async def assign(self, restored: Mapping[int, tuple[dict[str, Any], int] | None]) -> set[int]:
+        """Own these partitions, each with its restored (state, covered offset), or empty; returns those
+        whose state could not be loaded (they start empty: their whole history is to be replayed)."""
+        unreadable: set[int] = set()
         async with self.lock:
             self.managed = True
             for p, found in restored.items():
-                book = self.make_book()
-                applied = -1
+                book, applied = self.make_book(), -1
                 if found is not None:
-                    book.load_state(found[0])
-                    applied = found[1]
+                    try:
+                        book.load_state(found[0])
+                        applied = found[1]
+                    except (ValueError, KeyError, TypeError):
+                        log.exception("a partition's snapshot could not be loaded", partition=p)
+                        book, applied = self.make_book(), -1
+                        unreadable.add(p)
                 self.partitions[p] = Partition(book, applied)
+        return unreadable
 
     async def revoke(self, partitions: Collection[int]) -> list[Checkpoint]:
         """Give up these partitions: their books are dropped (none of their instruments is published by

@@ -159,9 +159,10 @@ class Rebalance(ConsumerRebalanceListener):
                 "reading the partitions' snapshots failed; replaying their history", partitions=mine
             )
             found = [None] * len(mine)
-        await self.engine.assign(
+        unreadable = await self.engine.assign(
             {p: None if r is None else (r.state, r.covers) for p, r in zip(mine, found, strict=True)}
         )
+        found = [None if p in unreadable else r for p, r in zip(mine, found, strict=True)]
         consumer = self.consumer()
         for p, r in zip(mine, found, strict=True):
             tp = TopicPartition(TICKS.name, p)

@@ -60,6 +60,10 @@ SERVICE = "quotes"
 GROUP = "quotes"
 MAX_BATCH = 5000
 FLUSH_INTERVAL_S = 1.0
+SESSION_TIMEOUT_MS = 6000
+"""A replica silent this long leaves the group (Kafka's lowest allowed; aiokafka's default is 10 s): its
+partitions move sooner after a SIGKILL, and a restart joins sooner where the broker does not act on a
+stopped member's LeaveGroup (the embedded broker waits its session out)."""
 RESTORING = "partitions"  # the health problem named while assigned partitions are being restored
 
 log = structlog.get_logger(SERVICE)
@@ -202,6 +206,8 @@ def router(
         TICKS.name,
         **{**batch_subscription(settings, GROUP, max_records=MAX_BATCH), "decoder": raw_batch},
         listener=listener,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
     )
     holder["subscriber"] = subscriber
 

@@ -168,6 +168,8 @@ class Rebalance(ConsumerRebalanceListener):
         )
         found = [None if p in unreadable else r for p, r in zip(mine, found, strict=True)]
         consumer = self.consumer()
+        if consumer is None:  # only under FastStream's in-memory test broker, which has no group
+            log.error("no consumer to seek: the partitions resume at the group's committed offsets")
         for p, r in zip(mine, found, strict=True):
             tp = TopicPartition(TICKS.name, p)
             if consumer is None:

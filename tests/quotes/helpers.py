@@ -65,3 +65,60 @@ def collect(broker: KafkaBroker, topic: str) -> list[Record]:
 def encoded(tick: TickReceived) -> bytes:
     """A tick as its producer puts it on the ticks topic."""
     return encode(new_envelope(tick, producer="test"))
+
+
+class FakePublisher:
+    """What the engine publishes, kept instead of sent (a :class:`~newsroom.common.messaging.Publisher`)."""
+
+    service = "quotes"
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, Any]] = []
+        self.dead: list[tuple[Record, str]] = []
+
+    async def publish(self, items: Any) -> int:
+        batch = [(topic.name, key, env) for topic, key, env in items]
+        self.published += batch
+        return len(batch)
+
+    async def dead_letter_many(self, items: Any) -> None:
+        self.dead += list(items)
+
+
+def consumed(tick: TickReceived, partition: int, offset: int, at: datetime) -> Any:
+    """A tick as the consumer hands it over: a ``ConsumerRecord`` of the ticks topic."""
+    from aiokafka import ConsumerRecord
+
+    from newsroom.common.topics import TICKS
+
+    key = f"{tick.exchange}:{tick.symbol}".encode()
+    value = encoded(tick)
+    stamp = int(at.timestamp() * 1000)
+    return ConsumerRecord(TICKS.name, partition, offset, stamp, 0, key, value, None, len(key), len(value), [])
+
+
+def old_ticks(
+    n: int,
+    *,
+    instruments: int,
+    seed: int,
+    start_index: int = 0,
+    base: datetime | None = None,
+    step_ms: int = 10,
+) -> list[tuple[bytes, bytes]]:
+    """(key, value) of ``n`` ticks over NASDAQ instruments ``R0000``…, round robin, ``step_ms`` apart from
+    ``base`` (by default the hour two hours ago: public at once); ``start_index`` continues a call."""
+    import random
+    from datetime import UTC, timedelta
+
+    rng = random.Random(seed)
+    if base is None:
+        base = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    out = []
+    for i in range(start_index, start_index + n):
+        j = i % instruments
+        at = base + timedelta(milliseconds=step_ms * i)
+        price = Decimal(rng.randint(1000, 50000)) / 100
+        t = tick(price, at, symbol=f"R{j:04d}", volume=rng.randint(1, 500), sequence=i)
+        out.append((f"NASDAQ:R{j:04d}".encode(), encoded(t)))
+    return out

@@ -18,17 +18,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from newsroom.common.admin import group_offsets
 from newsroom.common.events import QuoteUpdated, TickReceived, encode, new_envelope
 from newsroom.common.reading import read_topic
 from newsroom.common.records import Record
 from newsroom.common.topics import DEAD_LETTERS, SNAPSHOTS, TICKS
-from newsroom.quotes.book import QuoteBook
-from newsroom.quotes.engine import book_config
-from newsroom.quotes.rebuild import fold_ticks
-from newsroom.quotes.service import GROUP
 from tests.conftest import REPO, RunningStack, apoll
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -110,46 +105,6 @@ async def test_replayed_sessions_give_the_change_against_the_previous_close(
     assert last.currency == "USD"
     assert last.delay_minutes == stack.settings.quote_delay_minutes
     assert len(snaps) <= 782  # coalesced: never more snapshots than ticks
-
-
-async def test_rebuild_from_committed_ticks_matches_the_live_book_and_refolding_adds_nothing(
-    stack: RunningStack, shared_data: Path
-) -> None:
-    """A book rebuilt from the group's committed ticks (as after a crash) shows AAPLR as the service does."""
-    iid = f"NASDAQ:{REPLAY_SYMBOL}"
-    await apoll(lambda: snapshots_of(stack, iid), bool)  # the replay test published the sessions
-    ends = await end_offsets(stack)
-    committed = await apoll(
-        lambda: group_offsets(stack.settings, GROUP, TICKS.name),
-        lambda got: all(got.get(tp.partition, 0) >= off for tp, off in ends.items() if off),
-    )
-    book = QuoteBook(**book_config(stack.settings))
-    assert await fold_ticks(stack.settings, book, committed) >= 782
-    now = datetime.now(UTC)
-    book.due(now)
-    rebuilt = book.snapshot(iid, now)
-    assert rebuilt is not None
-
-    def fields(q: QuoteUpdated) -> tuple[object, ...]:
-        return (q.price, q.previous_close, q.change, q.day_open, q.day_high, q.day_low, q.volume)
-
-    await apoll(lambda: snapshots_of(stack, iid), lambda live: fields(live[-1]) == fields(rebuilt))
-    await fold_ticks(stack.settings, book, committed)  # the same ticks delivered again
-    book.due(now)
-    again = book.snapshot(iid, now)
-    assert again is not None
-    assert fields(again) == fields(rebuilt)
-
-
-async def end_offsets(stack: RunningStack) -> dict[TopicPartition, int]:
-    """The end offset of every ticks partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.bootstrap_servers)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(TICKS.name, p) for p in consumer.partitions_for_topic(TICKS.name) or ()]
-        return dict(await consumer.end_offsets(tps))
-    finally:
-        await consumer.stop()
 
 
 async def test_poison_ticks_land_in_the_dead_letter_topic_and_the_service_keeps_going(

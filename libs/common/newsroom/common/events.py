@@ -421,5 +421,37 @@ class QuoteUpdated(Payload):
         return f"{self.exchange}:{self.symbol}"
 
 
+@event
+class QuoteStateChunked(Payload):
+    """One piece of a quote-book snapshot too large for one record (see ``QuoteStateSnapshotted``)."""
+
+    TYPE: ClassVar[str] = "QuoteStateChunked"
+
+    snapshot_id: str
+    partition: int
+    index: int
+    data: str
+    """This piece of the state: base64 of zlib-compressed JSON, cut anywhere."""
+
+
+@event
+class QuoteStateSnapshotted(Payload):
+    """The quotes service's book for one ticks partition, up to and including ticks offset ``covers``.
+
+    A small state rides inline in ``data``; a larger one is the ``chunks`` records from offset
+    ``first_chunk`` of the same state partition, written just before this marker.
+    """
+
+    TYPE: ClassVar[str] = "QuoteStateSnapshotted"
+
+    snapshot_id: str
+    partition: int
+    covers: int
+    """The last ticks offset the state holds (-1: none)."""
+    chunks: int = 0
+    first_chunk: int | None = None
+    data: str | None = None
+
+
 def instrument_id(exchange: str, symbol: str) -> str:
     return f"{exchange.upper()}:{symbol.upper()}"

@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     quote_splits_file: str | None = None
     """``NEWSROOM_QUOTE_SPLITS_FILE``: known splits, CSV ``instrument,date,ratio`` (default: bundled)."""
 
+    quote_snapshot_every_ticks: int = Field(default=50_000, ge=1)
+    """``NEWSROOM_QUOTE_SNAPSHOT_EVERY_TICKS``: a ticks partition's book is snapshotted after this many
+    ticks (and on revocation and shutdown): a restore replays at most about this many."""
+
+    quote_snapshot_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    """``NEWSROOM_QUOTE_SNAPSHOT_SECONDS``: ... or this long after its last snapshot, if it took ticks."""
+
     watchlist: Annotated[tuple[str, ...], NoDecode] = DEFAULT_WATCHLIST
     """``NEWSROOM_WATCHLIST``: the "Recent Quotes" instruments, ``EXCHANGE:SYMBOL``, comma separated."""
 

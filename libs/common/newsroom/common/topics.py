@@ -78,6 +78,15 @@ SNAPSHOTS = Topic(
     cleanup_policy="compact",
     description="Public (delayed) per-instrument quote snapshots; latest per key is what counts.",
 )
+QUOTE_STATE = Topic(
+    "newsroom.quotes.state",
+    partitions=TICKS.partitions,
+    key="ticks partition",
+    events=("QuoteStateChunked", "QuoteStateSnapshotted"),
+    cleanup_policy="compact",
+    description="The quotes service's book per ticks partition (snapshot of partition p on partition p): "
+    "state + the ticks offset it covers, restored on assignment instead of replaying history.",
+)
 DEAD_LETTERS = Topic(
     "newsroom.deadletter",
     partitions=1,
@@ -87,5 +96,13 @@ DEAD_LETTERS = Topic(
     description="Records a consumer could not process, with the reason in headers.",
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (ARTICLES, ENRICHED, SECURITIES, TICKS, SNAPSHOTS, DEAD_LETTERS)
+ALL_TOPICS: tuple[Topic, ...] = (
+    ARTICLES,
+    ENRICHED,
+    SECURITIES,
+    TICKS,
+    SNAPSHOTS,
+    QUOTE_STATE,
+    DEAD_LETTERS,
+)
 BY_NAME = {t.name: t for t in ALL_TOPICS}

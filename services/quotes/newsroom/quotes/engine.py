@@ -2,9 +2,10 @@
 
 * :func:`book_config` is the book's configuration: delays, coalescing, known instruments, splits.
 * :func:`ingest` folds a batch of consumed records into a :class:`QuoteBook` (decoded by
-  :mod:`newsroom.quotes.ticks`) and reports what happened to each record; it is used both live and
-  for the start-up rebuild, so the two agree.
-* :class:`QuoteEngine` is what the handlers drive: the book, a batch in, the snapshots due out.
+  :mod:`newsroom.quotes.ticks`) and reports what happened to each record; a restored partition's
+  tail is replayed through it like any batch, so the two agree.
+* :class:`QuoteEngine` is what the handlers drive: a book per owned ticks partition, a batch in, the
+  snapshots due out, and each partition's state out to be written (:mod:`newsroom.quotes.snapshots`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -40,7 +41,9 @@ __all__ = [
     "DELAY_BY_EXCHANGE_MINUTES",
     "KNOWN_SPLITS_FILE",
     "BatchOutcome",
+    "Checkpoint",
     "Clock",
+    "Partition",
     "QuoteEngine",
     "book_config",
     "ingest",
@@ -175,21 +178,121 @@ TICK_OUTCOMES = Counter("newsroom_quote_ticks_total", "Quote ticks consumed, by 
 SNAPSHOTS_PUBLISHED = Counter("newsroom_quote_snapshots_total", "Public quote snapshots published")
 
 
-class QuoteEngine:
-    """The book and what the handlers do with it: batches of ticks in, due snapshots out, poison parked.
+@dataclass(slots=True)
+class Partition:
+    """The book of the instruments of one ticks partition, and the last ticks offset it holds."""
 
-    ``clock`` is the time the delay line is released at (tests drive it); the book is changed under
-    ``lock`` only, so that a batch and the flusher never interleave.
+    book: QuoteBook
+    applied: int = -1
+    """The last ticks offset applied (-1: none)."""
+    since_checkpoint: int = 0
+    """Ticks applied since the state was last written out (at least 1 once snapshots were released:
+    what was published is part of the state, lest a restore publish it again)."""
+    checkpointed_at: float = field(default_factory=time.monotonic)
+
+
+Checkpoint = tuple[int, dict[str, Any], int]
+"""(ticks partition, its book's state, the last ticks offset the state holds)."""
+
+
+class QuoteEngine:
+    """The books of the owned ticks partitions and what the handlers do with them: batches of ticks in,
+    due snapshots out, poison parked, and each partition's state handed out to be written.
+
+    Ticks are keyed by instrument, so an instrument lives on one partition: each partition has a book
+    of its own (made by ``make_book``), which moves between replicas whole. Once :meth:`assign` was
+    called (a rebalance listener drives it), ticks of a partition not owned are skipped (its owner
+    takes them); until then a partition's book is made on its first tick (one replica, tests).
+
+    ``clock`` is the time the delay line is released at (tests drive it); the books are changed under
+    ``lock`` only, so that a batch, the flusher and a rebalance never interleave. ``producer`` names
+    this replica on every snapshot it publishes.
     """
 
-    def __init__(self, book: QuoteBook, publisher: Publisher, *, clock: Clock = utcnow) -> None:
-        self.book = book
+    def __init__(
+        self,
+        make_book: Callable[[], QuoteBook],
+        publisher: Publisher,
+        *,
+        clock: Clock = utcnow,
+        producer: str | None = None,
+    ) -> None:
+        self.make_book = make_book
         self.publisher = publisher
         self.clock = clock
+        self.producer = producer or publisher.service
         self.lock = asyncio.Lock()
+        self.partitions: dict[int, Partition] = {}
+        self.managed = False
+        self.skipped = 0
+        """Ticks not applied because their partition is not owned here."""
         service = publisher.service
         self._applied = TICK_OUTCOMES.labels("applied")
         self._processed = EVENTS_PROCESSED.labels(service, TickReceived.TYPE)
+
+    def book(self, partition: int) -> QuoteBook:
+        """The book of an owned ticks partition (``KeyError`` when it is not owned)."""
+        return self.partitions[partition].book
+
+    # ------------------------------------------------------------------ ownership
+
+    async def assign(self, restored: Mapping[int, tuple[dict[str, Any], int] | None]) -> set[int]:
+        """Own these partitions, each with its restored (state, covered offset), or empty; returns those
+        whose state could not be loaded (they start empty: their whole history is to be replayed)."""
+        unreadable: set[int] = set()
+        async with self.lock:
+            self.managed = True
+            for p, found in restored.items():
+                book, applied = self.make_book(), -1
+                if found is not None:
+                    try:
+                        book.load_state(found[0])
+                        applied = found[1]
+                    except (ValueError, KeyError, TypeError):
+                        log.exception("a partition's snapshot could not be loaded", partition=p)
+                        book, applied = self.make_book(), -1
+                        unreadable.add(p)
+                self.partitions[p] = Partition(book, applied)
+        return unreadable
+
+    async def revoke(self, partitions: Collection[int]) -> list[Checkpoint]:
+        """Give up these partitions: their books are dropped (none of their instruments is published by
+        this replica any more); returns their states, to be written for the next owner."""
+        async with self.lock:
+            self.managed = True
+            out: list[Checkpoint] = []
+            for p in sorted(partitions):
+                part = self.partitions.pop(p, None)
+                if part is not None:
+                    out.append((p, part.book.snapshot_state(), part.applied))
+            return out
+
+    async def checkpoints(
+        self, every_ticks: int | None = None, every_s: float | None = None
+    ) -> list[Checkpoint]:
+        """The states to write now: of every partition that took ``every_ticks`` ticks or took any ticks
+        ``every_s`` seconds after its last checkpoint (of all owned ones, without limits). Call
+        :meth:`checkpointed` after writing them."""
+        now = time.monotonic()
+        async with self.lock:
+            return [
+                (p, part.book.snapshot_state(), part.applied)
+                for p, part in sorted(self.partitions.items())
+                if (every_ticks is None and every_s is None)
+                or (every_ticks is not None and part.since_checkpoint >= every_ticks)
+                or (every_s is not None and part.since_checkpoint and now - part.checkpointed_at >= every_s)
+            ]
+
+    def checkpointed(self, written: Iterable[Checkpoint]) -> None:
+        """These states were written: their partitions count ticks since them afresh."""
+        now = time.monotonic()
+        for p, _, applied in written:
+            part = self.partitions.get(p)
+            if part is not None:
+                part.since_checkpoint = max(0, part.applied - applied) if applied >= 0 else 0
+                part.checkpointed_at = now
+
+    # ------------------------------------------------------------------ batches
 
     async def take(self, records: Sequence[ConsumerRecord[Any, Any]]) -> BatchOutcome:
         """Apply a batch of ticks, dead-letter its poison, publish what became due.
@@ -198,32 +301,56 @@ class QuoteEngine:
         the dead letters or snapshots are not taken by the broker this raises, and the batch is to be
         delivered again: its applied ticks are duplicates then, which the book skips.
         """
-        unreadable = [(rec, reason) for rec in records if (reason := undecodable(rec)) is not None]
-        if unreadable:
-            records = [rec for rec in records if undecodable(rec) is None]
+        by_partition: dict[int, list[ConsumerRecord[Any, Any]]] = {}
+        for rec in records:
+            by_partition.setdefault(rec.partition, []).append(rec)
+        poison: list[tuple[Record, str]] = []
+        total = BatchOutcome()
         async with self.lock:
-            outcome = ingest(self.book, records, self.clock().timestamp())
-        self._count(outcome)
-        poison = [(Record.from_consumer_record(rec), reason) for rec, reason in unreadable]
-        poison += [(Record.from_consumer_record(records[i]), reason) for i, reason in outcome.poison]
+            now = self.clock().timestamp()
+            for p, recs in by_partition.items():
+                part = self.partitions.get(p)
+                if part is None:
+                    if self.managed:  # revoked while in hand: its new owner takes these
+                        self.skipped += len(recs)
+                        continue
+                    part = self.partitions[p] = Partition(self.make_book())
+                readable = [rec for rec in recs if undecodable(rec) is None]
+                poison += [(Record.from_consumer_record(r), why) for r in recs if (why := undecodable(r))]
+                outcome = ingest(part.book, readable, now)
+                poison += [(Record.from_consumer_record(readable[i]), why) for i, why in outcome.poison]
+                part.applied = max(part.applied, recs[-1].offset)
+                part.since_checkpoint += len(recs)
+                self._count(outcome)
+                total.applied += outcome.applied
+                for code, n in outcome.ignored.items():
+                    total.ignored[code] = total.ignored.get(code, 0) + n
+                for code, n in outcome.rejected.items():
+                    total.rejected[code] = total.rejected.get(code, 0) + n
         if poison:
             await self.publisher.dead_letter_many(poison)
         await self.flush()
-        return outcome
+        return total
 
     async def flush(self) -> int:
         """Publish every snapshot the delay line released by now; on failure they stay due for the next."""
         async with self.lock:
-            snapshots = self.book.due(self.clock())
+            now = self.clock()
+            taken = [(part, part.book.due(now)) for part in self.partitions.values()]
+            snapshots = [s for _, due in taken for s in due]
             if snapshots:
-                service = self.publisher.service
                 try:
                     await self.publisher.publish(
-                        (SNAPSHOTS, s.instrument_id, new_envelope(s, producer=service)) for s in snapshots
+                        (SNAPSHOTS, s.instrument_id, new_envelope(s, producer=self.producer))
+                        for s in snapshots
                     )
                 except BaseException:
-                    self.book.mark_dirty(s.instrument_id for s in snapshots)
+                    for part, due in taken:
+                        part.book.mark_dirty(s.instrument_id for s in due)
                     raise
+                for part, due in taken:
+                    if due:
+                        part.since_checkpoint = max(part.since_checkpoint, 1)
                 SNAPSHOTS_PUBLISHED.inc(len(snapshots))
         return len(snapshots)
 

@@ -114,3 +114,11 @@ async def test_the_embedded_broker_gives_no_idempotent_producer(infra: RunningSt
     assert producer_options(settings)["enable_idempotence"] is False
     assert producer_options(settings.model_copy(update={"kafka_idempotence": "true"}))["enable_idempotence"]
     assert producer_options(settings)["acks"] == "all"
+
+
+def test_the_quote_state_topic_keeps_up_with_the_ticks_partitions() -> None:
+    """More ticks partitions than quote-state ones is refused: each ticks partition has its own book."""
+    with pytest.raises(ValidationError, match=r"newsroom.quotes.state needs as many partitions"):
+        Settings(topic_partitions="newsroom.quotes.ticks=12")
+    both = Settings(topic_partitions="newsroom.quotes.ticks=12,newsroom.quotes.state=12")
+    assert both.topic_partitions["newsroom.quotes.state"] == 12

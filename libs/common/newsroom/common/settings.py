@@ -195,6 +195,15 @@ class Settings(BaseSettings):
             raise ValueError(f"no such topic in the registry: {', '.join(unknown)}")
         if any(count < 1 for count in value.values()):
             raise ValueError("a topic has at least one partition")
+        ticks, state = (
+            value.get(name, BY_NAME[name].partitions)
+            for name in ("newsroom.quotes.ticks", "newsroom.quotes.state")
+        )
+        if state < ticks:  # quotes snapshots ticks partition p's book to state partition p
+            raise ValueError(
+                f"newsroom.quotes.state needs as many partitions as newsroom.quotes.ticks "
+                f"({ticks}), not {state}"
+            )
         return value
 
     @field_validator("template_version")

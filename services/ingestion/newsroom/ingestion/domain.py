@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from pydantic import (
@@ -260,6 +260,47 @@ def refuse_if_too_large(event: ArticleContent) -> None:
         )
 
 
+class Prepared(NamedTuple):
+    """A submission's text as it would be published, and what it is matched by."""
+
+    headline: str
+    body_html: str
+    content_hash: str
+    url: str | None
+
+
+def prepare(article: ArticleIn) -> Prepared:
+    """``article``'s headline and body as published, its content hash and URL; :class:`FieldRefused`
+    for a body with no text left, or one the sanitiser turned into a character no field may hold."""
+    body_html = sanitize_html(article.body) if article.body_format == "html" else text_to_html(article.body)
+    if not plain(body_html):
+        raise FieldRefused("body", "no text left after sanitising")
+    if found := _NOT_TEXT.search(body_html):  # a character reference (&#1;) decoded by the sanitiser
+        raise FieldRefused("body", f"its HTML holds {_unwanted(found)} of the sanitised body")
+    headline = plain(article.headline)
+    return Prepared(
+        headline, body_html, content_hash(headline, body_html), str(article.url) if article.url else None
+    )
+
+
+def source_key(source: str, source_id: str) -> str:
+    """What a source's item is indexed by: the source and its item id, compared by :func:`item_key`."""
+    return f"{source}\x00{item_key(source_id)}"
+
+
+def match_keys(source: str, source_id: str | None, url: str | None, hash_: str) -> list[tuple[str, str]]:
+    """The index keys (``src``, ``url``, ``hash``) an article with these could be found by, or known by."""
+    keys = [("src", source_key(source, source_id))] if source_id else []
+    if curl := canonical_url(url):
+        keys.append(("url", curl))
+    return [*keys, ("hash", hash_)]
+
+
+def index_keys(event: ArticleContent) -> list[tuple[str, str]]:
+    """The index keys an article event makes its article known by (see :meth:`ArticleRegistry.find`)."""
+    return match_keys(event.source, event.source_id, event.url, event.content_hash)
+
+
 @dataclass
 class Known:
     """What the registry remembers of one article."""
@@ -318,12 +359,9 @@ class ArticleRegistry:
                 payload.source,
                 payload.source_id,
             )
-            if payload.source_id:
-                self.by_source_id[f"{payload.source}\x00{item_key(payload.source_id)}"] = payload.article_id
-            url = canonical_url(payload.url)
-            if url:
-                self.by_url[url] = payload.article_id
-            self.by_hash[payload.content_hash] = payload.article_id
+            fields = {"src": self.by_source_id, "url": self.by_url, "hash": self.by_hash}
+            for kind, value in index_keys(payload):
+                fields[kind][value] = payload.article_id
         elif isinstance(payload, ArticleRetracted):
             known = self.by_id.get(payload.article_id)
             if known:
@@ -337,7 +375,7 @@ class ArticleRegistry:
         A URL or content match with an article the same source knows by another id of its own is not
         one: the source says they are two items.
         """
-        if source_id and (hit := self.by_source_id.get(f"{source}\x00{item_key(source_id)}")):
+        if source_id and (hit := self.by_source_id.get(source_key(source, source_id))):
             return self.by_id[hit]
         by_url = self.by_url.get(curl) if (curl := canonical_url(url)) else None
         for hit in (by_url, self.by_hash.get(hash_)):
@@ -346,18 +384,12 @@ class ArticleRegistry:
                 return known
         return None
 
-    def submit(self, article: ArticleIn, *, article_id: str | None = None) -> Decision:
-        """Decide what a submission means; ``article_id`` forces a revision of that article."""
-        body_html = (
-            sanitize_html(article.body) if article.body_format == "html" else text_to_html(article.body)
-        )
-        if not plain(body_html):
-            raise FieldRefused("body", "no text left after sanitising")
-        if found := _NOT_TEXT.search(body_html):  # a character reference (&#1;) decoded by the sanitiser
-            raise FieldRefused("body", f"its HTML holds {_unwanted(found)} of the sanitised body")
-        headline = plain(article.headline)
-        hash_ = content_hash(headline, body_html)
-        url = str(article.url) if article.url else None
+    def submit(
+        self, article: ArticleIn, *, article_id: str | None = None, prepared: Prepared | None = None
+    ) -> Decision:
+        """Decide what a submission means; ``article_id`` forces a revision of that article
+        (``prepared`` is :func:`prepare` of ``article``, if the caller has it already)."""
+        headline, body_html, hash_, url = prepared or prepare(article)
         if article_id:
             known = self.by_id.get(article_id)
         else:

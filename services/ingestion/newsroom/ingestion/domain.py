@@ -1,9 +1,10 @@
 """Ingestion rules, free of I/O: normalise a submission, and decide whether it is a new
 article, a revision of a known one, or a duplicate.
 
-The :class:`ArticleRegistry` is a projection of the articles topic: the ingestion service
-rebuilds it from the log at start-up and keeps it current as it publishes, so the same
-article never becomes two, and revisions stay monotonic.
+The :class:`ArticleRegistry` is a projection of the articles topic, and the rules a submission is
+decided by. The service keeps the registry in a store every replica shares
+(:mod:`newsroom.ingestion.registry`) and decides against the part of it a submission reaches, read
+under claims, so the same article never becomes two and revisions stay monotonic.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Annotated, Any, Literal, NamedTuple
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -40,6 +40,7 @@ from newsroom.common.events import (
     Payload,
 )
 from newsroom.common.sanitize import sanitize_html
+from newsroom.ingestion.urls import canonical_url, item_key
 
 _WS = re.compile(r"\s+")
 _TAGS = re.compile(r"<[^>]+>")
@@ -188,48 +189,6 @@ def slugify(headline: str, article_id: str) -> str:
     ascii_ = unicodedata.normalize("NFKD", headline).encode("ascii", "ignore").decode()
     words = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")
     return f"{words[:80].rstrip('-')}-{article_id[:8]}"
-
-
-# Query parameters that say how a reader came to a page, not which page (besides every "utm…" one).
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "ocid", "cmpid", "cmp", "smid",
-    "ref", "ref_src", "mod", "ncid", "taid", "yptr", "guccounter", "_ga", "_gl", "sr_share", "spm", "s_cid",
-    "at_medium", "at_campaign", "xtor", "ito", "rss",
-})  # fmt: skip
-_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
-
-
-def _escapes_upper(text: str) -> str:
-    return _ESCAPE.sub(lambda m: m.group(0).upper(), text)
-
-
-def _tracking(pair: str) -> bool:
-    name = unquote_plus(pair.partition("=")[0]).lower()
-    return name.startswith("utm") or name in TRACKING_PARAMS
-
-
-def canonical_url(url: str | None) -> str | None:
-    """The URL an article is known by: scheme and host lower-cased, no fragment, no trailing slash, and
-    the query without tracking parameters, its parameters in order (the rest of it, and the path's
-    case, can name the article). Percent-escapes are upper-cased and ``+`` in the query is ``%20``;
-    nothing is decoded, so no escape is lost."""
-    if not url or not url.strip():
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:  # too broken to split: known by itself
-        return url.strip()
-    kept = (pair for pair in parts.query.split("&") if pair and not _tracking(pair))
-    pairs = sorted(_escapes_upper(pair.replace("+", "%20")) for pair in kept)
-    path = _escapes_upper(parts.path).rstrip("/")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "&".join(pairs), ""))
-
-
-def item_key(source_id: str) -> str:
-    """What a source's item id is compared by: a URL used as an id is compared as its canonical URL."""
-    if source_id.startswith(("http://", "https://")):
-        return canonical_url(source_id) or source_id
-    return source_id
 
 
 def content_hash(headline: str, body_html: str) -> str:

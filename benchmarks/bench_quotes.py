@@ -8,7 +8,7 @@ produced in bursts over the topic's partitions), then measures in the same run:
 * **service**: the real quotes service process consuming the pre-filled topic (decode, delay line,
   coalesced snapshots published, offsets committed): ticks / time from its first commit until the
   committed offsets of group ``quotes`` reach the end of every partition;
-* **in-process**: the service's hot path alone (:func:`~newsroom.quotes.pipeline.ingest` plus
+* **in-process**: the service's hot path alone (:func:`~newsroom.quotes.engine.ingest` plus
   ``QuoteBook.due``) over the same records, for how much of the time is the handler's own.
 
 Goals: the service at least half the raw rate, and at least 50,000 ticks/s. Prints; asserts nothing.
@@ -34,8 +34,8 @@ from newsroom.cli.stack import Stack
 from newsroom.common.events import TickReceived, encode, instrument_id, new_envelope
 from newsroom.common.settings import Settings
 from newsroom.common.topics import TICKS
-from newsroom.quotes.domain import QuoteBook
-from newsroom.quotes.pipeline import book_config, ingest
+from newsroom.quotes.book import QuoteBook
+from newsroom.quotes.engine import book_config, ingest
 
 TICKS_TOTAL = 300_000
 INSTRUMENTS = 500

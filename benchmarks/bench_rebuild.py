@@ -65,8 +65,8 @@ def body_text(rng: random.Random) -> str:
 
 async def templates(n: int) -> list[ArticleEnriched]:
     """``n`` enriched articles tagged by the real tagger over the bundled security master."""
+    from newsroom.enrichment.enricher import Enricher
     from newsroom.enrichment.master import build_master
-    from newsroom.enrichment.service import Enricher
 
     enricher = Enricher()
     await enricher.update(build_master())

@@ -26,8 +26,9 @@ from benchmarks._infra import embedded
 from newsroom.cli.core import publish_ticks
 from newsroom.cli.stack import SERVICE_ORDER
 from newsroom.common.events import QuoteUpdated, TickReceived
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings
-from newsroom.common.store import Keys, Pointers, connect
+from newsroom.common.store import Keys, Pointers
 from newsroom.common.topics import ALL_TOPICS
 
 SECONDS = float(os.environ.get("BENCH_SOAK_SECONDS", "60"))

@@ -20,10 +20,11 @@ from benchmarks.baseline_apps import BODY, KEY
 from newsroom.cli import demo
 from newsroom.cli.stack import free_port, port_open, stop_process, wait_until
 from newsroom.common.events import ArticleSubmitted, QuoteUpdated
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings
-from newsroom.common.store import Pointers, connect
+from newsroom.common.store import Pointers
+from newsroom.enrichment.enricher import Enricher
 from newsroom.enrichment.master import build_master
-from newsroom.enrichment.service import Enricher
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry
 from newsroom.rendering.domain import Renderer
 from newsroom.rendering.writer import FragmentWriter

@@ -10,7 +10,8 @@ from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 
 from newsroom.common.events import ArticleRetracted, Envelope, encode, new_envelope
-from newsroom.common.messaging import Outgoing, Publisher, Record, process_batch_at_once
+from newsroom.common.messaging import Outgoing, Publisher, process_batch_at_once
+from newsroom.common.records import Record
 
 
 class RecordingPublisher(Publisher):

@@ -13,16 +13,9 @@ from faststream.exceptions import NackMessage
 
 from newsroom.common import messaging
 from newsroom.common.events import MAX_EVENT_BYTES, Envelope, decode, encode, new_envelope
-from newsroom.common.messaging import (
-    EventTooLarge,
-    Outgoing,
-    Publisher,
-    Record,
-    batch_subscription,
-    make_broker,
-    process_batch,
-)
+from newsroom.common.messaging import EventTooLarge, Outgoing, Publisher, make_broker, process_batch
 from newsroom.common.reading import read_topic
+from newsroom.common.records import Record, batch_subscription
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
 from tests.conftest import RunningStack, apoll, publish_and_wait
 from tests.fakes import FailingBroker, new_article, submit_too_rich, submitted

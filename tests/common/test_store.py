@@ -6,7 +6,8 @@ import uuid
 
 import orjson
 
-from newsroom.common.store import Keys, WriteBatch, _bulky, connect
+from newsroom.common.redis_client import bulky, connect
+from newsroom.common.store import Keys, WriteBatch
 from tests.conftest import RunningStack
 
 
@@ -42,8 +43,8 @@ async def test_large_values_round_trip_whichever_packer_takes_them(infra: Runnin
         f"{key}:mid": "x" * 5000,
     }
     tiny: dict[str, str | bytes] = {f"{key}:tiny": "1", f"{key}:tiny2": b"\x00"}
-    assert _bulky(("MSET", *(item for pair in values.items() for item in pair)))  # redis-py's packer
-    assert not _bulky(("MSET", *(item for pair in tiny.items() for item in pair)))  # hiredis
+    assert bulky(("MSET", *(item for pair in values.items() for item in pair)))  # redis-py's packer
+    assert not bulky(("MSET", *(item for pair in tiny.items() for item in pair)))  # hiredis
     try:
         await redis.mset(values)
         await redis.mset(tiny)

@@ -11,8 +11,8 @@ import pytest
 
 from newsroom.common.events import MAX_EVENT_BYTES, ArticleSubmitted, encode, new_envelope
 from newsroom.common.text import html_text
+from newsroom.enrichment.enricher import Enricher
 from newsroom.enrichment.master import build_master
-from newsroom.enrichment.service import Enricher
 from tests.conftest import RunningStack, poll
 
 SENTENCE = "Intel Corp. (NASDAQ: INTC) rose while Advanced Micro Devices (NASDAQ: AMD) fell. "

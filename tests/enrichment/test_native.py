@@ -1,4 +1,4 @@
-"""The tagger compiled by mypyc (deploy/native.py) tags as its Python source; every build is current."""
+"""The tagger compiled by mypyc (deploy/native.py) tags as its Python sources; every build is current."""
 
 from __future__ import annotations
 
@@ -15,17 +15,19 @@ import pytest
 import newsroom.enrichment.tagger as tagger_module
 from newsroom.common.text import html_text
 from newsroom.enrichment.master import SecurityMaster, build_master
-from tests.enrichment.helpers import wire_stories
-from tests.native_builds import needs_build, source_of
+from tests.enrichment.helpers import pure_modules, wire_stories
+from tests.native_builds import needs_build
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def source_module() -> Iterator[ModuleType]:
-    """tagger.py loaded as plain Python, beside the compiled module that the package imports."""
-    with source_of(tagger_module) as module:
-        yield module
+    """The tagger and its stages' modules loaded as plain Python, beside the compiled ones the package
+    imports."""
+    with pure_modules() as modules:
+        assert all((m.__file__ or "").endswith(".py") for m in modules.values())
+        yield modules[tagger_module.__name__]
 
 
 @pytest.fixture(scope="module")

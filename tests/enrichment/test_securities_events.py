@@ -6,42 +6,13 @@ import os
 import re
 import subprocess
 import sys
-import uuid
-from typing import Any
-
-import httpx
 
 from newsroom.cli import demo
-from newsroom.common.events import ArticleEnriched, SecurityListed, decode
-from newsroom.common.reading import read_topic
 from newsroom.common.text import html_text
-from newsroom.common.topics import ENRICHED
 from newsroom.enrichment.master import build_master
 from newsroom.enrichment.securities import publish_securities, published_securities
 from tests.conftest import RunningStack, apoll
-
-SEED_TICKERS = {
-    ("NASDAQ", "INTC"),
-    ("NASDAQ", "AMD"),
-    ("NASDAQ", "NVDA"),
-    ("NYSE", "CAT"),
-    ("TYO", "6857"),
-    ("TYO", "8035"),
-    ("TYO", "7011"),
-    ("INDEX", "N225"),
-    ("INDEX", "SPX"),
-}
-TEST_COMPANY = SecurityListed(
-    instrument_id="NASDAQ:QXWG",
-    symbol="QXWG",
-    exchange="NASDAQ",
-    mic="XNAS",
-    name="Quuxly Widgets Inc.",
-    currency="USD",
-    aliases=("Quuxly Widgets",),
-    source="test listing",
-    as_of="2026-11-25",
-)
+from tests.enrichment.helpers import SEED_TICKERS, TEST_COMPANY, enriched, submit, tickers
 
 
 def securities_load(infra: RunningStack, *flags: str) -> str:
@@ -55,44 +26,6 @@ def securities_load(infra: RunningStack, *flags: str) -> str:
         check=True,
     )
     return run.stdout
-
-
-def submit(stack: RunningStack, body: str, **over: Any) -> str:
-    """Submit a new article through the ingestion API; returns its id."""
-    ref = uuid.uuid4().hex
-    article = {
-        "headline": f"Markets wrap {ref[:6]}",
-        "body": f"{body}\n\nRef {ref}.",
-        "source": "enrichment-test",
-        "id": f"enrichment-{ref}",
-        "published_at": "2026-11-25T09:00:00Z",
-        **over,
-    }
-    r = httpx.post(f"{stack.api}/v1/articles", json=article, headers=stack.auth(), timeout=30)
-    assert r.status_code == 202, r.text
-    article_id: str = r.json()["article_id"]
-    return article_id
-
-
-async def enriched(stack: RunningStack, article_id: str) -> ArticleEnriched:
-    """The enriched event of an article, once the enrichment service has published it."""
-
-    async def find() -> ArticleEnriched | None:
-        async for batch in read_topic(stack.settings, ENRICHED.name):
-            for rec in batch:
-                if rec.key == article_id.encode():
-                    event = decode(rec.value).data
-                    if isinstance(event, ArticleEnriched):
-                        return event
-        return None
-
-    found = await apoll(find, lambda event: event is not None)
-    assert found is not None
-    return found
-
-
-def tickers(event: ArticleEnriched) -> set[tuple[str, str]]:
-    return {(t.exchange, t.symbol) for t in event.tickers}
 
 
 async def test_seed_article_enriched_event_carries_exactly_its_tickers(stack: RunningStack) -> None:

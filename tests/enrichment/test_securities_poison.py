@@ -19,12 +19,13 @@ from newsroom.common.events import SecurityListed, encode, new_envelope
 from newsroom.common.reading import read_topic
 from newsroom.common.text import html_text
 from newsroom.common.topics import DEAD_LETTERS, SECURITIES
+from newsroom.enrichment.enricher import Enricher
 from newsroom.enrichment.master import build_master
 from newsroom.enrichment.securities import listing_problem
-from newsroom.enrichment.service import SECURITIES_GROUP, Enricher
+from newsroom.enrichment.service import SECURITIES_GROUP
 from newsroom.enrichment.tagger import Tagger
 from tests.conftest import RunningStack, apoll
-from tests.enrichment.test_securities_events import SEED_TICKERS, TEST_COMPANY, enriched, submit, tickers
+from tests.enrichment.helpers import SEED_TICKERS, TEST_COMPANY, enriched, submit, tickers
 
 POISON = 1000
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from newsroom.common.events import SecurityListed
-from newsroom.enrichment.master import SecurityMaster, build_master, clean_name, name_aliases
+from newsroom.enrichment.legal_names import clean_name, name_aliases
+from newsroom.enrichment.master import SecurityMaster, build_master
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pytest
 
 from newsroom.common.events import Mention, SecurityListed
 from newsroom.common.text import html_text
-from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger, _find_ticker, _find_words, default_tagger
+from newsroom.enrichment.tagger import TAGGER_VERSION, Tagger, default_tagger
+from newsroom.enrichment.tickers import find_ticker, find_words
 
 SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "nikkei-record-article.txt"
 
@@ -223,9 +224,9 @@ def test_regex_ticker_search_finds_what_the_word_search_finds(ticker: str) -> No
     text = " ".join(f"{before}{ticker}{after}" for before in contexts for after in contexts)
     text = f"{ticker} {text} {ticker}{ticker}A {ticker}"
     n = len(text)
-    assert _find_ticker(text, ticker, 0, n) == _find_words(text, ticker, 0, n, ticker=True)
+    assert find_ticker(text, ticker, 0, n) == find_words(text, ticker, 0, n, ticker=True)
     for lo, hi in [(0, 50), (7, 301), (n // 3, n // 2), (n - 40, n)]:
-        assert _find_ticker(text, ticker, lo, hi) == _find_words(text, ticker, lo, hi, ticker=True)
+        assert find_ticker(text, ticker, lo, hi) == find_words(text, ticker, lo, hi, ticker=True)
 
 
 def test_a_ticker_two_named_instruments_share_goes_to_the_one_whose_name_is_taken_last() -> None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,29 +17,17 @@ from pathlib import Path
 import httpx
 
 from newsroom.common.events import ArticleContent, Envelope, Payload
-from newsroom.common.messaging import Record
 from newsroom.common.reading import read_topic
+from newsroom.common.records import Record
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES
 from newsroom.ingestion.service import Ingestion, build, serve
 from tests.conftest import API_KEY as STACK_API_KEY
-from tests.conftest import RunningStack, apoll
+from tests.conftest import apoll
+from tests.fakes import newsroom as newsroom  # the shared runner, used here too
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "fast-test-key-0123456789"  # a key the ``api`` fixture's app lets write
-
-
-def newsroom(stack: RunningStack, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
-    """Run ``newsroom ARGS`` against the session's stack and return what it did."""
-    return subprocess.run(
-        [sys.executable, "-m", "newsroom.cli", *args],
-        env={**os.environ, **stack.env, "NEWSROOM_LOG_FORMAT": "json"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        check=False,
-    )
 
 
 async def article_events(settings: Settings) -> list[tuple[str, Payload]]:

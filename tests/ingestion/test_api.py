@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,20 +10,8 @@ from newsroom.common.events import ArticleRevised, ArticleSubmitted, decode
 from newsroom.common.reading import read_topic
 from newsroom.common.topics import ARTICLES
 from tests.conftest import RunningStack, poll
+from tests.fakes import new_article
 from tests.ingestion.helpers import article_events
-
-
-def new_article(**over: Any) -> dict[str, Any]:
-    tag = uuid.uuid4().hex
-    body = {
-        "headline": f"Test story {tag[:6]}",
-        "body": f"Advanced Micro Devices, Inc. (NASDAQ: AMD) rose. Ref {tag}.",
-        "source": "api-test",
-        "id": tag,
-        "published_at": datetime.now(UTC).isoformat(),
-    }
-    body.update(over)
-    return body
 
 
 def test_writes_need_a_key(stack: RunningStack) -> None:

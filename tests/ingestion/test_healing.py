@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaProducer
 
 from newsroom.common.events import encode, new_envelope
 from newsroom.common.messaging import Publisher
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings
-from newsroom.common.store import connect
 from newsroom.common.topics import ARTICLES
 from newsroom.ingestion import engine
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, Decision, match_keys, prepare

@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsroom.common.events import QuoteUpdated, TickReceived
-from newsroom.quotes.domain import QuoteBook, RejectCode, session_calendar
+from newsroom.quotes.book import QuoteBook
+from newsroom.quotes.calendars import session_calendar
+from newsroom.quotes.domain import RejectCode
 from newsroom.quotes.feeds import read_intraday_bars, read_tse_daily, read_yahoo_daily
 from tests.quotes.helpers import tick
 

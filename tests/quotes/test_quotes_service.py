@@ -20,12 +20,15 @@ from zoneinfo import ZoneInfo
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from newsroom.common.admin import group_offsets
 from newsroom.common.events import QuoteUpdated, TickReceived, encode, new_envelope
-from newsroom.common.messaging import Record
 from newsroom.common.reading import read_topic
+from newsroom.common.records import Record
 from newsroom.common.topics import DEAD_LETTERS, SNAPSHOTS, TICKS
-from newsroom.quotes.domain import QuoteBook
-from newsroom.quotes.pipeline import book_config
+from newsroom.quotes.book import QuoteBook
+from newsroom.quotes.engine import book_config
+from newsroom.quotes.rebuild import fold_ticks
+from newsroom.quotes.service import GROUP
 from tests.conftest import REPO, RunningStack, apoll
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -113,14 +116,12 @@ async def test_rebuild_from_committed_ticks_matches_the_live_book_and_refolding_
     stack: RunningStack, shared_data: Path
 ) -> None:
     """A book rebuilt from the group's committed ticks (as after a crash) shows AAPLR as the service does."""
-    from newsroom.quotes.service import committed_offsets, fold_ticks  # imported late: builds a broker client
-
     iid = f"NASDAQ:{REPLAY_SYMBOL}"
     await apoll(lambda: snapshots_of(stack, iid), bool)  # the replay test published the sessions
     ends = await end_offsets(stack)
     committed = await apoll(
-        lambda: committed_offsets(stack.settings),
-        lambda got: all(got.get(tp, 0) >= off for tp, off in ends.items() if off),
+        lambda: group_offsets(stack.settings, GROUP, TICKS.name),
+        lambda got: all(got.get(tp.partition, 0) >= off for tp, off in ends.items() if off),
     )
     book = QuoteBook(**book_config(stack.settings))
     assert await fold_ticks(stack.settings, book, committed) >= 782

@@ -4,60 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from newsroom.common.events import ArticleContent, ArticleEnriched, Mention, TaggedTicker
+from newsroom.common.events import TaggedTicker
 from newsroom.common.settings import DEFAULT_WATCHLIST
-from newsroom.common.text import html_text
 from newsroom.rendering.domain import LAYOUT_FOOT, LAYOUT_HEAD, Renderer, link_mentions
-
-BODY = "<p>Intel Corp. (NASDAQ: INTC) and <b>Intel</b> again; the S&amp;P 500 fell.</p>"
-
-
-def mention(
-    text: str,
-    needle: str,
-    symbol: str,
-    exchange: str,
-    kind: str = "equity",
-    nth: int = 0,
-    stage: str = "name",
-) -> Mention:
-    start = -1
-    for _ in range(nth + 1):
-        start = text.index(needle, start + 1)
-    return Mention(
-        symbol=symbol,
-        exchange=exchange,
-        start=start,
-        end=start + len(needle),
-        stage=stage,
-        kind=kind,
-    )
-
-
-def enriched() -> ArticleEnriched:
-    text = html_text(BODY).text
-    mentions = (
-        mention(text, "Intel Corp.", "INTC", "NASDAQ"),
-        mention(text, "INTC", "INTC", "NASDAQ", stage="explicit"),
-        mention(text, "Intel", "INTC", "NASDAQ", nth=1),
-        mention(text, "S&P 500", "SPX", "INDEX", kind="index"),
-    )
-    article = ArticleContent(
-        article_id="abc123",
-        revision=2,
-        headline="Intel <falls>",
-        body_html=BODY,
-        source="t",
-        published_at=datetime(2026, 1, 13, 9, tzinfo=UTC),
-        content_hash="h",
-        slug="intel-falls-abc123",
-    )
-    return ArticleEnriched(
-        article=article,
-        tagger_version="t",
-        mentions=mentions,
-        tickers=(TaggedTicker(symbol="INTC", exchange="NASDAQ", mentions=3, relevance=1.0),),
-    )
+from tests.fakes import ENRICHED_BODY as BODY
+from tests.fakes import enriched
 
 
 def test_mentions_are_linked_and_the_first_gets_a_chip_slot() -> None:

@@ -10,8 +10,8 @@ import pytest
 
 import newsroom.rendering.links as links_module
 from newsroom.common.events import ArticleContent, ArticleEnriched, Mention
+from newsroom.enrichment.enricher import Enricher
 from newsroom.enrichment.master import SecurityMaster, build_master
-from newsroom.enrichment.service import Enricher
 from tests.enrichment.helpers import wire_stories
 from tests.native_builds import needs_build, source_of
 

@@ -13,7 +13,7 @@ import httpx
 from newsroom.cli import demo
 from newsroom.cli.core import publish_ticks
 from newsroom.common.events import TickReceived
-from newsroom.common.store import connect
+from newsroom.common.redis_client import connect
 from tests.conftest import RunningStack, apoll, poll, publish_and_wait
 
 NVDA_FRAGMENTS = {"chip:NASDAQ:NVDA", "qrow:NASDAQ:NVDA", "qdetail:NASDAQ:NVDA"}

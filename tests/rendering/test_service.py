@@ -27,7 +27,7 @@ from newsroom.common.events import (
 )
 from newsroom.common.settings import Settings
 from newsroom.common.topics import DEAD_LETTERS, ENRICHED, SNAPSHOTS
-from newsroom.rendering.domain import Applied, ArticleEvent
+from newsroom.rendering.applying import Applied, ArticleEvent
 from newsroom.rendering.service import build
 
 

@@ -20,7 +20,8 @@ from newsroom.common.events import (
 from newsroom.common.settings import DEFAULT_WATCHLIST
 from newsroom.common.text import html_text
 from newsroom.common.topics import ENRICHED
-from newsroom.rendering.domain import LAYOUT_FOOT, LAYOUT_HEAD, Applied, Page, Renderer, publication_times
+from newsroom.rendering.applying import Applied
+from newsroom.rendering.domain import LAYOUT_FOOT, LAYOUT_HEAD, Page, Renderer, publication_times
 from newsroom.rendering.replay import apply_articles
 from tests.conftest import RunningStack, poll
 

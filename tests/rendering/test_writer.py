@@ -18,13 +18,15 @@ from newsroom.common.events import (
     QuoteUpdated,
     TaggedTicker,
 )
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import DEFAULT_WATCHLIST
-from newsroom.common.store import OWN, FragmentReader, NamespaceRetired, Pointers, SwitchRefused, connect
-from newsroom.rendering.domain import ArticleEvent, Renderer
+from newsroom.common.store import OWN, FragmentReader, NamespaceRetired, Pointers, SwitchRefused
+from newsroom.rendering.applying import ArticleEvent
+from newsroom.rendering.domain import Renderer
 from newsroom.rendering.writer import FragmentWriter
+from tests.cli.helpers import snapshot_namespace
 from tests.conftest import RunningStack
-from tests.rendering.test_domain import enriched
-from tests.replay.helpers import snapshot_namespace
+from tests.fakes import enriched
 
 
 @pytest.fixture

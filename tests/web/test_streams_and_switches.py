@@ -11,7 +11,8 @@ import httpx
 import uvicorn
 
 from newsroom.cli.stack import free_port
-from newsroom.common.store import Keys, Pointers, WriteBatch, connect, namespace_for
+from newsroom.common.redis_client import connect
+from newsroom.common.store import Keys, Pointers, WriteBatch, namespace_for
 from newsroom.web.service import create_app
 from newsroom.web.site import Site
 from tests.conftest import RunningStack, apoll

@@ -13,7 +13,7 @@ from tests.conftest import RunningStack, poll, publish_and_wait
 
 
 def _an_article_path(stack: RunningStack) -> str:
-    from tests.ingestion.test_api import new_article
+    from tests.fakes import new_article
 
     return publish_and_wait(stack, new_article())
 

@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import time
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import structlog
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -43,23 +41,18 @@ from rich.table import Table
 from rich.text import Text
 
 from newsroom.cli.output import console, key_values
-from newsroom.common.events import ArticleContent, ArticleEnriched, ArticleRetracted, new_envelope
-from newsroom.common.messaging import Outgoing, fitting
-from newsroom.common.reading import read_topic
-from newsroom.common.settings import Settings, get_settings
+from newsroom.common.settings import get_settings
 from newsroom.common.store import Pointers
-from newsroom.common.topics import ARTICLES, ENRICHED
 from newsroom.rendering.rebuild import (
     CHUNK,
     EXPIRE_OLD_S,
     FragmentSummary,
-    decoded_payloads,
     rebuild_fragments,
     retire_version,
 )
 
-log = structlog.get_logger("rebuild")
-PRODUCER = "rebuild"
+if TYPE_CHECKING:  # imported when run: every ``newsroom`` command would load the tagger and FastStream
+    from newsroom.enrichment.replay import EnrichmentSummary
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,6 +82,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="seconds the old namespace lives on (default 300)",
     )
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    shared = f.add_mutually_exclusive_group()
+    shared.add_argument(
+        "--group",
+        action="store_true",
+        help="apply the enriched topic as a consumer group that other processes, on any machine, join "
+        "with --join (instead of local worker processes); this process switches the site when done",
+    )
+    shared.add_argument(
+        "--join",
+        nargs="?",
+        const="",
+        metavar="NAMESPACE",
+        help="take part in the --group rebuild in progress (into NAMESPACE, default: the shadow one): "
+        "apply the partitions Kafka gives this process until the whole plan is committed",
+    )
+    f.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="with --group: start applying once this many processes (this one included) take part",
+    )
+    f.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait: with --join for a rebuild to start, with --members for the others to join",
+    )
     f.set_defaults(func=cmd_rebuild_fragments)
 
     r = actions.add_parser(
@@ -165,6 +185,8 @@ def summary_table(summary: FragmentSummary) -> Table:
 
 def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
     settings = get_settings()
+    if args.join is not None:
+        return join_fragments(args)
 
     async def main() -> FragmentSummary:
         # SIGTERM like Ctrl-C: workers stop after the chunk in hand, an unswitched namespace expires
@@ -179,6 +201,9 @@ def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 expire_old=args.expire_old,
                 progress=progress,
+                group=args.group,
+                members=args.members,
+                members_wait=args.wait,
             )
 
     try:
@@ -200,6 +225,29 @@ def cmd_rebuild_fragments(args: argparse.Namespace) -> int:
     return 0
 
 
+def join_fragments(args: argparse.Namespace) -> int:
+    """``rebuild fragments --join``: one more member of a ``--group`` rebuild; prints what it applied."""
+    from newsroom.rendering.members import join_rebuild
+
+    settings = get_settings()
+    try:
+        namespace, counts = asyncio.run(
+            join_rebuild(settings, args.join or None, chunk=args.chunk, wait=args.wait)
+        )
+    except KeyboardInterrupt:
+        console().print("left the rebuild: the other members take over this process's partitions")
+        return 130
+    rows = [
+        ("namespace", namespace),
+        ("articles rendered here", f"{counts.applied.rendered:,}"),
+        ("stale or retracted skipped", f"{counts.applied.skipped:,}"),
+        ("retractions", f"{counts.applied.retracted:,}"),
+        ("undecodable records", f"{counts.undecodable:,}"),
+    ]
+    console().print(key_values("rebuild fragments --join: summary", rows))
+    return 0
+
+
 # --------------------------------------------------------------------------- retire a version
 
 
@@ -218,119 +266,33 @@ def cmd_rebuild_retire(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- rebuild enrichment
 
 
-@dataclass
-class EnrichmentSummary:
-    """What an enrichment rebuild did."""
-
-    articles: int = 0
-    retagged: int = 0
-    changed: int = 0
-    retracted: int = 0
-    too_large: int = 0
-    seconds: float = 0.0
-    published: bool = False
-
-    def table(self) -> Table:
-        return key_values(
-            "rebuild enrichment: summary",
-            [
-                ("articles on the log", f"{self.articles:,}"),
-                ("re-tagged" + ("" if self.published else " (dry run: not published)"), f"{self.retagged:,}"),
-                ("tickers changed", f"{self.changed:,}"),
-                ("retracted (skipped)", f"{self.retracted:,}"),
-                ("too large to publish (left as they were)", f"{self.too_large:,}"),
-                ("wall time", f"{self.seconds:.1f} s"),
-            ],
-        )
-
-
-@dataclass
-class LogState:
-    """Per article: its latest content revision, highest enrichment revision, last tickers, retraction."""
-
-    latest: dict[str, ArticleContent] = field(default_factory=dict)
-    enrichment_revision: dict[str, int] = field(default_factory=dict)
-    tickers: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
-    retracted: set[str] = field(default_factory=set)
-
-
-async def read_state(settings: Settings) -> LogState:
-    """Fold the articles and enriched topics into what ``rebuild enrichment`` needs."""
-    state = LogState()
-    best: dict[str, tuple[int, int]] = {}
-    async for batch in read_topic(settings, ENRICHED.name):
-        for data in decoded_payloads(batch):
-            if isinstance(data, ArticleEnriched):
-                aid = data.article.article_id
-                erev = data.enrichment_revision
-                state.enrichment_revision[aid] = max(erev, state.enrichment_revision.get(aid, 0))
-                version = (data.article.revision, erev)
-                if version >= best.get(aid, (0, 0)):
-                    best[aid] = version
-                    state.tickers[aid] = tuple(sorted((t.exchange, t.symbol) for t in data.tickers))
-            elif isinstance(data, ArticleRetracted):
-                state.retracted.add(data.article_id)
-    async for batch in read_topic(settings, ARTICLES.name):
-        for data in decoded_payloads(batch):
-            if isinstance(data, ArticleContent):
-                current = state.latest.get(data.article_id)
-                if current is None or data.revision >= current.revision:
-                    state.latest[data.article_id] = data
-            elif isinstance(data, ArticleRetracted):
-                state.retracted.add(data.article_id)
-    return state
-
-
-async def rebuild_enrichment(
-    settings: Settings, *, dry_run: bool = False, show_progress: bool = True, burst: int = 500
-) -> EnrichmentSummary:
-    """Re-tag every live article and publish the new enrichment revisions (unless ``dry_run``)."""
-    from newsroom.common.messaging import Publisher, make_broker
-    from newsroom.enrichment.service import Enricher, load_master
-
-    started = time.perf_counter()
-    summary = EnrichmentSummary(published=not dry_run)
-    state = await read_state(settings)
-    enricher = Enricher()
-    await load_master(enricher, settings)  # the bundled data with the topic's valid listings on top
-    summary.articles = len(state.latest)
-    todo = [a for aid, a in state.latest.items() if aid not in state.retracted]
-    summary.retracted = summary.articles - len(todo)
-    broker = None if dry_run else make_broker(PRODUCER, settings)
-    if broker is not None:
-        await broker.start()
-    try:
-        publisher = Publisher(broker, PRODUCER) if broker is not None else None
-        with progress_bar(show_progress) as progress:
-            task = progress.add_task("re-tagging articles", total=len(todo))
-            for i in range(0, len(todo), burst):
-                out: list[Outgoing] = []
-                for article in todo[i : i + burst]:
-                    erev = state.enrichment_revision.get(article.article_id, 0) + 1
-                    enriched = enricher.enrich_payload(article, enrichment_revision=erev)
-                    tickers = tuple(sorted((t.exchange, t.symbol) for t in enriched.tickers))
-                    summary.changed += tickers != state.tickers.get(article.article_id)
-                    out.append((ENRICHED, article.article_id, new_envelope(enriched, producer=PRODUCER)))
-                groups = [(item, [item]) for item in out]
-                if publisher is None:
-                    refused = fitting(groups)[1]
-                else:
-                    refused = await publisher.publish_fitting(groups)
-                for _, reason in refused:  # its article keeps the enrichment it has
-                    log.warning("enriched event too large to publish; its article keeps its own", why=reason)
-                summary.too_large += len(refused)
-                summary.retagged += len(out) - len(refused)
-                progress.advance(task, len(out) - len(refused))
-    finally:
-        if broker is not None:
-            await broker.stop()
-    summary.seconds = time.perf_counter() - started
-    return summary
+def enrichment_table(summary: EnrichmentSummary) -> Table:
+    """An enrichment rebuild's summary, as the command prints it."""
+    retagged = "re-tagged" + ("" if summary.published else " (dry run: not published)")
+    return key_values(
+        "rebuild enrichment: summary",
+        [
+            ("articles on the log", f"{summary.articles:,}"),
+            (retagged, f"{summary.retagged:,}"),
+            ("tickers changed", f"{summary.changed:,}"),
+            ("retracted (skipped)", f"{summary.retracted:,}"),
+            ("too large to publish (left as they were)", f"{summary.too_large:,}"),
+            ("wall time", f"{summary.seconds:.1f} s"),
+        ],
+    )
 
 
 def cmd_rebuild_enrichment(args: argparse.Namespace) -> int:
-    summary = asyncio.run(
-        rebuild_enrichment(get_settings(), dry_run=args.dry_run, show_progress=not args.no_progress)
-    )
-    console().print(summary.table())
+    from newsroom.enrichment.replay import rebuild_enrichment
+
+    async def main() -> EnrichmentSummary:
+        with progress_bar(not args.no_progress) as progress:
+            task = progress.add_task("re-tagging articles", total=None)
+            return await rebuild_enrichment(
+                get_settings(),
+                dry_run=args.dry_run,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+
+    console().print(enrichment_table(asyncio.run(main())))
     return 0

@@ -76,6 +76,13 @@ async def committed_offsets(
     return {tp: om.offset for tp, om in found.items() if om.offset >= 0}
 
 
+async def group_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset per partition of ``topic`` (those it has not committed on left out)."""
+    async with admin_client(settings) as admin, running(plain_consumer(settings)) as consumer:
+        tps = partitions_of(consumer, [topic])
+        return {tp.partition: offset for tp, offset in (await committed_offsets(admin, group, tps)).items()}
+
+
 async def list_groups(admin: AIOKafkaAdminClient) -> list[str]:
     """Every consumer group the broker knows, sorted."""
     return sorted({str(g[0]) for g in await admin.list_consumer_groups()})

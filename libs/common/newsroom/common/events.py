@@ -9,6 +9,9 @@ Every record on a newsroom topic is an :class:`Envelope` serialised as JSON::
 stored ``version`` is older than the model's, the registered upcasters
 (``upcast_v1_v2`` …) turn the old payload into the current shape first, so a log
 holding several versions of one event type replays into the same state.
+
+This module is longer than the others on purpose: the envelope, every payload model with its
+version and the upcasters are the topics' contract, and they read as one page.
 """
 
 from __future__ import annotations

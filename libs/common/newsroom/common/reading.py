@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from newsroom.common.events import EventDecodeError, decode_payload
 from newsroom.common.settings import Settings
+from newsroom.common.topics import BY_NAME
 
 
 @contextlib.asynccontextmanager
@@ -112,14 +114,17 @@ async def read_topic(
     follow: bool = False,
     max_records: int = 2000,
     partitions: Collection[int] | None = None,
+    upto: Mapping[int, int] | None = None,
     required: bool = False,
 ) -> AsyncGenerator[list[ConsumerRecord[Any, Any]], None]:
     """Read a topic (or only ``partitions`` of it) without a consumer group, batch by batch.
 
     From ``start``: ``earliest``, ``latest`` or the first record at or after a time. Nothing is
     committed. Without ``follow`` the iteration ends at each partition's end when the read began
-    (:func:`log_ends`): records written after that are left alone. A topic the broker lacks reads as
-    empty, or raises :class:`TopicNotFound` when ``required``.
+    (:func:`log_ends`): records written after that are left alone. With ``upto`` (partition ->
+    offset) only those partitions are read, each up to the record before that offset at the most (a
+    consumer group's committed offsets, say). A topic the broker lacks reads as empty, or raises
+    :class:`TopicNotFound` when ``required``.
     """
     async with running(
         AIOKafkaConsumer(
@@ -133,8 +138,12 @@ async def read_topic(
         found = consumer.partitions_for_topic(topic) or set()
         if not found and required:
             raise TopicNotFound(f"no topic {topic} on {settings.broker_url}")
+        if upto is not None:
+            partitions = [p for p in upto if partitions is None or p in partitions]
         tps = [TopicPartition(topic, p) for p in sorted(found) if partitions is None or p in partitions]
         end = await log_ends(consumer, tps)
+        if upto is not None:
+            end = {tp: min(offset, upto[tp.partition]) for tp, offset in end.items()}
         consumer.assign(tps)
         since = to_ms(start) if isinstance(start, datetime) else None
         if start == "earliest":
@@ -171,3 +180,16 @@ async def read_topic(
                     yield recs
                 if not follow and await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
+
+
+def decoded_payloads(batch: Sequence[ConsumerRecord[Any, Any]]) -> Iterator[Any]:
+    """Each record's event payload, or None for a record that is not a valid event or whose type its topic
+    does not declare (what a replay folds: the consumers park both, see ``Record``)."""
+    for rec in batch:
+        try:
+            payload = decode_payload(rec.value or b"")
+        except EventDecodeError:
+            yield None
+            continue
+        declared = BY_NAME.get(rec.topic)
+        yield None if declared is not None and declared.misplaced(payload.TYPE) else payload

@@ -28,12 +28,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
-import hiredis
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import DataError, WatchError
+from redis.exceptions import WatchError
+
+from newsroom.common.redis_client import BULKY_MEAN
 
 GONE = "@gone"
 LAYOUT_HEAD = "layout:head"  # the fragment every page starts with: a namespace without it serves nothing
@@ -228,67 +228,6 @@ class SwitchRefused(Exception):
     """A rebuild's switch that would no longer be right (see :meth:`Pointers.switch_to`)."""
 
 
-class _HiredisPacking:
-    """Commands packed by hiredis in C, as redis-py's synchronous client does, unless their values are large.
-
-    The asyncio client packs every argument in Python; for the renderer's pipelines of many small
-    arguments (list changes, metas) that was the costliest step of a write. hiredis copies every value
-    into one buffer, though, and for an MSET of whole pages redis-py's packer is three times cheaper:
-    it hands values over 6 KB to the socket as they are. Arguments are encoded as UTF-8, the clients'
-    encoding here.
-    """
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        if _bulky(args):
-            packed: list[bytes] = super().pack_command(*args)  # type: ignore[misc]  # redis-py's, in the MRO
-            return packed
-        if isinstance(args[0], str):
-            args = tuple(args[0].encode().split()) + args[1:]
-        elif b" " in args[0]:
-            args = tuple(args[0].split()) + args[1:]
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError as exc:
-            raise DataError(str(exc)) from exc
-
-
-_BULKY_MEAN = 1024  # bytes per argument above which redis-py's packer is the cheaper one
-_BULKY_SAMPLE = 9  # arguments looked at: a command's name and its first four pairs (summing all costs more)
-
-
-def _bulky(args: tuple[Any, ...]) -> bool:
-    """Whether a command's first arguments average more than :data:`_BULKY_MEAN` characters."""
-    sample = args[:_BULKY_SAMPLE]
-    size = 0
-    for arg in sample:
-        if isinstance(arg, bytes | str):
-            size += len(arg)
-    return size > _BULKY_MEAN * len(sample)
-
-
-class _Connection(_HiredisPacking, aioredis.Connection):
-    pass
-
-
-class _SSLConnection(_HiredisPacking, aioredis.SSLConnection):
-    pass
-
-
-class _UnixConnection(_HiredisPacking, aioredis.UnixDomainSocketConnection):
-    pass
-
-
-_CONNECTIONS = {"redis": _Connection, "rediss": _SSLConnection, "unix": _UnixConnection}
-
-
-def connect(url: str, **kwargs: Any) -> aioredis.Redis:
-    """A client for ``url`` whose connections pack commands with hiredis."""
-    connection_class = _CONNECTIONS.get(urlsplit(url).scheme)
-    if connection_class is not None:
-        kwargs.setdefault("connection_class", connection_class)
-    return aioredis.Redis.from_url(url, **kwargs)
-
-
 def dependencies(manifest: list[str]) -> set[str]:
     """What a page's content depends on besides its own key (``page:<path>``), in the names
     invalidations use: the shared fragments and lists it shows."""
@@ -387,11 +326,11 @@ class WriteBatch:
     def commands(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """What the batch runs: the strings' MSETs, and every other command in order (its own commands, the
         deletions, the lists' changes, the announcement), long ones split."""
-        # small values and large ones in MSETs of their own: each is then packed the cheaper way (_bulky)
+        # small values and large ones in MSETs of their own: each is then packed the cheaper way (bulky)
         small: list[str | bytes] = []
         large: list[str | bytes] = []
         for key, value in self._sets.items():
-            (large if len(value) > _BULKY_MEAN else small).extend((key, value))
+            (large if len(value) > BULKY_MEAN else small).extend((key, value))
         sets = [
             ("MSET", *pairs[i : i + _MOST_ARGS])
             for pairs in (small, large)

@@ -14,7 +14,8 @@ Sources, each recorded on the :class:`~newsroom.common.events.SecurityListed` it
 * ``data/curated.json`` — a short hand-kept list of brands and renamed issuers (Google, Facebook, …) and
   of generated aliases that must never be used ("Nasdaq" is the index far more often than the company).
 
-Aliases are generated from legal names by stripping legal-form words (:func:`name_aliases`).
+Aliases are generated from legal names by stripping legal-form words
+(:func:`~newsroom.enrichment.legal_names.name_aliases`).
 ``data/common_words.txt`` and ``data/proper_nouns.txt`` (the words of company names that a dictionary
 also lists) mark the aliases that could be ordinary words.
 Regenerate the derived data files with
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from newsroom.common.events import SecurityListed, instrument_id
+from newsroom.enrichment.legal_names import clean_name, name_aliases, name_with_form
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SEC_FILE = DATA_DIR / "sec_listings.csv"
@@ -78,112 +80,6 @@ INDICES: tuple[IndexDef, ...] = (
     IndexDef("NDX", "Nasdaq-100", ("Nasdaq-100", "Nasdaq 100", "NASDAQ-100", "NASDAQ 100")),
     IndexDef("RUT", "Russell 2000", ("Russell 2000",)),
 )
-
-# Words that state a legal form rather than name a company; stripped from the end of a name.
-LEGAL_FORMS = frozenset(
-    [
-        "inc",
-        "incorporated",
-        "corp",
-        "corporation",
-        "co",
-        "company",
-        "companies",
-        "ltd",
-        "limited",
-        "plc",
-        "holdings",
-        "holding",
-        "group",
-        "kk",
-        "k.k",
-        "ag",
-        "nv",
-        "n.v",
-        "sa",
-        "s.a",
-        "se",
-        "s.e",
-        "lp",
-        "l.p",
-        "llc",
-        "l.l.c",
-        "asa",
-        "a/s",
-        "as",
-        "ab",
-        "oyj",
-        "spa",
-        "s.p.a",
-        "nv/sa",
-        "the",
-    ]
-)
-_STATE_SUFFIX = re.compile(r"\s*/[A-Z]{2,3}/?\s*$|\s*/NEW/?\s*$", re.IGNORECASE)
-_TOKEN = re.compile(r"[^\s,]+")
-
-
-def _is_caps(name: str) -> bool:
-    letters = [c for c in name if c.isalpha()]
-    return bool(letters) and all(c.isupper() for c in letters)
-
-
-def _title_token(token: str) -> str:
-    """Title-case one token of an all-caps legal name, keeping acronyms (AT&T, CVS, 3M) upper."""
-    if any(c in token for c in "&.") or any(c.isdigit() for c in token):
-        return token
-    if len(token) <= 3 and token.lower() not in {"and", "of", "the", "for", "new", "co", "inc"}:
-        return token
-    if token.lower() in {"and", "of", "the", "for"}:
-        return token.lower()
-    return token[:1] + token[1:].lower()
-
-
-def clean_name(name: str) -> str:
-    """A legal name tidied for display: no state-of-incorporation marker, title case for all-caps."""
-    name = _STATE_SUFFIX.sub("", " ".join(name.split())).strip(" ,")
-    if _is_caps(name):
-        name = " ".join(_title_token(t) for t in name.split())
-    return name
-
-
-def _strip_forms(tokens: list[str]) -> list[str]:
-    """Drop legal-form words (and a dangling "&") from the end, and a leading "The"."""
-    out = list(tokens)
-    while len(out) > 1 and (out[-1].lower().strip(".,") in LEGAL_FORMS or out[-1] in ("&", "and")):
-        out.pop()
-    if len(out) > 1 and out[0].lower() == "the":
-        out.pop(0)
-    return out
-
-
-def name_aliases(name: str) -> list[str]:
-    """Aliases generated from a legal name: the name without legal forms, with "&" and "and" swapped.
-
-    >>> name_aliases("Johnson & Johnson")
-    ['Johnson & Johnson', 'Johnson and Johnson']
-    >>> name_aliases("MITSUBISHI HEAVY INDUSTRIES, LTD.")
-    ['Mitsubishi Heavy Industries']
-    """
-    tokens = _TOKEN.findall(clean_name(name))
-    if not tokens:
-        return []
-    stripped = " ".join(_strip_forms(tokens)).strip(" ,.")
-    found = [stripped]
-    if " & " in stripped:
-        found.append(stripped.replace(" & ", " and "))
-    elif " and " in stripped:
-        found.append(stripped.replace(" and ", " & "))
-    return [a for a in dict.fromkeys(found) if len(a) >= 2]
-
-
-def _with_form(name: str) -> str | None:
-    """The name cut after its first legal-form word ("Celsius Holdings" for "CELSIUS HOLDINGS, INC.")."""
-    tokens = [t.strip(",") for t in _TOKEN.findall(clean_name(name))]
-    for i, token in enumerate(tokens[1:], start=1):
-        if token.lower().strip(".") in LEGAL_FORMS:
-            return " ".join(tokens[: i + 1]).rstrip(".")
-    return None
 
 
 def _is_weak(alias: str, token_counts: dict[str, int]) -> bool:
@@ -354,7 +250,7 @@ def _assign_aliases(drafts: dict[str, _Draft], order: list[str], primary_of_cik:
         if drafts[iid].prominent or iid in curated_aliases:
             continue
         weak = [a for a in generated[iid] if _is_weak(a, token_counts)]
-        with_form = _with_form(drafts[iid].name)
+        with_form = name_with_form(drafts[iid].name)
         generated[iid] = [a for a in generated[iid] if a not in weak]
         # "Sony Group" is the US listing of a company better known by its home listing's "Sony"
         if weak and with_form and not any(a.lower() in well_known for a in weak):

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from newsroom.common.events import SecurityListed, new_envelope
-from newsroom.common.messaging import Publisher, Record, make_broker
+from newsroom.common.messaging import Publisher, make_broker
 from newsroom.common.reading import read_topic
+from newsroom.common.records import Record
 from newsroom.common.settings import Settings
 from newsroom.common.topics import SECURITIES
 from newsroom.enrichment.master import CURRENCY, MIC

@@ -23,8 +23,9 @@ import structlog
 from redis.exceptions import RedisError
 
 from newsroom.common.events import new_envelope
-from newsroom.common.messaging import Publisher, Record
+from newsroom.common.messaging import Publisher
 from newsroom.common.reading import read_topic
+from newsroom.common.records import Record
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES
 from newsroom.ingestion.domain import ArticleIn, ArticleRegistry, Decision, Prepared, match_keys, prepare

@@ -30,15 +30,10 @@ from prometheus_client import make_asgi_app
 from newsroom.common.admin import ensure_topics
 from newsroom.common.health import Health, LogWatch, probes
 from newsroom.common.logging import configure_logging
-from newsroom.common.messaging import (
-    Publisher,
-    Record,
-    batch_subscription,
-    delivered_again_on_failure,
-    make_broker,
-)
+from newsroom.common.messaging import Publisher, delivered_again_on_failure, make_broker
+from newsroom.common.records import Record, batch_subscription
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings, get_settings
-from newsroom.common.store import connect
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ARTICLES
 from newsroom.ingestion import api

@@ -14,11 +14,13 @@ from typing import Any
 from rich.progress import Progress
 
 from newsroom.common.events import QuoteUpdated, TickReceived, instrument_id, new_envelope
-from newsroom.common.messaging import Publisher, Record, make_broker
+from newsroom.common.messaging import Publisher, make_broker
 from newsroom.common.reading import read_topic
+from newsroom.common.records import Record
 from newsroom.common.settings import Settings, get_settings
 from newsroom.common.topics import SNAPSHOTS, TICKS
-from newsroom.quotes.feeds import merge_ticks, paced, read_ticks, simulate
+from newsroom.quotes.feeds import merge_ticks, read_ticks
+from newsroom.quotes.streams import paced, simulate
 
 BURST = 2000  # ticks per produce burst when replaying as fast as possible
 

@@ -30,18 +30,20 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import structlog
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 from redis.exceptions import RedisError
 
 from newsroom.common.admin import partitions_of, plain_consumer
 from newsroom.common.errors import Refused
-from newsroom.common.events import EventDecodeError, QuoteUpdated, decode_payload
-from newsroom.common.reading import read_topic, running, spans
+from newsroom.common.events import QuoteUpdated
+from newsroom.common.reading import decoded_payloads, log_ends, read_topic, running, spans
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings
-from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, connect, namespace_for
+from newsroom.common.store import Keys, NamespaceRetired, Pointers, SwitchRefused, namespace_for
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS
 from newsroom.rendering.domain import Renderer
+from newsroom.rendering.members import apply_as_member, await_members, group_of, plan_key, write_plan
 from newsroom.rendering.replay import ArticleCounts, apply_articles, apply_in_worker, start_worker
 from newsroom.rendering.writer import FragmentWriter
 
@@ -195,15 +197,6 @@ def _retired_is_fatal() -> Iterator[None]:
         raise RebuildRefused(str(exc)) from exc
 
 
-def decoded_payloads(batch: list[ConsumerRecord[Any, Any]]) -> Iterator[Any]:
-    """Each record's event payload, or None for a record that is not a valid event."""
-    for rec in batch:
-        try:
-            yield decode_payload(rec.value or b"")
-        except EventDecodeError:
-            yield None
-
-
 async def render_log(
     settings: Settings,
     writer: Any,
@@ -211,8 +204,12 @@ async def render_log(
     progress: ProgressLike,
     chunk: int,
     workers: int,
+    group: bool = False,
+    members: int = 1,
+    members_wait: float = 60.0,
 ) -> None:
-    """Quote snapshots first, then the enriched articles, into ``writer``'s namespace."""
+    """Quote snapshots first, then the enriched articles, into ``writer``'s namespace: by this process and
+    local workers, or (``group``) by every process that joins the rebuild's consumer group."""
     found = await partition_counts(settings, [SNAPSHOTS.name, ENRICHED.name])
     counts = by_topic(found, [SNAPSHOTS.name, ENRICHED.name])
     parts = sorted(tp.partition for tp in found if tp.topic == ENRICHED.name)
@@ -236,7 +233,20 @@ async def render_log(
 
     articles_task = progress.add_task("enriched articles", total=counts[ENRICHED.name] or None)
     workers = max(1, min(workers, len(parts)))
-    if workers == 1:
+    if group:  # shared by every process that joins (see members): the plan is the partitions' ends now
+        async with running(plain_consumer(settings)) as consumer:
+            ends = await log_ends(consumer, [TopicPartition(ENRICHED.name, p) for p in parts])
+        plan = {tp.partition: end for tp, end in ends.items()}
+        await write_plan(writer.redis, writer.namespace, plan)
+        log.info("rebuild open to members", namespace=writer.namespace, group=group_of(writer.namespace),
+                 join=f"newsroom rebuild fragments --join {writer.namespace}")  # fmt: skip
+        if members > 1:
+            joined = await await_members(settings, group_of(writer.namespace), members - 1, members_wait)
+            log.info("rebuild members joined", joined=joined, expected=members - 1)
+        done = await apply_as_member(
+            settings, writer, plan, chunk, lambda n: progress.advance(articles_task, n)
+        )
+    elif workers == 1:
         done = await apply_articles(
             settings, writer, None, chunk, lambda n: progress.advance(articles_task, n)
         )
@@ -326,12 +336,17 @@ async def rebuild_fragments(
     workers: int | None = None,
     expire_old: int = EXPIRE_OLD_S,
     progress: ProgressLike | None = None,
+    group: bool = False,
+    members: int = 1,
+    members_wait: float = 60.0,
 ) -> FragmentSummary:
     """The blue/green rebuild; returns its summary (``switched`` False for a dry run, which only reads
     the pointers and counts the records it would render, in ``planned``).
 
     ``progress`` (a rich ``Progress``, or anything with its ``add_task``/``advance``/``update``) is told
-    how far it got; :class:`RebuildRefused` says why nothing was switched.
+    how far it got; :class:`RebuildRefused` says why nothing was switched. With ``group`` the enriched
+    topic is applied by a consumer group that processes elsewhere join (:mod:`newsroom.rendering.members`),
+    this one once ``members - 1`` others have joined (or ``members_wait`` seconds have passed).
     """
     redis = connect(settings.redis_url)
     pointers = Pointers(settings.template_version)
@@ -352,11 +367,18 @@ async def rebuild_fragments(
                 with _retired_is_fatal():
                     await writer.setup()
                     await render_log(
-                        settings, writer, summary, progress or Quiet(), chunk, workers or default_workers()
+                        settings,
+                        writer,
+                        summary,
+                        progress or Quiet(),
+                        chunk,
+                        workers or default_workers(),
+                        group,
                     )
                     await pointers.switch_to(redis, summary.new_namespace, replacing=old)
                     switched = summary.switched = True
         finally:
+            await redis.delete(plan_key(summary.new_namespace))  # a member still applying stops at its end
             if not switched:  # interrupted or refused: the site never saw it; let the partial namespace go
                 await expire_namespace(redis, summary.new_namespace, 60)
         summary.expired_old_keys = await expire_namespace(redis, old, expire_old) if old else 0

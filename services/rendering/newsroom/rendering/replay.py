@@ -11,19 +11,23 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
+from aiokafka import ConsumerRecord
+
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, unreadable_key_or_headers
 from newsroom.common.mirror import ReplayDecoder
 from newsroom.common.reading import read_topic
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings
-from newsroom.common.store import Pointers, connect
+from newsroom.common.store import Pointers
 from newsroom.common.topics import ENRICHED
-from newsroom.rendering.domain import Applied, Renderer
+from newsroom.rendering.applying import Applied
+from newsroom.rendering.domain import Renderer
 from newsroom.rendering.writer import FragmentWriter
 
 
@@ -63,18 +67,27 @@ async def apply_articles(
             async for batch in batches:
                 if stopping():
                     break
-                events: list[Any] = []  # at most a chunk: read_topic hands out no more at a time
-                for rec in batch:
-                    # a key or header that is not text: the live renderer dead-letters it; so skip it
-                    readable = unreadable_key_or_headers(rec.key, rec.headers) is None
-                    data = decoder.payload(rec.value) if readable else None
-                    if data is None:
-                        counts.undecodable += 1
-                    else:
-                        events.append(data)
-                counts.applied += await writer.apply(events)
+                # at most a chunk: read_topic hands out no more at a time
+                counts.applied += await writer.apply(decoded_events(batch, decoder, counts))
                 advance(len(batch))
     return counts
+
+
+def decoded_events(
+    batch: Sequence[ConsumerRecord[Any, Any]], decoder: ReplayDecoder, counts: ArticleCounts
+) -> list[Any]:
+    """The article events of ``batch`` in order; the records that are none are counted in ``counts``.
+
+    A record whose key or headers are not text is skipped as one (the live renderer dead-letters it)."""
+    events: list[Any] = []
+    for rec in batch:
+        readable = unreadable_key_or_headers(rec.key, rec.headers) is None
+        data = decoder.payload(rec.value) if readable else None
+        if data is None:
+            counts.undecodable += 1
+        else:
+            events.append(data)
+    return events
 
 
 _collections_made_rare = 0  # how many few_collections() blocks this process is in

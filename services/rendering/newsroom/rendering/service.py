@@ -31,19 +31,20 @@ from newsroom.common.lag import report_lag
 from newsroom.common.logging import configure_logging
 from newsroom.common.messaging import (
     Publisher,
-    Record,
-    batch_subscription,
     bound_to,
     delivered_again_on_failure,
     make_broker,
     process_batch_at_once,
 )
 from newsroom.common.ops import ops_routes
+from newsroom.common.records import Record, batch_subscription
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings, get_settings
-from newsroom.common.store import Pointers, connect
+from newsroom.common.store import Pointers
 from newsroom.common.tasks import in_background
 from newsroom.common.topics import ENRICHED, SNAPSHOTS
-from newsroom.rendering.domain import Applied, ArticleEvent, Renderer
+from newsroom.rendering.applying import Applied, ArticleEvent
+from newsroom.rendering.domain import Renderer
 from newsroom.rendering.healing import StoreWatch
 from newsroom.rendering.namespaces import Namespaces
 

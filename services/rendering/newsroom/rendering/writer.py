@@ -15,16 +15,16 @@ import redis.asyncio as aioredis
 
 from newsroom.common.events import ArticleEnriched, ArticleRetracted, QuoteUpdated
 from newsroom.common.store import GONE, Keys, Pointers, WriteBatch, transact
-from newsroom.rendering.domain import (
+from newsroom.rendering.applying import (
     Applied,
     ArticleEvent,
-    Renderer,
     Stored,
     article_id_of,
     instrument_ids,
     instruments_to_write,
     outcome,
 )
+from newsroom.rendering.domain import Renderer
 
 
 def meta_value(revision: int, erev: int, slug: str, tickers: Sequence[str], *, retracted: bool) -> bytes:
@@ -97,7 +97,7 @@ class FragmentWriter:
         """Apply article events (in log order) as one atomic write: as if applied one by one.
 
         One round trip reads what the store holds for these articles and their instruments; each
-        article's events are folded over that (:func:`~newsroom.rendering.domain.outcome`); only
+        article's events are folded over that (:func:`~newsroom.rendering.applying.outcome`); only
         the pages they end with are rendered; one MULTI/EXEC writes them all, unless one of these
         articles was written meanwhile: then it reads and decides again (see
         :func:`~newsroom.common.store.transact`).

@@ -22,7 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_late
 from redis.exceptions import RedisError
 
 from newsroom.common.logging import configure_logging
-from newsroom.common.store import FragmentReader, Keys, Pointers, connect, dependencies, site_problem
+from newsroom.common.redis_client import connect
+from newsroom.common.store import FragmentReader, Keys, Pointers, dependencies, site_problem
 from newsroom.web.domain import (
     ASSET_TYPES,
     HTML,

@@ -1,4 +1,4 @@
-"""The quotes service's hot path without a broker: fast decoding, ingest verdicts, configuration, replays."""
+"""The quotes engine without a broker: fast decoding, ingest verdicts, configuration, replays."""
 
 from __future__ import annotations
 
@@ -14,18 +14,11 @@ import pytest
 
 from newsroom.common.events import TickReceived, encode, new_envelope
 from newsroom.common.settings import Settings
-from newsroom.quotes.domain import QuoteBook
+from newsroom.quotes.book import QuoteBook
+from newsroom.quotes.engine import KNOWN_SPLITS_FILE, book_config, ingest, load_splits
+from newsroom.quotes.exchanges import known_instrument
 from newsroom.quotes.feeds import read_intraday_bars, read_tse_daily
-from newsroom.quotes.pipeline import (
-    KNOWN_SPLITS_FILE,
-    book_config,
-    decode_tick,
-    fast_tick_fields,
-    ingest,
-    known_instrument,
-    load_splits,
-    tick_fields,
-)
+from newsroom.quotes.ticks import decode_tick, fast_tick_fields, tick_fields
 from tests.quotes import helpers
 
 QUOTES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "quotes"
@@ -34,7 +27,7 @@ OLD = datetime(2016, 4, 15, 14, 0, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Rec:
-    """The two fields of a consumed record the pipeline reads."""
+    """The two fields of a consumed record the engine reads."""
 
     value: bytes | None
     timestamp: int
@@ -59,7 +52,7 @@ def raw(data: dict[str, object], **envelope: object) -> Rec:
     return Rec(orjson.dumps(doc), int(time.time() * 1000))
 
 
-# The pipeline tests trade an instrument of their own, at a time in the past, by default.
+# The engine tests trade an instrument of their own, at a time in the past, by default.
 tick = partial(helpers.tick, at=OLD, symbol="QTST", volume=0)
 
 

@@ -15,7 +15,7 @@ from newsroom.common.reading import read_topic, running
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS
 from tests.conftest import RunningStack, apoll
-from tests.ingestion.helpers import newsroom
+from tests.fakes import newsroom
 
 
 async def letters_for(settings: Settings, key: str) -> list[DeadLetter]:

@@ -16,10 +16,9 @@ from newsroom.common.admin import (
 from newsroom.common.reading import running, spans
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES, ENRICHED
+from tests.cli.helpers import new_article, pipeline_idle
 from tests.conftest import RunningStack, scratch_topic
-from tests.ingestion.helpers import newsroom
-from tests.replay.helpers import new_article, pipeline_idle
-from tests.replay.test_rebuild import submit
+from tests.fakes import newsroom, submit
 
 
 async def offsets_of(settings: Settings, group: str, topic: str) -> dict[TopicPartition, int]:

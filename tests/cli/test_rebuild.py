@@ -19,10 +19,11 @@ from aiokafka import AIOKafkaProducer
 from newsroom.cli import demo
 from newsroom.cli.core import publish_ticks
 from newsroom.common.events import ArticleSubmitted, decode, encode, new_envelope
-from newsroom.common.store import GONE, Pointers, connect
+from newsroom.common.redis_client import connect
+from newsroom.common.store import GONE, Pointers
 from newsroom.common.topics import ARTICLES, ENRICHED, SNAPSHOTS
 from newsroom.rendering import rebuild as rebuild_module
-from newsroom.rendering.domain import Applied
+from newsroom.rendering.applying import Applied
 from newsroom.rendering.rebuild import (
     RebuildRefused,
     _in_workers,
@@ -32,10 +33,7 @@ from newsroom.rendering.rebuild import (
 )
 from newsroom.rendering.replay import apply_articles, few_collections
 from newsroom.rendering.writer import stored_from_meta
-from tests.conftest import RunningStack, apoll, poll
-from tests.ingestion.helpers import newsroom
-from tests.rendering.test_domain import enriched
-from tests.replay.helpers import (
+from tests.cli.helpers import (
     active_namespace,
     new_article,
     pipeline_idle,
@@ -45,17 +43,10 @@ from tests.replay.helpers import (
     snapshot_namespace,
     snapshot_pages,
 )
+from tests.conftest import RunningStack, apoll, poll
+from tests.fakes import enriched, newsroom, submit
 
 STATIC = ["layout:head", "layout:foot", "asset:site.css", "asset:live.js"]
-
-
-def submit(stack: RunningStack, article: dict[str, object]) -> tuple[str, str]:
-    """Post an article, wait until the site serves it; returns (article id, page path)."""
-    r = httpx.post(f"{stack.api}/v1/articles", json=article, headers=stack.auth(), timeout=30)
-    assert r.status_code == 202, r.text
-    path: str = r.json()["url"]
-    poll(lambda: httpx.get(stack.web + path), lambda resp: resp.status_code == 200)
-    return r.json()["article_id"], path
 
 
 async def quotes_applied(redis: aioredis.Redis, namespace: str, iids: Sequence[str]) -> bool:

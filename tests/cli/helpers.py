@@ -12,8 +12,9 @@ import orjson
 import redis.asyncio as aioredis
 
 from newsroom.common.lag import lag_rows
+from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings
-from newsroom.common.store import Keys, Pointers, connect
+from newsroom.common.store import Keys, Pointers
 from tests.conftest import apoll
 
 GROUPS = ("enrichment", "rendering-articles", "rendering-quotes", "quotes")

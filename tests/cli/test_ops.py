@@ -11,15 +11,12 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from newsroom.common.reading import read_topic, to_ms
-from newsroom.common.store import connect
+from newsroom.common.redis_client import connect
 from newsroom.common.topics import ARTICLES, DEAD_LETTERS, ENRICHED
 from newsroom.rendering.writer import stored_from_meta
-from tests.common.test_output_failures import submit_too_rich
-from tests.common.test_read_topic import send_batch
+from tests.cli.helpers import active_namespace, new_article, pipeline_idle
 from tests.conftest import RunningStack, apoll, poll, scratch_topic
-from tests.ingestion.helpers import newsroom
-from tests.replay.helpers import active_namespace, new_article, pipeline_idle
-from tests.replay.test_rebuild import submit
+from tests.fakes import newsroom, send_batch, submit, submit_too_rich
 
 
 async def enrichment_revision(redis: aioredis.Redis, namespace: str, article_id: str) -> int:

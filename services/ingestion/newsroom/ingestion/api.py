@@ -36,7 +36,7 @@ from newsroom.ingestion.domain import (
 from newsroom.ingestion.engine import Ingestor, Unavailable, UnknownArticle
 
 MAX_BATCH = 500
-RETRY_AFTER = {"Retry-After": "5"}  # a 503's: the broker is away or the registry is being rebuilt
+RETRY_AFTER = {"Retry-After": "5"}  # a 503's: the broker or the registry store away, or a rebuild
 MAX_CORRELATION_ID = 200  # characters kept of a client's x-correlation-id (it travels in every event)
 # the body is read by the article dependency, so the documentation is told its shape
 ARTICLE_BODY = {

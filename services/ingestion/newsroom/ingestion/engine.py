@@ -7,6 +7,10 @@ and content hash, the article id of a revision or retraction, then every article
 what the store knows of them, decides with the rules of :class:`~newsroom.ingestion.domain.ArticleRegistry`,
 publishes, writes the events through to the store and releases the claims. No broker is built here:
 it is given a :class:`~newsroom.common.messaging.Publisher`.
+
+Over ~400 lines for a reason: deciding under claims and keeping the registry it decides against
+ready (start, rebuild, heal, watch) are one state (``ready``, the healing task) that both sides
+change; split in two modules they would reach into each other's private parts.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ SERVICE = "ingestion"
 T = TypeVar("T")
 log = structlog.get_logger(SERVICE)
 REBUILDING = "the article registry is being rebuilt from the log"
+STORE_WATCH_S = 1.0  # how often a running replica looks for its store's marker
 FIRST_PAUSE_S, LONGEST_PAUSE_S = 0.005, 0.1  # between tries of a claim another decider holds
 
 
@@ -178,6 +183,16 @@ class Ingestor:
             self._heal_soon()
             return REBUILDING
         return None
+
+    async def watch(self, interval: float = STORE_WATCH_S) -> None:
+        """Look at the store every ``interval`` seconds: one emptied (flushed, replaced) is rebuilt
+        then, not when a request or a probe comes."""
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(RedisError, OSError):  # unreachable: a request or probe says so
+                if self.ready and not await self.store.current():
+                    log.warning("the article registry store lost its marker: rebuilding it from the log")
+                    self._heal_soon()
 
     def log_lost(self) -> None:
         """The broker lost the articles topic (see :class:`~newsroom.common.health.LogWatch`): the registry

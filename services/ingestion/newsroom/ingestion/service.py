@@ -115,7 +115,7 @@ def serve(svc: Ingestion) -> FastAPI:
         watch = LogWatch(settings, broker, health, on_log_lost=ingestor.log_lost)
         ingestor.gate = lambda: None if health.ok else health.describe()
         try:
-            async with in_background(watch.run()):
+            async with in_background(watch.run(), ingestor.watch()):
                 yield
         finally:
             await ingestor.close()

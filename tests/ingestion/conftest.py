@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -37,3 +38,10 @@ async def api() -> AsyncIterator[Api]:
         writer = {"Authorization": f"Bearer {API_KEY}"}
         async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=writer) as client:
             yield Api(client, published, svc)
+
+
+@pytest.fixture
+def group() -> str:
+    """A registry consumer group of this test's own: a group that earlier tests' replicas left takes
+    the broker a session timeout to rebalance."""
+    return f"ingestion-registry-test-{uuid.uuid4().hex[:8]}"

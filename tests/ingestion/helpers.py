@@ -7,8 +7,8 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +21,9 @@ from newsroom.common.reading import read_topic
 from newsroom.common.records import Record
 from newsroom.common.settings import Settings
 from newsroom.common.topics import ARTICLES
-from newsroom.ingestion.service import Ingestion
+from newsroom.ingestion.service import Ingestion, build, serve
+from tests.conftest import API_KEY as STACK_API_KEY
+from tests.conftest import apoll
 from tests.fakes import newsroom as newsroom  # the shared runner, used here too
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,3 +171,23 @@ async def refused(api: Api, raw: str, field_name: str) -> None:
     assert result["outcome"] == "rejected"
     assert result["reason"].startswith((f"{field_name}:", f"{field_name}.")), result
     assert api.sent == []
+
+
+@asynccontextmanager
+async def replica(
+    settings: Settings, group: str, *, wait_ready: bool = True
+) -> AsyncIterator[tuple[httpx.AsyncClient, Ingestion]]:
+    """One ingestion replica over the real broker and Redis of ``settings``, its registry consumer in
+    ``group``, started (its lifespan run, then ready unless ``wait_ready`` is false) and driven over
+    ASGI by a client holding a key that may write."""
+    svc = build(settings, group=group)
+    app = serve(svc)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        writer = {"Authorization": f"Bearer {STACK_API_KEY}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://replica", headers=writer, timeout=60
+        ) as client:
+            if wait_ready:
+                await apoll(lambda: client.get("/readyz"), lambda r: r.status_code == 200)
+            yield client, svc

@@ -33,10 +33,10 @@ from newsroom.ingestion.domain import (
     parse_article,
     validation_reason,
 )
-from newsroom.ingestion.engine import Ingestor, PublishFailed
+from newsroom.ingestion.engine import Ingestor, Unavailable, UnknownArticle
 
 MAX_BATCH = 500
-RETRY_AFTER = {"Retry-After": "5"}  # a 503's: the broker is away or the registry is being rebuilt
+RETRY_AFTER = {"Retry-After": "5"}  # a 503's: the broker or the registry store away, or a rebuild
 MAX_CORRELATION_ID = 200  # characters kept of a client's x-correlation-id (it travels in every event)
 # the body is read by the article dependency, so the documentation is told its shape
 ARTICLE_BODY = {
@@ -125,10 +125,11 @@ def _answer(decision: Decision) -> JSONResponse:
 
 
 async def _published(outcome: Awaitable[Any]) -> Any:
-    """``outcome``'s result; a publish that failed is a 503 with ``Retry-After``."""
+    """``outcome``'s result; a publish that failed, or a registry not reachable now, is a 503 with
+    ``Retry-After``."""
     try:
         return await outcome
-    except PublishFailed as exc:
+    except Unavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers=RETRY_AFTER) from exc
 
 
@@ -216,11 +217,12 @@ def router(ingestor: Ingestor, settings: Settings) -> APIRouter:
         _: Annotated[str, Depends(require_writer)],
     ) -> JSONResponse:
         """Publish a new revision of an existing article."""
-        if article_id not in ingestor.registry.by_id:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id}")
-        return await _decided(
-            ingestor.submit(article, article_id=article_id, correlation_id=_correlation(request))
-        )
+        try:
+            return await _decided(
+                ingestor.submit(article, article_id=article_id, correlation_id=_correlation(request))
+            )
+        except UnknownArticle as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id}") from exc
 
     @router.delete("/v1/articles/{article_id}", status_code=202, response_model=Accepted)
     async def retract_article(

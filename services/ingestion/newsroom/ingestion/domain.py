@@ -1,9 +1,10 @@
 """Ingestion rules, free of I/O: normalise a submission, and decide whether it is a new
 article, a revision of a known one, or a duplicate.
 
-The :class:`ArticleRegistry` is a projection of the articles topic: the ingestion service
-rebuilds it from the log at start-up and keeps it current as it publishes, so the same
-article never becomes two, and revisions stay monotonic.
+The :class:`ArticleRegistry` is a projection of the articles topic, and the rules a submission is
+decided by. The service keeps the registry in a store every replica shares
+(:mod:`newsroom.ingestion.registry`) and decides against the part of it a submission reaches, read
+under claims, so the same article never becomes two and revisions stay monotonic.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
-from typing import Annotated, Any, Literal
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     AnyHttpUrl,
@@ -40,6 +40,7 @@ from newsroom.common.events import (
     Payload,
 )
 from newsroom.common.sanitize import sanitize_html
+from newsroom.ingestion.urls import canonical_url, item_key
 
 _WS = re.compile(r"\s+")
 _TAGS = re.compile(r"<[^>]+>")
@@ -190,48 +191,6 @@ def slugify(headline: str, article_id: str) -> str:
     return f"{words[:80].rstrip('-')}-{article_id[:8]}"
 
 
-# Query parameters that say how a reader came to a page, not which page (besides every "utm…" one).
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "ocid", "cmpid", "cmp", "smid",
-    "ref", "ref_src", "mod", "ncid", "taid", "yptr", "guccounter", "_ga", "_gl", "sr_share", "spm", "s_cid",
-    "at_medium", "at_campaign", "xtor", "ito", "rss",
-})  # fmt: skip
-_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
-
-
-def _escapes_upper(text: str) -> str:
-    return _ESCAPE.sub(lambda m: m.group(0).upper(), text)
-
-
-def _tracking(pair: str) -> bool:
-    name = unquote_plus(pair.partition("=")[0]).lower()
-    return name.startswith("utm") or name in TRACKING_PARAMS
-
-
-def canonical_url(url: str | None) -> str | None:
-    """The URL an article is known by: scheme and host lower-cased, no fragment, no trailing slash, and
-    the query without tracking parameters, its parameters in order (the rest of it, and the path's
-    case, can name the article). Percent-escapes are upper-cased and ``+`` in the query is ``%20``;
-    nothing is decoded, so no escape is lost."""
-    if not url or not url.strip():
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:  # too broken to split: known by itself
-        return url.strip()
-    kept = (pair for pair in parts.query.split("&") if pair and not _tracking(pair))
-    pairs = sorted(_escapes_upper(pair.replace("+", "%20")) for pair in kept)
-    path = _escapes_upper(parts.path).rstrip("/")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "&".join(pairs), ""))
-
-
-def item_key(source_id: str) -> str:
-    """What a source's item id is compared by: a URL used as an id is compared as its canonical URL."""
-    if source_id.startswith(("http://", "https://")):
-        return canonical_url(source_id) or source_id
-    return source_id
-
-
 def content_hash(headline: str, body_html: str) -> str:
     text = plain(headline) + "\n" + plain(body_html)
     return hashlib.sha256(text.lower().encode()).hexdigest()
@@ -258,6 +217,47 @@ def refuse_if_too_large(event: ArticleContent) -> None:
             f"the article is too large to publish: about {size:,} bytes as an event, "
             f"the limit is {ARTICLE_EVENT_BYTES:,}"
         )
+
+
+class Prepared(NamedTuple):
+    """A submission's text as it would be published, and what it is matched by."""
+
+    headline: str
+    body_html: str
+    content_hash: str
+    url: str | None
+
+
+def prepare(article: ArticleIn) -> Prepared:
+    """``article``'s headline and body as published, its content hash and URL; :class:`FieldRefused`
+    for a body with no text left, or one the sanitiser turned into a character no field may hold."""
+    body_html = sanitize_html(article.body) if article.body_format == "html" else text_to_html(article.body)
+    if not plain(body_html):
+        raise FieldRefused("body", "no text left after sanitising")
+    if found := _NOT_TEXT.search(body_html):  # a character reference (&#1;) decoded by the sanitiser
+        raise FieldRefused("body", f"its HTML holds {_unwanted(found)} of the sanitised body")
+    headline = plain(article.headline)
+    return Prepared(
+        headline, body_html, content_hash(headline, body_html), str(article.url) if article.url else None
+    )
+
+
+def source_key(source: str, source_id: str) -> str:
+    """What a source's item is indexed by: the source and its item id, compared by :func:`item_key`."""
+    return f"{source}\x00{item_key(source_id)}"
+
+
+def match_keys(source: str, source_id: str | None, url: str | None, hash_: str) -> list[tuple[str, str]]:
+    """The index keys (``src``, ``url``, ``hash``) an article with these could be found by, or known by."""
+    keys = [("src", source_key(source, source_id))] if source_id else []
+    if curl := canonical_url(url):
+        keys.append(("url", curl))
+    return [*keys, ("hash", hash_)]
+
+
+def index_keys(event: ArticleContent) -> list[tuple[str, str]]:
+    """The index keys an article event makes its article known by (see :meth:`ArticleRegistry.find`)."""
+    return match_keys(event.source, event.source_id, event.url, event.content_hash)
 
 
 @dataclass
@@ -318,12 +318,9 @@ class ArticleRegistry:
                 payload.source,
                 payload.source_id,
             )
-            if payload.source_id:
-                self.by_source_id[f"{payload.source}\x00{item_key(payload.source_id)}"] = payload.article_id
-            url = canonical_url(payload.url)
-            if url:
-                self.by_url[url] = payload.article_id
-            self.by_hash[payload.content_hash] = payload.article_id
+            fields = {"src": self.by_source_id, "url": self.by_url, "hash": self.by_hash}
+            for kind, value in index_keys(payload):
+                fields[kind][value] = payload.article_id
         elif isinstance(payload, ArticleRetracted):
             known = self.by_id.get(payload.article_id)
             if known:
@@ -337,7 +334,7 @@ class ArticleRegistry:
         A URL or content match with an article the same source knows by another id of its own is not
         one: the source says they are two items.
         """
-        if source_id and (hit := self.by_source_id.get(f"{source}\x00{item_key(source_id)}")):
+        if source_id and (hit := self.by_source_id.get(source_key(source, source_id))):
             return self.by_id[hit]
         by_url = self.by_url.get(curl) if (curl := canonical_url(url)) else None
         for hit in (by_url, self.by_hash.get(hash_)):
@@ -346,18 +343,12 @@ class ArticleRegistry:
                 return known
         return None
 
-    def submit(self, article: ArticleIn, *, article_id: str | None = None) -> Decision:
-        """Decide what a submission means; ``article_id`` forces a revision of that article."""
-        body_html = (
-            sanitize_html(article.body) if article.body_format == "html" else text_to_html(article.body)
-        )
-        if not plain(body_html):
-            raise FieldRefused("body", "no text left after sanitising")
-        if found := _NOT_TEXT.search(body_html):  # a character reference (&#1;) decoded by the sanitiser
-            raise FieldRefused("body", f"its HTML holds {_unwanted(found)} of the sanitised body")
-        headline = plain(article.headline)
-        hash_ = content_hash(headline, body_html)
-        url = str(article.url) if article.url else None
+    def submit(
+        self, article: ArticleIn, *, article_id: str | None = None, prepared: Prepared | None = None
+    ) -> Decision:
+        """Decide what a submission means; ``article_id`` forces a revision of that article
+        (``prepared`` is :func:`prepare` of ``article``, if the caller has it already)."""
+        headline, body_html, hash_, url = prepared or prepare(article)
         if article_id:
             known = self.by_id.get(article_id)
         else:

@@ -26,12 +26,12 @@ from newsroom.rendering import rebuild as rebuild_module
 from newsroom.rendering.applying import Applied
 from newsroom.rendering.rebuild import (
     RebuildRefused,
-    _in_workers,
     expire_namespace,
     rebuild_fragments,
     retire_version,
 )
 from newsroom.rendering.replay import apply_articles, few_collections
+from newsroom.rendering.workers import in_workers
 from newsroom.rendering.writer import stored_from_meta
 from tests.cli.helpers import (
     active_namespace,
@@ -293,7 +293,7 @@ async def test_when_this_process_share_fails_the_rebuild_ends_with_its_error(sta
         await redis.set(pointers.shadow, namespace, ex=60)  # the workers' writes are allowed
         with pytest.raises(RuntimeError, match="this share failed"):
             # this process takes every partition (so it sees an article, wherever the keys hashed)
-            await _in_workers(stack.settings, Failing(), [[0, 1, 2], [1], [2]], 1, lambda n: None)
+            await in_workers(stack.settings, Failing(), [[0, 1, 2], [1], [2]], 1, lambda n: None)
     finally:
         await redis.delete(pointers.shadow)
         await expire_namespace(redis, namespace, 1)

@@ -20,6 +20,9 @@ Writes go through :class:`WriteBatch`: one MULTI/EXEC that also publishes, on
 ``<namespace>:invalidate``, the name of everything it touched, so a web process can keep
 hot pages in memory and drop exactly the ones that changed. A page is read by one Lua
 call: one round trip, one consistent state.
+
+Over ~400 lines for a reason: the layout, the pointers, the writes and the reads are one format, which
+the renderer writes and the web tier reads byte for byte; they change together.
 """
 
 from __future__ import annotations

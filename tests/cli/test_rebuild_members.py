@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from newsroom.common.redis_client import connect
+from newsroom.rendering.members import write_plan
 from tests.cli.helpers import active_namespace, new_article, pipeline_idle, snapshot_namespace
 from tests.conftest import RunningStack
 from tests.fakes import REPO, newsroom, submit
@@ -88,4 +89,25 @@ def test_joining_when_no_rebuild_runs_is_one_line_and_exit_1(stack: RunningStack
     done = newsroom(stack, "rebuild", "fragments", "--join", "--wait", "1")
     assert done.returncode == 1
     assert "no rebuild to join" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_member_of_a_rebuild_that_is_no_longer_the_shadow_one_stops_in_one_line(
+    stack: RunningStack,
+) -> None:
+    """A joined process whose namespace stopped being the shadow one writes nothing there and says so."""
+    submit(stack, new_article())
+    stale = f"nr:{stack.settings.template_version}:19700101T000000000000Z"
+
+    async def plan_a_stale_rebuild() -> None:
+        redis = connect(stack.settings.redis_url)
+        try:
+            await write_plan(redis, stale, {0: 1, 1: 1, 2: 1})
+        finally:
+            await redis.aclose()
+
+    asyncio.run(plan_a_stale_rebuild())
+    done = newsroom(stack, "rebuild", "fragments", "--join", stale, "--wait", "5")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"the rebuild into {stale} ended before this process was done" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr

@@ -79,6 +79,9 @@ async def raw_batch(message: StreamMessage[Any]) -> list[ConsumerRecord[Any, Any
     return list(raw) if isinstance(raw, tuple | list) else [raw]
 
 
+RESTORE_TIMEOUT_S = 15.0  # for every assigned partition's snapshot to be read, or history is replayed
+
+
 class Checkpointer:
     """Writes the engine's partition states when they are due (and all of them when asked)."""
 
@@ -155,9 +158,10 @@ class Rebalance(ConsumerRebalanceListener):
         self.health.fail(RESTORING, f"restoring ticks partitions {mine}")
         started = time.perf_counter()
         try:
-            found: list[Restored | None] = list(
-                await asyncio.gather(*(read_snapshot(self.settings, p) for p in mine))
-            )
+            async with asyncio.timeout(RESTORE_TIMEOUT_S):  # a broker that lost its log can stall a read
+                found: list[Restored | None] = list(
+                    await asyncio.gather(*(read_snapshot(self.settings, p) for p in mine))
+                )
         except Exception:  # a partition must not go unowned: rebuilt from its whole history instead
             log.exception(
                 "reading the partitions' snapshots failed; replaying their history", partitions=mine

@@ -153,6 +153,7 @@ async def read_snapshot(settings: Settings, partition: int) -> Restored | None:
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         fetch_max_bytes=4 * MAX_EVENT_BYTES,
         max_partition_fetch_bytes=2 * MAX_EVENT_BYTES,
+        request_timeout_ms=5_000,  # a broker that lost its log answers slowly: fall back to history sooner
     )
     async with running(consumer):
         if partition not in (consumer.partitions_for_topic(QUOTE_STATE.name) or set()):

@@ -32,7 +32,7 @@ from newsroom.common.events import ArticleEnriched, ArticleRetracted
 from newsroom.common.mirror import ReplayDecoder
 from newsroom.common.redis_client import connect
 from newsroom.common.settings import Settings
-from newsroom.common.store import Pointers
+from newsroom.common.store import NamespaceRetired, Pointers
 from newsroom.common.topics import ENRICHED
 from newsroom.rendering.domain import Renderer
 from newsroom.rendering.replay import ArticleCounts, decoded_events, few_collections
@@ -46,6 +46,10 @@ _LOST_GENERATION = (CommitFailedError, IllegalGenerationError, RebalanceInProgre
 
 class NoRebuildToJoin(Refused):
     """``--join`` found no rebuild in progress (no shadow namespace with a plan)."""
+
+
+class RebuildEnded(Refused):
+    """The rebuild this process joined stopped being the shadow one (interrupted, refused or replaced)."""
 
 
 def group_of(namespace: str) -> str:
@@ -180,6 +184,11 @@ async def join_rebuild(
             await asyncio.sleep(0.2)
         writer = FragmentWriter(redis, target, Renderer.for_settings(settings), pointers)
         log.info("joining the rebuild", namespace=target, group=group_of(target), partitions=len(plan))
-        return target, await apply_as_member(settings, writer, plan, chunk, advance)
+        try:
+            return target, await apply_as_member(settings, writer, plan, chunk, advance)
+        except NamespaceRetired as exc:  # the starting process gave up, or another rebuild replaced it
+            raise RebuildEnded(
+                f"the rebuild into {target} ended before this process was done ({exc})"
+            ) from exc
     finally:
         await redis.aclose()
